@@ -1,0 +1,264 @@
+"""Configuration: ``conf/base`` plus one overlay chosen by ``--env``, then environment overrides.
+
+Why this shape: everything that differs between a laptop and a cluster (lake root, master, source
+endpoints) is configuration, never code. Base config holds no paths, hosts or secrets; overlays do,
+and secrets are only ever *names* of environment variables, read when used.
+
+Load order (later wins, dicts merged key by key):
+  1. ``conf/base/*.yaml``
+  2. ``conf/<env>/*.yaml``
+  3. environment variables ``LAKEHOUSE__SECTION__KEY=value`` (value parsed as YAML, so numbers and
+     booleans keep their type).
+
+The merged result is validated by pydantic models with ``extra="forbid"``, so a missing or mistyped
+key fails with a message naming the key and the files that were read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lakehouse.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "LAKEHOUSE__"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeConfig(_Strict):
+    """Where the lake lives. ``root`` is a URI: ``file:///abs/path`` or ``hdfs://host:port/path``."""
+
+    root: str
+    webhdfs_url: str | None = None  # e.g. http://127.0.0.1:9870, for raw uploads to HDFS
+    hdfs_user: str | None = None
+
+    @field_validator("root")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not (value.startswith("file://") or value.startswith("hdfs://") or "://" not in value):
+            raise ValueError(f"lake.root must be file://, hdfs:// or a local path, got {value!r}")
+        return value
+
+
+class SparkConfig(_Strict):
+    app_prefix: str = "churn"
+    # Used only when nothing else (spark-submit --master) chose a master.
+    default_master: str | None = None
+    jars_dir: str = ".jars/runtime"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class RetryConfig(_Strict):
+    max_attempts: int = Field(ge=1)
+    initial_wait_s: float = Field(ge=0)
+    max_wait_s: float = Field(ge=0)
+    timeout_s: float = Field(gt=0)
+
+
+class JdbcSource(_Strict):
+    kind: Literal["jdbc"]
+    url: str
+    driver: str
+    tables: list[str]
+    user_env: str | None = None
+    password_env: str | None = None
+
+
+class FileSource(_Strict):
+    kind: Literal["files"]
+    inbox: str
+    pattern: str  # with {date} placeholder
+    format: Literal["csv", "jsonl"]
+    type: str
+
+
+class HttpSource(_Strict):
+    kind: Literal["http"]
+    base_url: str
+    token_env: str
+    endpoints: list[str]
+    page_size: int = Field(gt=0)
+
+
+class SourcesConfig(_Strict):
+    crm: JdbcSource
+    billing: FileSource
+    web: FileSource
+    support_api: HttpSource
+
+
+class FaultRates(_Strict):
+    missing: float = Field(ge=0, le=1)
+    duplicate: float = Field(ge=0, le=1)
+    out_of_range: float = Field(ge=0, le=1)
+    malformed: float = Field(ge=0, le=1)
+    late: float = Field(ge=0, le=1)
+    bad_format: float = Field(ge=0, le=1)
+    schema_change_day: int | None = None  # day offset from start_date; billing gains a column
+
+
+class ChurnConfig(_Strict):
+    target_monthly_rate: float = Field(gt=0, lt=1)
+    tolerance: float = Field(gt=0, lt=1)
+
+
+class ApiSimConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+    rate_limit_per_s: float = Field(gt=0)
+    failure_rate: float = Field(ge=0, le=1)
+    slow_rate: float = Field(ge=0, le=1)
+    slow_seconds: float = Field(ge=0)
+    token_env: str
+
+
+class SimulatorConfig(_Strict):
+    seed: int
+    start_date: dt.date
+    days: int = Field(gt=0)
+    customers: int = Field(gt=0)
+    output_dir: str
+    faults: FaultRates
+    churn: ChurnConfig
+    api: ApiSimConfig
+
+
+class Settings(_Strict):
+    env: str
+    project_root: str
+    lake: LakeConfig
+    spark: SparkConfig
+    retry: RetryConfig
+    sources: SourcesConfig
+    simulator: SimulatorConfig
+    logs_dir: str
+
+    # ---- derived helpers -------------------------------------------------------------------
+    def path(self, value: str) -> Path:
+        """Resolve a local path from config relative to the project root."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.project_root) / p
+
+    @property
+    def lake_uri(self) -> str:
+        """The lake root as a URI (``file:///abs`` for local paths)."""
+        root = self.lake.root
+        if "://" not in root:
+            return self.path(root).resolve().as_uri()
+        return root.rstrip("/")
+
+    @property
+    def is_hdfs(self) -> bool:
+        return self.lake_uri.startswith("hdfs://")
+
+
+def _read_yaml_dir(folder: Path) -> tuple[dict[str, Any], list[str]]:
+    merged: dict[str, Any] = {}
+    files = []
+    for file in sorted(folder.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: top level must be a mapping, got {type(data).__name__}")
+        # an emptied section (`lake:` with nothing under it) counts as present but empty
+        data = {k: ({} if v is None else v) for k, v in data.items()}
+        merged = deep_merge(merged, data)
+        files.append(str(file.relative_to(folder.parent.parent)))
+    return merged, files
+
+
+def deep_merge(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``other`` into a copy of ``base``; nested mappings merge, everything else replaces."""
+    out = dict(base)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]
+        if not keys:
+            continue
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return out
+
+
+def available_envs(conf_dir: Path | None = None) -> list[str]:
+    conf_dir = conf_dir or PROJECT_ROOT / "conf"
+    return sorted(p.name for p in conf_dir.iterdir() if p.is_dir() and p.name != "base")
+
+
+def load_settings(
+    env: str = "local",
+    overrides: dict[str, Any] | None = None,
+    conf_dir: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Load and validate the configuration for ``env``; raise ConfigError with a one-line reason."""
+    conf_dir = conf_dir or PROJECT_ROOT / "conf"
+    environ = dict(os.environ) if environ is None else environ
+    if not (conf_dir / env).is_dir() or env == "base":
+        raise ConfigError(
+            f"unknown environment {env!r}: no folder {conf_dir / env} "
+            f"(known: {', '.join(available_envs(conf_dir))})"
+        )
+    base, base_files = _read_yaml_dir(conf_dir / "base")
+    overlay, overlay_files = _read_yaml_dir(conf_dir / env)
+    merged = deep_merge(base, overlay)
+    merged = deep_merge(merged, _env_overrides(environ))
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    merged["env"] = env
+    merged.setdefault("project_root", str(PROJECT_ROOT))
+    files = ", ".join(base_files + overlay_files)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, files)) from None
+
+
+def _describe(exc: ValidationError, files: str) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            parts.append(f"missing key '{key}'")
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}' (mistyped?)")
+        else:
+            parts.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
+    return f"invalid configuration: {'; '.join(parts)} [read: {files}]"
+
+
+def secret(name: str | None, what: str) -> str | None:
+    """Read a secret from the environment by the variable name that config gives."""
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if value is None:
+        raise ConfigError(f"{what}: environment variable {name} is not set")
+    return value

@@ -1,0 +1,75 @@
+"""Building the one Spark session a job uses.
+
+The session gets Delta's extension and catalog, the locally resolved JARs (Delta, Deequ, JDBC
+drivers; see ``jvm/runtime/pom.xml``), UTC time and whatever ``spark.conf`` in config adds. It never
+hard-codes a master: under ``spark-submit`` the master comes from ``--master``; when a command runs
+in plain Python (tests, ``lakehouse run``), ``spark.default_master`` from config is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from lakehouse.config import Settings
+from lakehouse.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# pydeequ refuses to import without it; it must match the Spark minor of the installed pyspark.
+DEEQU_SPARK_VERSION = "3.5"
+
+
+def prepare_environment() -> None:
+    """Environment every Spark process here needs: loopback binding and pydeequ's version key."""
+    os.environ.setdefault("SPARK_VERSION", DEEQU_SPARK_VERSION)
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+
+def runtime_jars(settings: Settings) -> list[Path]:
+    """The JAR files Spark must load, resolved by ``make jars``; a clear error when missing."""
+    folder = settings.path(settings.spark.jars_dir)
+    jars = sorted(folder.glob("*.jar")) if folder.is_dir() else []
+    needed = ("delta-spark", "delta-storage", "deequ")
+    missing = [n for n in needed if not any(j.name.startswith(n) for j in jars)]
+    if missing:
+        raise ConfigError(
+            f"JARs {missing} not found in {folder} (spark.jars_dir); run `make jars` to resolve them with Maven"
+        )
+    return jars
+
+
+def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] | None = None):
+    """Create (or return the running) SparkSession configured for this project."""
+    prepare_environment()
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    submitted = SparkConf()  # carries spark-submit's --master/--jars when launched that way
+    builder = SparkSession.builder.appName(f"{settings.spark.app_prefix}-{app_name}")
+    master = submitted.get("spark.master", None)
+    if not master:
+        if not settings.spark.default_master:
+            raise ConfigError(
+                "no Spark master: run through spark-submit --master ..., or set spark.default_master "
+                f"in conf/{settings.env}"
+            )
+        master = settings.spark.default_master
+        builder = builder.master(master)
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+
+    jars = [str(j) for j in runtime_jars(settings)]
+    already = submitted.get("spark.jars", "")
+    if not already:
+        builder = builder.config("spark.jars", ",".join(jars))
+    conf = dict(settings.spark.conf)
+    conf.update(extra_conf or {})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("spark session %s on %s (Spark %s)", app_name, spark.sparkContext.master, spark.version)
+    return spark

@@ -1,0 +1,65 @@
+"""Shared fixtures: one Spark session for the whole run, test settings pointing at temp folders,
+and the simulated sources generated once at test scale."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("SUPPORT_API_TOKEN", "test-token")
+TOKEN = os.environ["SUPPORT_API_TOKEN"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_settings(tmp: Path, sources: Path | None = None, **overrides):
+    """Test settings with the lake, logs and source folders under ``tmp``."""
+    from lakehouse.config import deep_merge, load_settings
+
+    src = sources or tmp / "sources"
+    base = {
+        "lake": {"root": str(tmp / "lake")},
+        "logs_dir": str(tmp / "logs"),
+        "sources": {
+            "crm": {"url": f"jdbc:sqlite:{src / 'crm' / 'crm.db'}"},
+            "billing": {"inbox": str(src / "billing" / "inbox")},
+            "web": {"inbox": str(src / "web" / "logs")},
+        },
+        "simulator": {"output_dir": str(src)},
+    }
+    return load_settings("test", overrides=deep_merge(base, overrides))
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory):
+    return make_settings(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="session")
+def generated_sources(test_settings):
+    """The simulated source systems at test scale (300 customers x 40 days), generated once."""
+    from lakehouse.simulator.systems import generate_sources
+
+    out = Path(test_settings.simulator.output_dir)
+    summary = generate_sources(test_settings.simulator, out)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def spark(test_settings):
+    from lakehouse.spark import build_session
+
+    session = build_session(test_settings, "tests")
+    yield session
+    from lakehouse.quality_runtime import shutdown_deequ
+
+    shutdown_deequ(session)
+    session.stop()

@@ -1,0 +1,103 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import load_settings
+from lakehouse.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_conf(tmp: Path, base: str, overlay: str) -> Path:
+    (tmp / "base").mkdir()
+    (tmp / "dev").mkdir()
+    (tmp / "base" / "p.yaml").write_text(base)
+    (tmp / "dev" / "p.yaml").write_text(overlay)
+    return tmp
+
+
+def test_local_and_test_envs_load():
+    local = load_settings("local", environ={})
+    assert local.lake_uri == (ROOT / "lake").resolve().as_uri()
+    assert local.sources.billing.pattern == "transactions_{date}.csv"
+    assert load_settings("test", environ={}).simulator.customers == 300
+
+
+def test_unknown_env_names_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown environment 'nope'.*known: cluster, local, test"):
+        load_settings("nope")
+
+
+def test_missing_key_is_named_with_files(tmp_path):
+    base = (ROOT / "conf" / "base" / "pipeline.yaml").read_text()
+    overlay = (ROOT / "conf" / "local" / "pipeline.yaml").read_text().replace("  root: lake\n", "")
+    conf = write_conf(tmp_path, base, overlay)
+    with pytest.raises(ConfigError) as err:
+        load_settings("dev", conf_dir=conf, environ={})
+    msg = str(err.value)
+    assert "missing key 'lake.root'" in msg
+    assert "base/p.yaml" in msg and "dev/p.yaml" in msg
+
+
+def test_mistyped_key_and_wrong_type(tmp_path):
+    base = (ROOT / "conf" / "base" / "pipeline.yaml").read_text().replace("max_attempts: 6", "max_attempts: six")
+    overlay = (ROOT / "conf" / "local" / "pipeline.yaml").read_text() + "retyr:\n  x: 1\n"
+    conf = write_conf(tmp_path, base, overlay)
+    with pytest.raises(ConfigError) as err:
+        load_settings("dev", conf_dir=conf, environ={})
+    assert "unknown key 'retyr' (mistyped?)" in str(err.value)
+    assert "key 'retry.max_attempts'" in str(err.value) and "'six'" in str(err.value)
+
+
+def test_environment_overrides_keep_types():
+    s = load_settings("local", environ={"LAKEHOUSE__RETRY__MAX_ATTEMPTS": "9",
+                                        "LAKEHOUSE__LAKE__ROOT": "hdfs://127.0.0.1:9/x"})
+    assert s.retry.max_attempts == 9
+    assert s.is_hdfs and s.lake_uri == "hdfs://127.0.0.1:9/x"
+
+
+def run_cli(*args, env=None):
+    import os
+
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "lakehouse.cli", *args], capture_output=True, text=True,
+                          env=e, cwd=ROOT, timeout=120)
+
+
+def test_cli_bad_env_is_one_clear_line():
+    res = run_cli("--env", "nope", "check")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert res.stderr.startswith("error: unknown environment 'nope'")
+
+
+def test_cli_unusable_local_lake_root(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = run_cli("--env", "test", "check", env={"LAKEHOUSE__LAKE__ROOT": str(blocker / "lake")})
+    assert res.returncode == 2
+    assert res.stderr.startswith("error: lake root file://") and "not usable" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unreachable_hdfs_lake_root():
+    from tests.conftest import free_port
+
+    port = free_port()  # nothing listens there
+    res = run_cli("--env", "test", "check", env={
+        "LAKEHOUSE__LAKE__ROOT": f"hdfs://127.0.0.1:{port}/lake",
+        "LAKEHOUSE__LAKE__WEBHDFS_URL": f"http://127.0.0.1:{port}",
+        "LAKEHOUSE__RETRY__TIMEOUT_S": "2"})
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"error: lake root hdfs://127.0.0.1:{port}/lake is unreachable")
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cli_help_lists_subcommands():
+    res = run_cli("--help")
+    assert res.returncode == 0
+    for cmd in ("config", "check", "simulate", "demo"):
+        assert cmd in res.stdout
