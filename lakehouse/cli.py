@@ -90,6 +90,63 @@ def cmd_simulate_serve_api(args) -> int:
     return 0
 
 
+# ---- ingestion and the lake ------------------------------------------------------------------
+def cmd_ingest(args) -> int:
+    from lakehouse.ingest.run import ingest_source
+    from lakehouse.spark import build_session
+
+    settings = _settings(args)
+    spark = build_session(settings, f"ingest_{args.source}")
+    try:
+        for day in args.dates:
+            result = ingest_source(spark, settings, args.source, day)
+            print(json.dumps(result.as_dict(), indent=2, default=str))
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_lake_ls(args) -> int:
+    from lakehouse.browse import format_partitions, raw_partitions
+    from lakehouse.storage import storage_for
+
+    settings = _settings(args)
+    parts = list(raw_partitions(storage_for(settings), args.source, args.type))
+    print(format_partitions(parts))
+    return 0
+
+
+def cmd_lake_raw(args) -> int:
+    from lakehouse.browse import raw_sample
+
+    print(raw_sample(_settings(args), args.source, args.type, args.date, args.lines))
+    return 0
+
+
+def cmd_lake_table(args) -> int:
+    from lakehouse.browse import table_sample
+    from lakehouse.spark import build_session
+
+    settings = _settings(args)
+    spark = build_session(settings, "browse")
+    try:
+        print(table_sample(spark, settings, args.layer, args.name, args.date, args.limit))
+    finally:
+        spark.stop()
+    return 0
+
+
+def _dates(value: str):
+    """YYYY-MM-DD or an inclusive range YYYY-MM-DD:YYYY-MM-DD."""
+    import datetime as dt
+
+    from lakehouse.jobrunner import parse_date
+
+    first, _, last = value.partition(":")
+    start, end = parse_date(first), parse_date(last or first)
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
 # ---- demo -------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from lakehouse import demo
@@ -121,6 +178,30 @@ def build_parser() -> argparse.ArgumentParser:
     s = sim.add_parser("serve-api", help="serve the support/NPS vendor API until interrupted")
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_simulate_serve_api)
+
+    s = sub.add_parser("ingest", help="ingest one source for a date or a date range (one Spark session)")
+    s.add_argument("source", choices=["crm", "billing", "web", "support_api"])
+    s.add_argument("--run-date", dest="dates", required=True, type=_dates,
+                   help="YYYY-MM-DD or YYYY-MM-DD:YYYY-MM-DD (inclusive)")
+    s.set_defaults(func=cmd_ingest)
+
+    lake = sub.add_parser("lake", help="browse the lake").add_subparsers(dest="lake", required=True)
+    s = lake.add_parser("ls", help="list raw partitions with sizes and manifests")
+    s.add_argument("--source")
+    s.add_argument("--type")
+    s.set_defaults(func=cmd_lake_ls)
+    s = lake.add_parser("raw", help="show a raw partition's manifest and first records")
+    s.add_argument("source")
+    s.add_argument("type")
+    s.add_argument("date")
+    s.add_argument("--lines", type=int, default=10)
+    s.set_defaults(func=cmd_lake_raw)
+    s = lake.add_parser("table", help="show a sample of a Delta table")
+    s.add_argument("layer", help="bronze, silver, gold or ops")
+    s.add_argument("name")
+    s.add_argument("--date", help="only this _ingest_date")
+    s.add_argument("--limit", type=int, default=10)
+    s.set_defaults(func=cmd_lake_table)
 
     s = sub.add_parser("demo", help="generate the sources and run the pipeline end to end")
     s.add_argument("--days", type=int, help="only the first N days (default: all simulated days)")

@@ -72,6 +72,7 @@ class JdbcSource(_Strict):
     url: str
     driver: str
     tables: list[str]
+    updated_column: str = "updated_at"
     user_env: str | None = None
     password_env: str | None = None
 
@@ -135,6 +136,10 @@ class SimulatorConfig(_Strict):
     api: ApiSimConfig
 
 
+class DemoConfig(_Strict):
+    days: int = Field(gt=0)
+
+
 class Settings(_Strict):
     env: str
     project_root: str
@@ -144,6 +149,8 @@ class Settings(_Strict):
     sources: SourcesConfig
     simulator: SimulatorConfig
     logs_dir: str
+    schemas: dict[str, list[str]]
+    demo: DemoConfig
 
     # ---- derived helpers -------------------------------------------------------------------
     def path(self, value: str) -> Path:
@@ -158,6 +165,15 @@ class Settings(_Strict):
         if "://" not in root:
             return self.path(root).resolve().as_uri()
         return root.rstrip("/")
+
+    def source_types(self, source: str) -> list[str]:
+        """The data types one source delivers (tables, endpoints, or its single file type)."""
+        cfg = getattr(self.sources, source)
+        if cfg.kind == "jdbc":
+            return list(cfg.tables)
+        if cfg.kind == "http":
+            return list(cfg.endpoints)
+        return [cfg.type]
 
     @property
     def is_hdfs(self) -> bool:

@@ -32,3 +32,23 @@ def add_file_log(folder: Path, name: str) -> Path:
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
     return path
+
+
+class file_log:
+    """Context manager: send log records to ``folder/name`` for the duration of a block."""
+
+    def __init__(self, folder: Path, name: str):
+        self.path = folder / name
+        self.handler: logging.FileHandler | None = None
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handler = logging.FileHandler(self.path)
+        self.handler.setFormatter(logging.Formatter(FORMAT))
+        logging.getLogger().addHandler(self.handler)
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        if self.handler:
+            logging.getLogger().removeHandler(self.handler)
+            self.handler.close()

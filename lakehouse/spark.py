@@ -43,10 +43,15 @@ def runtime_jars(settings: Settings) -> list[Path]:
 def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] | None = None):
     """Create (or return the running) SparkSession configured for this project."""
     prepare_environment()
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
-    submitted = SparkConf()  # carries spark-submit's --master/--jars when launched that way
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # launched by spark-submit: join its JVM first, so SparkConf sees --master/--jars/--conf
+        SparkContext._ensure_initialized()
+    # in plain Python the JVM starts inside getOrCreate(), with the master and JARs set below on
+    # its command line (JDBC drivers must be on the driver's classpath from the start)
+    submitted = SparkConf()
     builder = SparkSession.builder.appName(f"{settings.spark.app_prefix}-{app_name}")
     master = submitted.get("spark.master", None)
     if not master:

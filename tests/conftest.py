@@ -20,11 +20,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_settings(tmp: Path, sources: Path | None = None, **overrides):
+def make_settings(tmp: Path, sources_dir: Path | None = None, **overrides):
     """Test settings with the lake, logs and source folders under ``tmp``."""
     from lakehouse.config import deep_merge, load_settings
 
-    src = sources or tmp / "sources"
+    src = sources_dir or tmp / "sources"
     base = {
         "lake": {"root": str(tmp / "lake")},
         "logs_dir": str(tmp / "logs"),

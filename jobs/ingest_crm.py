@@ -1,0 +1,20 @@
+"""Ingest the crm source for one logical date into the raw zone and bronze.
+
+    spark-submit --master local[2] --jars $(ls .jars/runtime/*.jar | paste -sd,) \
+        jobs/ingest_crm.py --run-date 2026-01-05 --env local
+"""
+
+import sys
+
+from lakehouse.ingest.run import ingest_source
+from lakehouse.jobrunner import run_job
+
+
+def main(argv=None) -> int:
+    return run_job("ingest_crm", __doc__.splitlines()[0],
+                   lambda spark, settings, args: ingest_source(spark, settings, "crm", args.run_date, args.run_id),
+                   argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

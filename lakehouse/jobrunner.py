@@ -1,0 +1,63 @@
+"""What every job in ``jobs/`` does around its step: arguments, config, logging, one session, exit code."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from typing import Callable
+
+from lakehouse import logs
+from lakehouse.config import Settings, load_settings
+from lakehouse.errors import LakehouseError
+
+log = logging.getLogger(__name__)
+
+
+def parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--run-date must be YYYY-MM-DD, got {value!r}") from None
+
+
+def job_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--run-date", required=True, type=parse_date, help="logical date YYYY-MM-DD")
+    p.add_argument("--env", default="local", help="configuration overlay under conf/")
+    p.add_argument("--run-id", help="run id to record (default: generated)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def run_job(name: str, description: str, step: Callable[[object, Settings, argparse.Namespace], object],
+            argv: list[str] | None = None) -> int:
+    """Parse args, load config, log to ``<logs_dir>/<name>/<date>.log``, run ``step`` in one session."""
+    args = job_args(description, argv)
+    logs.configure(args.verbose)
+    spark = None
+    started = time.perf_counter()
+    try:
+        settings = load_settings(args.env)
+        logfile = logs.add_file_log(settings.path(settings.logs_dir) / name, f"{args.run_date.isoformat()}.log")
+        log.info("job %s run_date=%s env=%s log=%s", name, args.run_date, args.env, logfile)
+        from lakehouse.spark import build_session
+
+        spark = build_session(settings, name)
+        result = step(spark, settings, args)
+        summary = result.as_dict() if hasattr(result, "as_dict") else result
+        log.info("job %s done in %.1fs: %s", name, time.perf_counter() - started, json.dumps(summary, default=str))
+        return 0
+    except LakehouseError as exc:
+        log.error("job %s failed: %s", name, exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if spark is not None:
+            from lakehouse.quality_runtime import shutdown_deequ
+
+            shutdown_deequ(spark)
+            spark.stop()

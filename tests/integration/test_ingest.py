@@ -1,0 +1,216 @@
+"""Ingestion of all four sources into the raw zone and bronze, against real servers and real Delta."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io
+from lakehouse.errors import SourceError
+from lakehouse.ingest.run import RUN_METADATA, ingest_source
+from lakehouse.simulator.api import ApiServer
+from lakehouse.storage import storage_for, table_uri
+from lakehouse.tables import AUDIT_TABLE
+from tests.conftest import TOKEN, free_port, make_settings
+
+SOURCES = ["crm", "billing", "web", "support_api"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def api(generated_sources):
+    out, _ = generated_sources
+    with ApiServer(out / "support", TOKEN, rate_limit_per_s=1000) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, generated_sources, api):
+    out, summary = generated_sources
+    settings = make_settings(tmp_path_factory.mktemp("ingest"), sources_dir=out,
+                             sources={"support_api": {"base_url": api.url}})
+    start = dt.date.fromisoformat(summary["start_date"])
+    return settings, [start + dt.timedelta(days=i) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def ingested(spark, lake):
+    settings, dates = lake
+    return {(s, d): ingest_source(spark, settings, s, d) for d in dates for s in SOURCES}
+
+
+def bronze_checksums(spark, settings, names):
+    return {n: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "bronze", n)), RUN_METADATA)
+            for n in names}
+
+
+def bronze_names(ingested):
+    return sorted({t.bronze_table.split(".", 1)[1] for r in ingested.values() for t in r.types})
+
+
+def test_all_sources_three_dates_land_in_raw_and_bronze(spark, lake, ingested):
+    settings, dates = lake
+    storage = storage_for(settings)
+    assert len(bronze_names(ingested)) == 6
+    for (source, day), result in ingested.items():
+        for t in result.types:
+            manifest = json.loads(storage.read_bytes(
+                f"raw/source={source}/type={t.type}/date={day}/_manifest.json"))
+            assert manifest["rows"] == t.rows_fetched
+            assert t.bronze_rows == t.rows_fetched, (source, t.type, day)
+            table = delta_io.read(spark, table_uri(settings, "bronze", t.bronze_table.split(".")[1]))
+            assert table.where(F.col("_ingest_date") == F.lit(str(day)).cast("date")).count() == t.rows_fetched
+    assert sum(r.types[0].rows_fetched for (s, _), r in ingested.items() if s == "web") > 1000
+
+
+def test_rerun_of_a_date_leaves_tables_and_raw_unchanged(spark, lake, ingested):
+    settings, dates = lake
+    names = bronze_names(ingested)
+    before = bronze_checksums(spark, settings, names)
+    storage = storage_for(settings)
+    raw_before = {s: storage.list_dir(f"raw/source={s}/type={settings.source_types(s)[0]}/date={dates[1]}")
+                  for s in SOURCES}
+    for source in SOURCES:
+        ingest_source(spark, settings, source, dates[1])
+    assert bronze_checksums(spark, settings, names) == before
+    for s in SOURCES:
+        listing = storage.list_dir(f"raw/source={s}/type={settings.source_types(s)[0]}")
+        assert [n for n, _, _ in listing] == [f"date={d}" for d in dates]  # no duplicate or temp partitions
+        assert storage.list_dir(f"raw/source={s}/type={settings.source_types(s)[0]}/date={dates[1]}") == raw_before[s]
+
+
+def test_raw_bytes_are_the_source_files(lake, ingested, generated_sources):
+    settings, dates = lake
+    out, _ = generated_sources
+    storage = storage_for(settings)
+    day = dates[0]
+    pairs = [("billing", "transactions", f"transactions_{day}.csv", out / "billing" / "inbox" / f"transactions_{day}.csv"),
+             ("web", "events", f"date={day}__events.jsonl", out / "web" / "logs" / f"date={day}" / "events.jsonl")]
+    for source, type_, name, original in pairs:
+        raw = storage.read_bytes(f"raw/source={source}/type={type_}/date={day}/{name}")
+        assert hashlib.sha256(raw).hexdigest() == hashlib.sha256(original.read_bytes()).hexdigest()
+        manifest = json.loads(storage.read_bytes(f"raw/source={source}/type={type_}/date={day}/_manifest.json"))
+        assert manifest["files"][0]["sha256"] == hashlib.sha256(original.read_bytes()).hexdigest()
+
+
+def test_malformed_lines_are_counted_and_kept_verbatim(spark, lake, ingested, generated_sources):
+    settings, dates = lake
+    out, _ = generated_sources
+    truth = [json.loads(line) for line in (out / "ground_truth" / "faults.jsonl").read_text().splitlines()]
+    days = {str(d) for d in dates}
+    for source, table in (("web", "web_events"), ("billing", "billing_transactions")):
+        expected = sum(1 for f in truth if f["source"] == source and f["fault"] == "malformed" and f["date"] in days)
+        bad = (delta_io.read(spark, table_uri(settings, "bronze", table)).where(F.col("_parse_error").isNotNull())
+               .select("_ingest_date", "_source_file", "_line", "_raw_record", "_parse_error").collect())
+        assert len(bad) == expected, source
+        assert sum(r.types[0].parse_errors for (s, _), r in ingested.items() if s == source) == expected
+    # the kept raw text is exactly the line of the file named, at the line named
+    sample = next(r for r in bad) if bad else None
+    web_bad = (delta_io.read(spark, table_uri(settings, "bronze", "web_events"))
+               .where(F.col("_parse_error").isNotNull()).first())
+    assert web_bad is not None and web_bad._parse_error.startswith("JSON syntax")
+    day = web_bad._ingest_date
+    lines = (out / "web" / "logs" / f"date={day}" / "events.jsonl").read_text().splitlines()
+    assert lines[web_bad._line - 1] == web_bad._raw_record
+    del sample
+
+
+def test_schema_change_is_kept_and_visible(spark, lake, generated_sources):
+    settings, _ = lake
+    _, summary = generated_sources
+    change = dt.date.fromisoformat(summary["schema_change_date"])
+    result = ingest_source(spark, settings, "billing", change)
+    assert result.types[0].new_columns == ["tax_amount"]
+    uri = table_uri(settings, "bronze", "billing_transactions")
+    table = delta_io.read(spark, uri)
+    assert "tax_amount" in table.columns
+    day_rows = table.where(F.col("_ingest_date") == F.lit(str(change)).cast("date"))
+    assert day_rows.where(F.col("tax_amount").isNotNull()).count() > 0
+    from delta.tables import DeltaTable
+
+    last = DeltaTable.forPath(spark, uri).history(1).first()
+    assert json.loads(last.userMetadata)["new_columns"] == ["tax_amount"]
+    assert last.operationParameters.get("mergeSchema", "true") == "true" or "tax_amount" in table.columns
+
+
+def test_transient_api_failures_are_retried_to_the_same_result(spark, lake, generated_sources, tmp_path):
+    settings, dates = lake
+    out, _ = generated_sources
+    with ApiServer(out / "support", TOKEN, rate_limit_per_s=1000, failure_rate=0.2, seed=3) as flaky:
+        s = make_settings(tmp_path, sources_dir=out,
+                          sources={"support_api": {"base_url": flaky.url, "page_size": 1}})
+        result = ingest_source(spark, s, "support_api", dates[0])
+        assert flaky.stats["503"] >= 1
+    clean = make_settings(tmp_path / "clean", sources_dir=out, sources={"support_api": {"base_url": settings.sources.support_api.base_url}})
+    ingest_source(spark, clean, "support_api", dates[0])
+    for t in result.types:
+        name = t.bronze_table.split(".")[1]
+        flaky_rows = delta_io.read(spark, table_uri(s, "bronze", name)).drop(*RUN_METADATA, "_source_file", "_line")
+        clean_rows = delta_io.read(spark, table_uri(clean, "bronze", name)).drop(*RUN_METADATA, "_source_file", "_line")
+        assert sorted(map(tuple, flaky_rows.collect())) == sorted(map(tuple, clean_rows.collect()))
+    audit = delta_io.read(spark, table_uri(s, *AUDIT_TABLE)).where(F.col("run_id") == result.run_id)
+    statuses = {r.status for r in audit.select("status").collect()}
+    assert statuses == {"ok", "retry"}
+    assert audit.where("status = 'retry'").where(F.col("error").contains("HTTP 503")).count() == flaky.stats["503"]
+
+
+def test_api_down_fails_clearly_and_writes_nothing(spark, lake, ingested):
+    settings, dates = lake
+    names = bronze_names(ingested)
+    before = bronze_checksums(spark, settings, names)
+    dead = make_settings(Path(settings.lake.root).parent, sources_dir=Path(settings.simulator.output_dir),
+                         sources={"support_api": {"base_url": f"http://127.0.0.1:{free_port()}"}})
+    new_day = dates[-1] + dt.timedelta(days=1)
+    with pytest.raises(SourceError) as err:
+        ingest_source(spark, dead, "support_api", new_day)
+    msg = str(err.value)
+    assert f"ingest of support_api for {new_day} failed after {settings.retry.max_attempts} attempt(s)" in msg
+    assert "ConnectionError" in msg and "nothing was written" in msg
+    assert not storage_for(dead).exists(f"raw/source=support_api/type=tickets/date={new_day}")
+    assert bronze_checksums(spark, dead, names) == before
+    audit = delta_io.read(spark, table_uri(dead, *AUDIT_TABLE)).where(F.col("run_date") == str(new_day))
+    assert audit.count() == settings.retry.max_attempts
+    assert audit.where("status = 'failed'").count() == 1
+
+
+def test_lake_ls_lists_partitions_with_manifests(lake, ingested):
+    from lakehouse.browse import format_partitions, raw_partitions
+
+    settings, dates = lake
+    parts = list(raw_partitions(storage_for(settings), source="web"))
+    assert [p["date"] for p in parts][:3] == [str(d) for d in dates]
+    assert all(p["rows"] and p["bytes"] > 0 and p["attempts"] == 1 for p in parts[:3])
+    text = format_partitions(parts)
+    assert "web" in text and str(dates[0]) in text
+
+
+def test_job_under_spark_submit_and_its_failure_message(lake, tmp_path, generated_sources):
+    settings, dates = lake
+    out, _ = generated_sources
+    venv_bin = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=f"{venv_bin}:{os.environ['PATH']}", PYSPARK_PYTHON=sys.executable,
+               LAKEHOUSE__LAKE__ROOT=str(tmp_path / "lake"), LAKEHOUSE__LOGS_DIR=str(tmp_path / "logs"),
+               LAKEHOUSE__SOURCES__BILLING__INBOX=str(out / "billing" / "inbox"))
+    jars = ",".join(str(p) for p in sorted((ROOT / ".jars" / "runtime").glob("*.jar")))
+    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]", "--jars", jars,
+              "--conf", "spark.ui.enabled=false", str(ROOT / "jobs" / "ingest_billing.py")]
+    ok = subprocess.run(submit + ["--run-date", str(dates[0]), "--env", "test"], env=env, capture_output=True,
+                        text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    log_file = tmp_path / "logs" / "ingest_billing" / f"{dates[0]}.log"
+    assert "bronze.billing_transactions" in log_file.read_text()
+    bad = subprocess.run(submit + ["--run-date", "2030-01-01", "--env", "test"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2, bad.stderr[-3000:]
+    # spark-submit's PythonRunner forwards the Python driver's stderr to its own stdout
+    output = bad.stdout + bad.stderr
+    bad_line = next((ln for ln in output.splitlines() if ln.startswith("error:")), output[-3000:])
+    assert bad_line.startswith("error: ingest of billing for 2030-01-01 failed after 1 attempt(s): billing: no file for 2030-01-01"), bad_line
