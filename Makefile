@@ -8,12 +8,13 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export SUPPORT_API_TOKEN ?= local-dev-token
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup venv jars demo test test-fast clean-lake help
+.PHONY: setup venv jars demo test test-fast bench clean-lake help
 
 help:
 	@echo "make setup   - create .venv, install pinned requirements, resolve JARs with Maven (idempotent)"
 	@echo "make demo    - generate the simulated sources and run the pipeline end to end (env=$(ENV))"
 	@echo "make test    - run the test suite"
+	@echo "make bench   - run the benchmarks (results in bench-results/ and docs/)"
 
 setup: venv jars
 
@@ -37,6 +38,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/lakehouse --env $(ENV) bench ingest --scales 1,10 --days 4
 
 test-fast: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

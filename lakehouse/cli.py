@@ -147,6 +147,18 @@ def _dates(value: str):
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+def cmd_bench_ingest(args) -> int:
+    from lakehouse.bench import bench_ingest
+
+    settings = _settings(args)
+    scales = [float(x) for x in args.scales.split(",")]
+    root = settings.path(".")
+    results = bench_ingest(settings, scales, args.days, root / "bench-results" / "ingest.json",
+                           root / "docs" / "benchmarks-ingest.md")
+    print(f"{len(results)} measurements written to bench-results/ingest.json and docs/benchmarks-ingest.md")
+    return 0
+
+
 # ---- demo -------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from lakehouse import demo
@@ -202,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--date", help="only this _ingest_date")
     s.add_argument("--limit", type=int, default=10)
     s.set_defaults(func=cmd_lake_table)
+
+    bench = sub.add_parser("bench", help="benchmarks (write results; assert nothing)").add_subparsers(
+        dest="bench", required=True)
+    s = bench.add_parser("ingest", help="ingest time per source per day at several scales")
+    s.add_argument("--scales", default="1,10", help="comma-separated multipliers of simulator.customers")
+    s.add_argument("--days", type=int, default=4)
+    s.set_defaults(func=cmd_bench_ingest)
 
     s = sub.add_parser("demo", help="generate the sources and run the pipeline end to end")
     s.add_argument("--days", type=int, help="only the first N days (default: all simulated days)")

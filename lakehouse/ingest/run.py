@@ -193,7 +193,11 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
                  run_date, name, result.bronze_version, result.bronze_rows, result.parse_errors)
         results.append(result)
     write_audit(spark, settings, run_id, all_attempts)
-    return IngestResult(source, run_date.isoformat(), run_id, round(time.perf_counter() - started, 2), results)
+    outcome = IngestResult(source, run_date.isoformat(), run_id, round(time.perf_counter() - started, 2), results)
+    log.info("ingest of %s for %s done in %.1fs: %d records, %d unparseable kept, %d attempt(s) (run %s)", source,
+             run_date, outcome.seconds, sum(r.bronze_rows for r in results), sum(r.parse_errors for r in results),
+             len(all_attempts), run_id)
+    return outcome
 
 
 def _dropped_blank(data: Fetched, fmt: str) -> int:

@@ -7,7 +7,7 @@ How churn arises (documented in docs/sources.md): every active customer has a da
 hazard ``h = target_daily * exp(risk) / mean(exp(risk))`` over the active base, so the realised churn
 rate tracks ``churn.target_monthly_rate`` while *who* churns follows ``risk``:
 
-    risk = 1.8 * engagement_decline + 0.6 * failed_payments_30d + 0.5 * open_tickets
+    risk = 3.6 * engagement_decline + 0.6 * failed_payments_30d + 0.5 * open_tickets
            + 0.7 * price_rise_60d + 0.6 * (tenure < 90d) - 1.2 * annual_contract
            + 0.5 * detractor_nps + 0.4 * (plan == basic)
 
@@ -197,7 +197,7 @@ class BusinessSimulator:
         decline = max(0.0, 1.0 - c.engagement / c.base_engagement) if c.base_engagement > 0 else 0.0
         failed_30 = sum(1 for f in c.failed_payments if (day - f).days <= 30)
         price_rise = 1.0 if c.price_rise_date and (day - c.price_rise_date).days <= 60 else 0.0
-        return (1.8 * min(decline, 1.0) * 2 + 0.6 * failed_30 + 0.5 * min(c.open_tickets, 3)
+        return (3.6 * min(decline, 1.0) + 0.6 * failed_30 + 0.5 * min(c.open_tickets, 3)
                 + 0.7 * price_rise + 0.6 * ((day - c.signup_date).days < 90)
                 - 1.2 * (c.contract == "annual") + 0.5 * (c.last_nps is not None and c.last_nps <= 6)
                 + 0.4 * (c.plan == "basic"))
