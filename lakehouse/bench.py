@@ -79,15 +79,18 @@ def bench_ingest(settings: Settings, scales: list[float], days: int, out_json: P
         shutil.rmtree(work, ignore_errors=True)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
-    out_md.write_text(render_markdown(results))
+    out_md.write_text(render_markdown(results, days))
     return results
 
 
-def render_markdown(results: list[dict]) -> str:
+def render_markdown(results: list[dict], days: int) -> str:
     lines = ["# Ingestion benchmark", "",
              f"Machine: {machine()}. Spark local, one session for the whole run; each cell is the wall time of "
              "one `ingest_source` call (fetch with retries, raw zone write, bronze parse and Delta commit).",
-             "Day 1 carries the CRM's full go-live snapshot; later days carry that day's changes.", "",
+             f"Sources generated with `simulator.days = {days}` (so the 30 % of customers who arrive during the "
+             "simulation arrive within these days, and the price rise falls on day "
+             f"{days // 2 + 1}). Day 1 carries the CRM's full go-live snapshot; later days carry that day's changes.",
+             "",
              "| scale | customers | date | source | seconds | records | bytes | records/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
