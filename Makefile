@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 ENV ?= local
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export SUPPORT_API_TOKEN ?= local-dev-token
+export PII_HASH_KEY ?= local-dev-pii-key
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup venv jars demo test test-fast bench clean-lake help

@@ -106,6 +106,23 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def cmd_silver(args) -> int:
+    from lakehouse.quality.run import validate_and_report
+    from lakehouse.quality_runtime import shutdown_deequ
+    from lakehouse.spark import build_session
+
+    settings = _settings(args)
+    spark = build_session(settings, "silver")
+    try:
+        for day in args.dates:
+            result = validate_and_report(spark, settings, day, tables=args.tables)
+            print(json.dumps(result.as_dict(), indent=2, default=str))
+    finally:
+        shutdown_deequ(spark)
+        spark.stop()
+    return 0
+
+
 def cmd_lake_ls(args) -> int:
     from lakehouse.browse import format_partitions, raw_partitions
     from lakehouse.storage import storage_for
@@ -196,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run-date", dest="dates", required=True, type=_dates,
                    help="YYYY-MM-DD or YYYY-MM-DD:YYYY-MM-DD (inclusive)")
     s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("silver", help="validate bronze with PyDeequ into silver for a date or range; write the report")
+    s.add_argument("--run-date", dest="dates", required=True, type=_dates,
+                   help="YYYY-MM-DD or YYYY-MM-DD:YYYY-MM-DD (inclusive)")
+    s.add_argument("--tables", nargs="*", help="only these silver tables")
+    s.set_defaults(func=cmd_silver)
 
     lake = sub.add_parser("lake", help="browse the lake").add_subparsers(dest="lake", required=True)
     s = lake.add_parser("ls", help="list raw partitions with sizes and manifests")

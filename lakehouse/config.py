@@ -136,6 +136,12 @@ class SimulatorConfig(_Strict):
     api: ApiSimConfig
 
 
+class QualityConfig(_Strict):
+    pii_key_env: str  # environment variable holding the key of the personal-data hash
+    # rate-based gates judge a batch only from this many rows on; smaller batches warn instead
+    gate_min_rows: int = Field(default=50, ge=0)
+
+
 class DemoConfig(_Strict):
     days: int = Field(gt=0)
 
@@ -151,6 +157,7 @@ class Settings(_Strict):
     logs_dir: str
     schemas: dict[str, list[str]]
     demo: DemoConfig
+    quality: QualityConfig
 
     # ---- derived helpers -------------------------------------------------------------------
     def path(self, value: str) -> Path:

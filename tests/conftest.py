@@ -16,6 +16,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="churn-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
 os.environ.setdefault("SUPPORT_API_TOKEN", "test-token")
+os.environ.setdefault("PII_HASH_KEY", "test-pii-key")
 TOKEN = os.environ["SUPPORT_API_TOKEN"]
 
 
@@ -68,3 +69,38 @@ def spark(test_settings):
 
     shutdown_deequ(session)
     session.stop()
+
+
+SOURCES = ["crm", "billing", "web", "support_api"]
+
+
+@pytest.fixture(scope="session")
+def api(generated_sources):
+    from lakehouse.simulator.api import ApiServer
+
+    out, _ = generated_sources
+    with ApiServer(out / "support", TOKEN, rate_limit_per_s=1000) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory, generated_sources, api):
+    """Settings for a lake fed by the test sources, and the first three simulated dates."""
+    import datetime as dt
+
+    out, summary = generated_sources
+    settings = make_settings(tmp_path_factory.mktemp("ingest"), sources_dir=out,
+                             sources={"support_api": {"base_url": api.url}})
+    start = dt.date.fromisoformat(summary["start_date"])
+    return settings, [start + dt.timedelta(days=i) for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def ingested(spark, lake):
+    """All four sources ingested for the three dates of ``lake``."""
+    from lakehouse.ingest.run import ingest_source
+
+    settings, dates = lake
+    return {(s, d): ingest_source(spark, settings, s, d) for d in dates for s in SOURCES}
+
+

@@ -25,28 +25,6 @@ SOURCES = ["crm", "billing", "web", "support_api"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def api(generated_sources):
-    out, _ = generated_sources
-    with ApiServer(out / "support", TOKEN, rate_limit_per_s=1000) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def lake(tmp_path_factory, generated_sources, api):
-    out, summary = generated_sources
-    settings = make_settings(tmp_path_factory.mktemp("ingest"), sources_dir=out,
-                             sources={"support_api": {"base_url": api.url}})
-    start = dt.date.fromisoformat(summary["start_date"])
-    return settings, [start + dt.timedelta(days=i) for i in range(3)]
-
-
-@pytest.fixture(scope="module")
-def ingested(spark, lake):
-    settings, dates = lake
-    return {(s, d): ingest_source(spark, settings, s, d) for d in dates for s in SOURCES}
-
-
 def bronze_checksums(spark, settings, names):
     return {n: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "bronze", n)), RUN_METADATA)
             for n in names}

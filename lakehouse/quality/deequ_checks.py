@@ -1,0 +1,113 @@
+"""The Deequ pass: every rule of a table as a constraint, in one VerificationSuite run (one scan).
+
+Metrics go to Deequ's file-system metrics repository under ``<lake>/ops/deequ_metrics/<table>.json``,
+keyed by the logical date (not the wall clock), so a re-run replaces that date's entry and the
+row-count anomaly check compares against earlier dates only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.quality.rules import TableRules
+from lakehouse.quality.transform import all_checks
+from lakehouse.quality_runtime import import_pydeequ
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConstraintOutcome:
+    rule: str
+    severity: str
+    status: str  # Success | Failure
+    metric: float | None
+    threshold: str
+    message: str
+
+
+def _epoch_ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+
+def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: dt.date,
+              repository_path: str) -> list[ConstraintOutcome]:
+    import_pydeequ()
+    from pydeequ.analyzers import Size
+    from pydeequ.anomaly_detection import RelativeRateOfChangeStrategy
+    from pydeequ.checks import Check, CheckLevel
+    from pydeequ.repository import FileSystemMetricsRepository, ResultKey
+    from pydeequ.verification import VerificationResult, VerificationSuite
+
+    data = annotated
+    if spec.event_time:
+        data = data.withColumn("_event_lag_days", F.datediff(F.lit(run_date.isoformat()).cast("date"),
+                                                             F.to_date(spec.event_time)))
+    repo = FileSystemMetricsRepository(spark, repository_path)
+    key = ResultKey(spark, _epoch_ms(run_date), {"table": spec.table, "date": run_date.isoformat()})
+    suite = VerificationSuite(spark).onData(data).useRepository(repo).saveOrAppendResult(key)
+    thresholds: dict[str, tuple[str, str]] = {}
+
+    def level(sev: str):
+        return CheckLevel.Error if sev == "error" else CheckLevel.Warning
+
+    for name, sql, severity, max_rate in all_checks(spec, run_date):
+        floor = 1.0 - max_rate
+        check = Check(spark, level(severity), name).satisfies(f"NOT ({sql})", name, lambda x, f=floor: x >= f)
+        suite = suite.addCheck(check)
+        thresholds[name] = (severity, f"compliance >= {floor:g}")
+    for rule in spec.dataset_rules:
+        if rule.check == "unique":
+            floor = 1.0 - (rule.value if rule.value is not None else 0.05)
+            suite = suite.addCheck(Check(spark, level(rule.severity), rule.name)
+                                   .hasUniqueness(spec.key, lambda x, f=floor: x >= f))
+            thresholds[rule.name] = (rule.severity, f"uniqueness >= {floor:g}")
+        elif rule.check == "freshness" and spec.event_time:
+            lag = rule.max_lag_days or 1
+            suite = suite.addCheck(Check(spark, level(rule.severity), rule.name)
+                                   .hasMin("_event_lag_days", lambda m, g=lag: m <= g))
+            thresholds[rule.name] = (rule.severity, f"newest event at most {lag} day(s) old")
+        elif rule.check == "row_count_anomaly":
+            strategy = RelativeRateOfChangeStrategy(maxRateDecrease=rule.max_decrease or 0.0,
+                                                    maxRateIncrease=rule.max_increase or 1e9)
+            suite = suite.addAnomalyCheck(strategy, Size())
+            thresholds[rule.name] = (rule.severity,
+                                     f"row count change within x{rule.max_decrease or 0:g}..x{rule.max_increase or 0:g}")
+    result = suite.run()
+    rows = VerificationResult.checkResultsAsDataFrame(spark, result).collect()
+    metrics = {}
+    for m in VerificationResult.successMetricsAsDataFrame(spark, result).collect():
+        metrics.setdefault(m["name"], {})[m["instance"]] = m["value"]
+    outcomes = []
+    for r in rows:
+        check_name = r["check"]
+        if check_name not in thresholds:  # the anomaly check is named by Deequ
+            check_name = next((d.name for d in spec.dataset_rules if d.check == "row_count_anomaly"), check_name)
+        severity, threshold = thresholds.get(check_name, ("warning", ""))
+        status = r["constraint_status"]
+        if "have to be previous results" in (r["constraint_message"] or ""):
+            status = "Skipped"  # the first date of a table has no history to compare with
+        outcomes.append(ConstraintOutcome(check_name, severity, status,
+                                          _metric_for(r["constraint"], metrics), threshold,
+                                          r["constraint_message"] or ""))
+    return outcomes
+
+
+def _metric_for(constraint: str, metrics: dict) -> float | None:
+    """Pick the metric value a constraint was judged on (compliance, uniqueness, minimum, size)."""
+    if constraint.startswith("ComplianceConstraint"):
+        name = constraint.split("Compliance(", 1)[1].split(",", 1)[0]
+        return metrics.get("Compliance", {}).get(name)
+    if constraint.startswith("UniquenessConstraint"):
+        vals = list(metrics.get("Uniqueness", {}).values())
+        return vals[0] if vals else None
+    if constraint.startswith("MinimumConstraint"):
+        return metrics.get("Minimum", {}).get("_event_lag_days")
+    if "Size" in constraint or "Anomaly" in constraint:
+        return metrics.get("Size", {}).get("*")
+    return None

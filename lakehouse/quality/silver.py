@@ -1,0 +1,279 @@
+"""Validate a date's bronze rows with PyDeequ and write silver, quarantine, metrics and reconciliation.
+
+Per table, for logical date D:
+  1. read bronze rows ingested on D; standardize, type and check them (``transform.annotate``);
+  2. one Deequ VerificationSuite over them: every rule's compliance, key uniqueness, freshness and a
+     row-count anomaly check against earlier dates (metrics repository);
+  3. rows failing a quarantine rule -> ``silver/quarantine_<source>`` with rule and reason code;
+     exact duplicates dropped; several versions of a key -> the latest (``order_by``) kept;
+  4. gates: an error-severity rule whose failure rate exceeds its limit, or a quarantine rate over
+     the table's limit, fails the table: its silver and quarantine are not written, the job fails
+     with every failed rule and its counts; warnings are logged and reported;
+  5. otherwise MERGE into ``silver/<table>`` on the business key (latest ``order_by`` wins), with
+     personal data replaced by a keyed hash, and replace D's quarantine partition;
+  6. always record metrics (``ops/quality_metrics``) and the reconciliation
+     ``bronze = silver + quarantined + duplicates removed`` (``ops/reconciliation``), asserted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse import delta_io
+from lakehouse.config import Settings, secret
+from lakehouse.errors import LakehouseError
+from lakehouse.quality.deequ_checks import ConstraintOutcome, run_deequ
+from lakehouse.quality.rules import TableRules, load_rules
+from lakehouse.quality.transform import all_checks, annotate, deduplicate, pseudonymize, silver_columns, split
+from lakehouse.storage import table_uri
+
+log = logging.getLogger(__name__)
+META = ["_source_file", "_line", "_fixes", "_warnings"]
+
+
+class QualityGateError(LakehouseError):
+    """Error-level quality rules failed; downstream work must not run on this date."""
+
+    def __init__(self, message: str, result: "SilverResult"):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class TableOutcome:
+    table: str
+    run_date: str
+    bronze_rows: int
+    silver_rows: int = 0
+    quarantined: int = 0
+    duplicates_removed: int = 0
+    superseded: int = 0
+    fixed_rows: int = 0
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    silver_version: int | None = None
+    rule_rows: list[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def balanced(self) -> bool:
+        return self.bronze_rows == self.silver_rows + self.quarantined + self.duplicates_removed + self.superseded
+
+
+@dataclass
+class SilverResult:
+    run_date: str
+    run_id: str
+    seconds: float
+    tables: list[TableOutcome]
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        for t in out["tables"]:
+            t.pop("rule_rows")
+        return out
+
+
+def _bronze_for(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date) -> DataFrame:
+    uri = table_uri(settings, "bronze", spec.bronze)
+    if not delta_io.is_delta(spark, uri):
+        raise LakehouseError(f"bronze.{spec.bronze} does not exist at {uri}: ingest {spec.source} first")
+    return delta_io.read(spark, uri).where(F.col("_ingest_date") == F.lit(run_date.isoformat()).cast("date"))
+
+
+def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> dict[str, DataFrame]:
+    refs = {}
+    for rule in spec.rules:
+        if rule.check == "references":
+            uri = table_uri(settings, "silver", rule.table or "")
+            if delta_io.is_delta(spark, uri):
+                refs[rule.name] = delta_io.read(spark, uri).select(rule.column)
+    return refs
+
+
+def _is_rule(name: str):
+    return lambda v: v["rule"] == name  # Spark counts a lambda's parameters: no default arguments here
+
+
+def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
+                   pii_key: str) -> tuple[TableOutcome, DataFrame | None, DataFrame | None]:
+    """Check one table for one date; return (outcome, silver rows to merge, quarantine rows)."""
+    bronze = _bronze_for(spark, settings, spec, run_date)
+    annotated = annotate(bronze, spec, run_date, _references(spark, settings, spec)).cache()
+    outcome = TableOutcome(spec.table, run_date.isoformat(), bronze.count())
+    deequ = run_deequ(spark, annotated, spec, run_date,
+                      table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json"))
+    kept, quarantined = split(annotated, spec)
+    exact, latest = deduplicate(kept, spec)
+    checks = all_checks(spec, run_date)
+    names = [c[0] for c in checks]
+    is_bad = F.col("_quarantine_reason").isNotNull()
+    row = annotated.agg(
+        F.count(F.lit(1)).alias("_n"), F.sum(is_bad.cast("long")).alias("_q"),
+        F.sum((~is_bad & (F.size("_fixes") > 0)).cast("long")).alias("_fixed"),
+        *[F.sum(F.exists("_violations", _is_rule(n)).cast("long")).alias(n) for n in names]).first()
+    failing = {n: int(row[n] or 0) for n in names}
+    n_annotated, outcome.quarantined, outcome.fixed_rows = int(row["_n"]), int(row["_q"] or 0), int(row["_fixed"] or 0)
+    n_kept = n_annotated - outcome.quarantined
+    n_exact = exact.count()
+    outcome.silver_rows = latest.count()
+    outcome.duplicates_removed = n_kept - n_exact
+    outcome.superseded = n_exact - outcome.silver_rows
+    if n_annotated != outcome.bronze_rows:
+        raise LakehouseError(f"{spec.table} {run_date}: {outcome.bronze_rows} bronze rows but {n_annotated} checked")
+
+    resolution = {r.name: r.resolution for r in spec.rules}
+    by_rule = {o.rule: o for o in deequ}
+    for name, _, severity, max_rate in checks:
+        o = by_rule.get(name)
+        status = o.status if o else "Unknown"
+        row = {"rule": name, "kind": "row", "severity": severity, "status": status,
+               "metric": o.metric if o else None, "threshold": o.threshold if o else "",
+               "failing_rows": failing[name], "resolution": resolution.get(name, "quarantine")}
+        outcome.rule_rows.append(row)
+        if status != "Success":
+            text = f"{spec.table}.{name} ({severity}): {failing[name]} of {outcome.bronze_rows} rows fail, " \
+                   f"compliance {o.metric if o and o.metric is not None else float('nan'):.3f} (limit {max_rate:g} failing)"
+            (outcome.failures if severity == "error" else outcome.warnings).append(text)
+    for rule in spec.dataset_rules:
+        if rule.check == "max_quarantine_rate":
+            rate = outcome.quarantined / outcome.bronze_rows if outcome.bronze_rows else 0.0
+            ok = rate <= (rule.value or 0.0)
+            outcome.rule_rows.append({"rule": rule.name, "kind": "dataset", "severity": rule.severity,
+                                      "status": "Success" if ok else "Failure", "metric": rate,
+                                      "threshold": f"quarantined share <= {rule.value:g}",
+                                      "failing_rows": outcome.quarantined, "resolution": "quarantine"})
+            if not ok:
+                text = f"{spec.table}.{rule.name} ({rule.severity}): {outcome.quarantined} of {outcome.bronze_rows} " \
+                       f"rows quarantined ({rate:.1%} > {rule.value:.0%})"
+                (outcome.failures if rule.severity == "error" else outcome.warnings).append(text)
+            continue
+        o = by_rule.get(rule.name)
+        if o is None:
+            continue
+        failing_rows = outcome.duplicates_removed + outcome.superseded if rule.check == "unique" else 0
+        outcome.rule_rows.append({"rule": rule.name, "kind": "dataset", "severity": rule.severity, "status": o.status,
+                                  "metric": o.metric, "threshold": o.threshold, "failing_rows": failing_rows,
+                                  "resolution": "drop" if rule.check == "unique" else "report"})
+        if o.status not in ("Success", "Skipped"):
+            text = f"{spec.table}.{rule.name} ({rule.severity}): {o.message or o.threshold} (metric {o.metric})"
+            (outcome.failures if rule.severity == "error" else outcome.warnings).append(text)
+
+    if outcome.failures and outcome.bronze_rows < settings.quality.gate_min_rows:
+        # a handful of rows cannot carry a rate: one bad row in two is 50 %; report, do not block
+        outcome.warnings += [f"{f} [not gating: {outcome.bronze_rows} rows < quality.gate_min_rows "
+                             f"{settings.quality.gate_min_rows}]" for f in outcome.failures]
+        outcome.failures = []
+    if not outcome.balanced:  # an invariant, not a rule: nothing may be lost between bronze and silver
+        raise LakehouseError(f"{spec.table} {run_date}: reconciliation broken: bronze {outcome.bronze_rows} != "
+                             f"silver {outcome.silver_rows} + quarantined {outcome.quarantined} + duplicates "
+                             f"{outcome.duplicates_removed} + superseded {outcome.superseded}")
+    silver = pseudonymize(latest, spec, pii_key).select(*silver_columns(spec), *META)
+    quarantine_rows = quarantined.select(
+        F.lit(spec.table).alias("table"), F.col("_quarantine_reason.rule").alias("rule"),
+        F.col("_quarantine_reason.reason_code").alias("reason_code"),
+        F.transform("_violations", lambda v: v["rule"]).alias("violations"),
+        "_source_file", "_line", "_parse_error", "_original", "_raw_record")
+    return outcome, silver, quarantine_rows
+
+
+def _merge_silver(spark: SparkSession, uri: str, rows: DataFrame, spec: TableRules, meta: str) -> None:
+    from delta.tables import DeltaTable
+
+    if not delta_io.is_delta(spark, uri):
+        rows.limit(0).write.format("delta").save(uri)
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", meta)
+    try:
+        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.key)
+        (DeltaTable.forPath(spark, uri).alias("t").merge(rows.alias("s"), cond)
+         .whenMatchedUpdateAll(condition=f"s.`{spec.order_by}` >= t.`{spec.order_by}` OR t.`{spec.order_by}` IS NULL")
+         .whenNotMatchedInsertAll().execute())
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+
+
+def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[TableOutcome], run_id: str,
+                    meta: str) -> None:
+    """Quality metrics and reconciliation of every table of the run, one Delta commit each."""
+    schema = T.StructType([T.StructField(n, t) for n, t in [
+        ("table", T.StringType()), ("run_date", T.DateType()), ("rule", T.StringType()), ("kind", T.StringType()),
+        ("severity", T.StringType()), ("status", T.StringType()), ("metric", T.DoubleType()),
+        ("threshold", T.StringType()), ("failing_rows", T.LongType()), ("resolution", T.StringType()),
+        ("run_id", T.StringType())]])
+    if not outcomes:
+        return
+    day = dt.date.fromisoformat(outcomes[0].run_date)
+    rows = [(o.table, day, r["rule"], r["kind"], r["severity"], r["status"],
+             float(r["metric"]) if r["metric"] is not None else None, r["threshold"], int(r["failing_rows"]),
+             r["resolution"], run_id) for o in outcomes for r in o.rule_rows]
+    df = spark.createDataFrame(rows, schema)
+    names = ", ".join(f"'{o.table}'" for o in outcomes)
+    where = f"run_date = '{day}' AND table IN ({names})"
+    _replace_where(df, table_uri(settings, "ops", "quality_metrics"), where, meta)
+    recon = spark.createDataFrame([(o.table, day, o.bronze_rows, o.silver_rows, o.quarantined,
+                                    o.duplicates_removed, o.superseded, o.fixed_rows,
+                                    o.balanced, o.passed, run_id) for o in outcomes],
+                                  "table string, run_date date, bronze_rows long, silver_rows long, quarantined long, "
+                                  "duplicates_removed long, superseded long, fixed_rows long, balanced boolean, "
+                                  "passed boolean, run_id string")
+    _replace_where(recon, table_uri(settings, "ops", "reconciliation"), where, meta)
+
+
+def _replace_where(df: DataFrame, uri: str, where: str, meta: str) -> None:
+    (df.write.format("delta").mode("overwrite").option("replaceWhere", where).option("userMetadata", meta)
+     .save(uri)) if delta_io.is_delta(df.sparkSession, uri) else \
+        df.write.format("delta").option("userMetadata", meta).save(uri)
+
+
+def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, tables: list[str] | None = None,
+               run_id: str | None = None) -> SilverResult:
+    """Validate and load every table (or ``tables``) for ``run_date``; raise QualityGateError on failures."""
+    started = time.perf_counter()
+    run_id = run_id or f"silver-{run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+    rules = load_rules()
+    unknown = set(tables or []) - set(rules)
+    if unknown:
+        raise LakehouseError(f"unknown silver table(s) {sorted(unknown)} (known: {', '.join(rules)})")
+    pii_key = secret(settings.quality.pii_key_env, "quality.pii_key_env")
+    outcomes = []
+    for name, spec in rules.items():
+        if tables and name not in tables:
+            continue
+        meta = delta_io.commit_metadata(run_id, "silver", run_date.isoformat(), table=name)
+        outcome, silver, quarantine = validate_table(spark, settings, spec, run_date, run_id, pii_key)
+        if outcome.passed:
+            stamped = silver.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
+                .withColumn("_run_id", F.lit(run_id))
+            _merge_silver(spark, table_uri(settings, "silver", name), stamped, spec, meta)
+            q = quarantine.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
+                .withColumn("_run_id", F.lit(run_id))
+            _replace_where(q, table_uri(settings, "silver", f"quarantine_{spec.source}"),
+                           f"_ingest_date = '{run_date}' AND table = '{name}'", meta)
+            outcome.silver_version = delta_io.latest_version(spark, table_uri(settings, "silver", name))
+        for w in outcome.warnings:
+            log.warning("quality warning %s: %s", run_date, w)
+        log.info("silver.%s %s: bronze %d = silver %d + quarantined %d + duplicates %d + superseded %d; "
+                 "%d rows fixed; %s", name, run_date, outcome.bronze_rows, outcome.silver_rows, outcome.quarantined,
+                 outcome.duplicates_removed, outcome.superseded, outcome.fixed_rows,
+                 "passed" if outcome.passed else f"FAILED ({len(outcome.failures)} rule(s))")
+        outcomes.append(outcome)
+    _record_metrics(spark, settings, outcomes, run_id,
+                    delta_io.commit_metadata(run_id, "silver", run_date.isoformat()))
+    result = SilverResult(run_date.isoformat(), run_id, round(time.perf_counter() - started, 2), outcomes)
+    failures = [f for o in outcomes for f in o.failures]
+    if failures:
+        raise QualityGateError(f"silver for {run_date} failed {len(failures)} error-level quality rule(s): "
+                               + "; ".join(failures) + f" (run {run_id}; failing tables were not written; "
+                               "see ops/quality_metrics and the quality report)", result)
+    return result

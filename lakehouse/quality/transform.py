@@ -1,0 +1,193 @@
+"""Pure transforms from bronze (all text) to validated silver rows. No reads, writes or clock.
+
+``annotate`` standardizes and types each declared column, then evaluates every row-level rule. Each
+rule's *violation* is one SQL expression, used both per row (quarantine or keep) and, negated, as
+a Deequ ``satisfies`` constraint, so Deequ's compliance metric and the quarantine count agree by
+construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.quality.rules import REASON_CODES, ColumnSpec, Rule, TableRules
+
+COUNTRY_NAMES = {  # reference data: English names and common variants -> ISO 3166-1 alpha-2
+    "GERMANY": "DE", "DEUTSCHLAND": "DE", "FRANCE": "FR", "SPAIN": "ES", "ESPANA": "ES", "NETHERLANDS": "NL",
+    "THE NETHERLANDS": "NL", "UNITED KINGDOM": "GB", "UK": "GB", "GREAT BRITAIN": "GB", "UNITED STATES": "US",
+    "USA": "US", "UNITED STATES OF AMERICA": "US", "CANADA": "CA",
+}
+ISO_TS = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+ALT_TS = ["yyyy-MM-dd'T'HH:mm:ssXXX", "yyyy-MM-dd HH:mm:ss", "dd/MM/yyyy HH:mm", "dd/MM/yyyy HH:mm:ss",
+          "yyyy/MM/dd HH:mm:ss"]
+ALT_DATE = ["dd/MM/yyyy", "yyyy/MM/dd"]
+PARSE_RULE = "parseable"
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _standardized(raw: Column, how: str | None) -> Column:
+    if how == "email":
+        return F.lower(F.trim(raw))
+    if how == "country":
+        up = F.upper(F.trim(raw))
+        mapping = F.create_map(*[F.lit(x) for kv in COUNTRY_NAMES.items() for x in kv])
+        return F.coalesce(mapping[up], up)
+    if how == "lower":
+        return F.lower(F.trim(raw))
+    if how == "upper":
+        return F.upper(F.trim(raw))
+    return raw
+
+
+def _typed(std: Column, spec: ColumnSpec) -> tuple[Column, Column]:
+    """(typed value, whether a non-canonical format had to be parsed)."""
+    if spec.type == "timestamp":
+        iso = F.to_timestamp(std, ISO_TS)
+        alt = F.coalesce(*[F.to_timestamp(std, f) for f in ALT_TS])
+        return F.coalesce(iso, alt), iso.isNull() & alt.isNotNull()
+    if spec.type == "date":
+        iso = F.to_date(std, "yyyy-MM-dd")
+        alt = F.coalesce(*[F.to_date(std, f) for f in ALT_DATE])
+        return F.coalesce(iso, alt), iso.isNull() & alt.isNotNull()
+    if spec.type in ("int", "double"):
+        # "12.0" is a valid int; "12.5" is not (no silent truncation)
+        as_double = std.cast("double")
+        if spec.type == "int":
+            return F.when(as_double == F.floor(as_double), as_double.cast("int")), F.lit(False)
+        return as_double, F.lit(False)
+    return std, F.lit(False)
+
+
+def violation_sql(rule: Rule, run_date: dt.date) -> str:
+    """SQL that is true when a row violates ``rule`` (columns already typed)."""
+    c = f"`{rule.column}`"
+    if rule.check == "complete":
+        return f"{c} IS NULL"
+    if rule.check == "pattern":
+        return f"{c} IS NOT NULL AND NOT ({c} RLIKE {_sql_str(rule.pattern or '')})"
+    if rule.check == "allowed":
+        return f"{c} IS NOT NULL AND {c} NOT IN ({', '.join(_sql_str(v) for v in rule.values or [])})"
+    if rule.check == "range":
+        upper = rule.max
+        if rule.max_offset_years is not None:
+            upper = run_date.year + rule.max_offset_years
+        parts = ([f"{c} < {rule.min}"] if rule.min is not None else []) + ([f"{c} > {upper}"] if upper is not None else [])
+        return f"{c} IS NOT NULL AND ({' OR '.join(parts)})"
+    if rule.check == "not_future":
+        return f"{c} IS NOT NULL AND {c} >= TIMESTAMP '{run_date + dt.timedelta(days=1)} 00:00:00'"
+    if rule.check == "on_time":  # delivered on run_date but happened before it: late-arriving
+        return f"{c} IS NOT NULL AND {c} < TIMESTAMP '{run_date} 00:00:00'"
+    if rule.check == "references":
+        return f"{c} IS NOT NULL AND `_ref_{rule.name}` IS NULL"
+    raise ValueError(f"unknown check {rule.check}")
+
+
+def type_rules(spec: TableRules) -> list[tuple[str, str]]:
+    """(rule name, violation SQL) for every non-text column: present as text but not parseable."""
+    return [(f"{col}_type", f"`_raw_{col}` IS NOT NULL AND `{col}` IS NULL")
+            for col, cs in spec.columns.items() if cs.type != "string"]
+
+
+def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
+             references: dict[str, DataFrame] | None = None) -> DataFrame:
+    """Typed, standardized rows with ``_fixes``, ``_violations`` and ``_quarantine_reason``.
+
+    ``references`` maps a rule name (check 'references') to a one-column frame of valid keys.
+    Output columns: the declared columns (typed), ``_raw_<col>`` for each, the bronze metadata
+    (``_source_file``, ``_line``, ``_parse_error``, ``_raw_record``), ``_original`` (the bronze
+    row as JSON), ``_fixes`` (columns standardized, formats repaired, values imputed),
+    ``_violations`` (array of struct(rule, severity, resolution, reason_code)).
+    """
+    present = set(bronze.columns)
+    business = [c for c in bronze.columns if not c.startswith("_")]
+    cols: list[Column] = []
+    fixes: list[Column] = []
+    for name, cs in spec.columns.items():
+        raw = F.col(f"`{name}`") if name in present else F.lit(None).cast("string")
+        std = _standardized(raw, cs.standardize)
+        typed, repaired = _typed(std, cs)
+        changed = raw.isNotNull() & (std != raw)
+        fixes.append(F.when(changed | repaired, F.lit(f"format:{name}")))
+        if cs.impute is not None:
+            fixes.append(F.when(typed.isNull() & raw.isNull(), F.lit(f"impute:{name}")))
+            typed = F.coalesce(typed, F.lit(cs.impute).cast(_spark_type(cs)))
+        cols += [typed.cast(_spark_type(cs)).alias(name), raw.alias(f"_raw_{name}")]
+    meta = [F.col(c) for c in ("_source_file", "_line", "_parse_error", "_raw_record") if c in present]
+    df = bronze.select(*cols, *meta, F.to_json(F.struct(*[F.col(f"`{c}`") for c in business])).alias("_original"),
+                       F.array_compact(F.array(*fixes)).alias("_fixes"))
+    for rule in spec.rules:
+        if rule.check == "references":
+            keys = (references or {}).get(rule.name)
+            if keys is None:
+                df = df.withColumn(f"_ref_{rule.name}", F.lit("n/a"))  # nothing to check against yet
+            else:
+                ref = keys.select(F.col(keys.columns[0]).alias(f"_ref_{rule.name}")).distinct()
+                df = df.join(ref, df[rule.column] == ref[f"_ref_{rule.name}"], how="left")
+    checks = [(PARSE_RULE, "`_parse_error` IS NOT NULL", "error", "quarantine", REASON_CODES["parse"])]
+    checks += [(n, sql, "error", "quarantine", REASON_CODES["type"]) for n, sql in type_rules(spec)]
+    checks += [(r.name, violation_sql(r, run_date), r.severity, r.resolution, REASON_CODES[r.check]) for r in spec.rules]
+    parse_failed = F.col("_parse_error").isNotNull()
+    violations = []
+    for name, sql, severity, resolution, code in checks:
+        hit = F.expr(sql) if name == PARSE_RULE else (~parse_failed & F.expr(sql))
+        violations.append(F.when(hit, F.struct(F.lit(name).alias("rule"), F.lit(severity).alias("severity"),
+                                               F.lit(resolution).alias("resolution"), F.lit(code).alias("reason_code"))))
+    df = df.withColumn("_violations", F.array_compact(F.array(*violations)))
+    quarantining = F.filter("_violations", lambda v: v["resolution"] == "quarantine")
+    kept_flags = F.transform(F.filter("_violations", lambda v: v["resolution"] == "keep"), lambda v: v["rule"])
+    return (df.withColumn("_quarantine_reason", F.when(F.size(quarantining) > 0, quarantining[0]))
+            .withColumn("_warnings", kept_flags))
+
+
+def _spark_type(cs: ColumnSpec) -> T.DataType:
+    return {"string": T.StringType(), "int": T.IntegerType(), "double": T.DoubleType(), "date": T.DateType(),
+            "timestamp": T.TimestampType()}[cs.type]
+
+
+def all_checks(spec: TableRules, run_date: dt.date) -> list[tuple[str, str, str, float]]:
+    """(rule, violation SQL, severity, max failure rate) for the Deequ pass, type checks included."""
+    parsed = "`_parse_error` IS NULL AND "  # as in annotate: unparseable rows break only 'parseable'
+    out = [(PARSE_RULE, "`_parse_error` IS NOT NULL", "error", 0.05)]
+    out += [(n, f"{parsed}({sql})", "error", 0.05) for n, sql in type_rules(spec)]
+    out += [(r.name, f"{parsed}({violation_sql(r, run_date)})", r.severity, r.max_failure_rate) for r in spec.rules]
+    return out
+
+
+def split(annotated: DataFrame, spec: TableRules) -> tuple[DataFrame, DataFrame]:
+    """(rows to keep, rows to quarantine)."""
+    bad = F.col("_quarantine_reason").isNotNull()
+    return annotated.where(~bad), annotated.where(bad)
+
+
+def deduplicate(kept: DataFrame, spec: TableRules) -> DataFrame:
+    """One row per business key: exact duplicates dropped, older versions superseded by ``order_by``.
+
+    Adds ``_dup_kind`` to nothing; the caller counts rows before and after each step.
+    """
+    from pyspark.sql import Window
+
+    business = list(spec.columns)
+    exact = kept.dropDuplicates(business)
+    w = Window.partitionBy(*[F.col(k) for k in spec.key]).orderBy(F.col(spec.order_by).desc_nulls_last(),
+                                                                   F.col("_line").desc())
+    latest = exact.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
+    return exact, latest
+
+
+def pseudonymize(df: DataFrame, spec: TableRules, key: str) -> DataFrame:
+    """Replace personal-data columns with a keyed SHA-256 (``<col>_hash``); the key never leaves the env."""
+    for col in spec.pii_columns:
+        hashed = F.when(F.col(col).isNotNull(), F.sha2(F.concat(F.lit(key), F.lit("|"), F.col(col)), 256))
+        df = df.withColumn(f"{col}_hash", hashed).drop(col)
+    return df
+
+
+def silver_columns(spec: TableRules) -> list[str]:
+    return [f"{c}_hash" if cs.pii else c for c, cs in spec.columns.items()]
