@@ -42,6 +42,7 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/lakehouse --env $(ENV) bench ingest --scales 1,10 --days 4
+	$(VENV)/bin/lakehouse --env $(ENV) bench validation --scales 1,10
 
 test-fast: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -4,8 +4,9 @@ Only DAG arguments and operators live here. Where the project and its JARs are c
 Variables (``churn_project_dir``, ``churn_jars``, ``churn_env``), rendered at run time; the Spark
 master comes from the Airflow connection ``spark_churn``.
 
-Today: the four ingestion jobs in parallel. Validation, silver, gold, features and scoring join as
-those jobs land.
+Today: the four ingestion jobs in parallel, then PyDeequ validation into silver (which fails the run
+on error-level quality rules, so later stages do not run on bad data). Gold, features and scoring
+join as those jobs land.
 """
 
 from __future__ import annotations
@@ -52,3 +53,13 @@ with DAG(
         )
         for source in SOURCES
     ]
+    silver = SparkSubmitOperator(
+        task_id="silver",
+        conn_id="spark_churn",
+        application=f"{PROJECT}/jobs/silver.py",
+        application_args=["--run-date", "{{ ds }}", "--env", ENV],
+        jars=JARS,
+        name="churn-silver-{{ ds }}",
+        conf={"spark.ui.enabled": "false"},
+    )
+    ingest >> silver

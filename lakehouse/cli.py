@@ -176,6 +176,17 @@ def cmd_bench_ingest(args) -> int:
     return 0
 
 
+def cmd_bench_validation(args) -> int:
+    from lakehouse.bench import bench_validation
+
+    settings = _settings(args)
+    root = settings.path(".")
+    results = bench_validation(settings, [float(x) for x in args.scales.split(",")],
+                               root / "bench-results" / "validation.json", root / "docs" / "benchmarks-validation.md")
+    print(f"{len(results)} measurements written to bench-results/validation.json and docs/benchmarks-validation.md")
+    return 0
+
+
 # ---- demo -------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from lakehouse import demo
@@ -244,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scales", default="1,10", help="comma-separated multipliers of simulator.customers")
     s.add_argument("--days", type=int, default=4)
     s.set_defaults(func=cmd_bench_ingest)
+
+    s = bench.add_parser("validation", help="validation cost against a plain scan of the same table")
+    s.add_argument("--scales", default="1,10")
+    s.set_defaults(func=cmd_bench_validation)
 
     s = sub.add_parser("demo", help="generate the sources and run the pipeline end to end")
     s.add_argument("--days", type=int, help="only the first N days (default: all simulated days)")

@@ -18,6 +18,7 @@ import logging
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
@@ -55,6 +56,7 @@ def trend_charts(spark: SparkSession, settings: Settings, run_date: dt.date) -> 
             .orderBy("run_date").toPandas())
     if hist.empty:
         return {}
+    hist["run_date"] = hist["run_date"].astype("datetime64[ns]")
     hist["quarantine_rate"] = hist["quarantined"] / hist["bronze_rows"].where(hist["bronze_rows"] > 0)
     charts = {}
     for metric, title, ylabel in (("quarantine_rate", "Share of rows quarantined", "share of bronze rows"),
@@ -69,6 +71,8 @@ def trend_charts(spark: SparkSession, settings: Settings, run_date: dt.date) -> 
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=3)
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         fig.autofmt_xdate()
         charts[f"trend_{metric}.png"] = _png(fig)
     return charts

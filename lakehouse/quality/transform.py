@@ -120,7 +120,7 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
             typed = F.coalesce(typed, F.lit(cs.impute).cast(_spark_type(cs)))
         cols += [typed.cast(_spark_type(cs)).alias(name), raw.alias(f"_raw_{name}")]
     meta = [F.col(c) for c in ("_source_file", "_line", "_parse_error", "_raw_record") if c in present]
-    df = bronze.select(*cols, *meta, F.to_json(F.struct(*[F.col(f"`{c}`") for c in business])).alias("_original"),
+    df = bronze.select(*cols, *meta, F.to_json(F.struct(*[F.col(f"`{c}`") for c in business]), {"ignoreNullFields": "false"}).alias("_original"),
                        F.array_compact(F.array(*fixes)).alias("_fixes"))
     for rule in spec.rules:
         if rule.check == "references":

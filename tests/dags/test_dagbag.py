@@ -13,7 +13,9 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
     dag = bag.dags["churn_pipeline"]
-    assert {t.task_id for t in dag.tasks} == {"ingest_crm", "ingest_billing", "ingest_web", "ingest_support_api"}
+    ingest = {"ingest_crm", "ingest_billing", "ingest_web", "ingest_support_api"}
+    assert {t.task_id for t in dag.tasks} == ingest | {"silver"}
+    assert dag.get_task("silver").upstream_task_ids == ingest
     for task in dag.tasks:
         assert task.retries == 3 and task.retry_exponential_backoff
         assert task.application_args[:2] == ["--run-date", "{{ ds }}"]
