@@ -38,8 +38,8 @@ def _epoch_ms(day: dt.date) -> int:
 def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: dt.date,
               repository_path: str) -> list[ConstraintOutcome]:
     import_pydeequ()
-    from pydeequ.analyzers import Size
-    from pydeequ.anomaly_detection import RelativeRateOfChangeStrategy
+    from pydeequ.analyzers import Completeness, Size
+    from pydeequ.anomaly_detection import AbsoluteChangeStrategy, RelativeRateOfChangeStrategy
     from pydeequ.checks import Check, CheckLevel
     from pydeequ.repository import FileSystemMetricsRepository, ResultKey
     from pydeequ.verification import VerificationResult, VerificationSuite
@@ -78,6 +78,12 @@ def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_d
             suite = suite.addAnomalyCheck(strategy, Size())
             thresholds[rule.name] = (rule.severity,
                                      f"row count change within x{rule.max_decrease or 0:g}..x{rule.max_increase or 0:g}")
+        elif rule.check == "completeness_anomaly":
+            drop = rule.max_drop if rule.max_drop is not None else 0.05
+            for col in sorted({r.column for r in spec.rules if r.check == "complete"}):
+                suite = suite.addAnomalyCheck(AbsoluteChangeStrategy(maxRateDecrease=-drop, maxRateIncrease=1.0),
+                                              Completeness(col))
+                thresholds[f"{rule.name}:{col}"] = (rule.severity, f"completeness of {col} drops by at most {drop:g}")
     result = suite.run()
     rows = VerificationResult.checkResultsAsDataFrame(spark, result).collect()
     metrics = {}
@@ -86,8 +92,14 @@ def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_d
     outcomes = []
     for r in rows:
         check_name = r["check"]
-        if check_name not in thresholds:  # the anomaly check is named by Deequ
-            check_name = next((d.name for d in spec.dataset_rules if d.check == "row_count_anomaly"), check_name)
+        if check_name not in thresholds:  # anomaly checks are named by Deequ after their analyzer
+            text = f"{r['check']} {r['constraint']}"
+            if "Completeness(" in text:
+                col = text.split("Completeness(", 1)[1].split(",", 1)[0]
+                base = next((d.name for d in spec.dataset_rules if d.check == "completeness_anomaly"), "completeness")
+                check_name = f"{base}:{col}"
+            else:
+                check_name = next((d.name for d in spec.dataset_rules if d.check == "row_count_anomaly"), check_name)
         severity, threshold = thresholds.get(check_name, ("warning", ""))
         status = r["constraint_status"]
         if "have to be previous results" in (r["constraint_message"] or ""):
@@ -108,6 +120,9 @@ def _metric_for(constraint: str, metrics: dict) -> float | None:
         return vals[0] if vals else None
     if constraint.startswith("MinimumConstraint"):
         return metrics.get("Minimum", {}).get("_event_lag_days")
+    if "Completeness(" in constraint:
+        col = constraint.split("Completeness(", 1)[1].split(",", 1)[0]
+        return metrics.get("Completeness", {}).get(col)
     if "Size" in constraint or "Anomaly" in constraint:
         return metrics.get("Size", {}).get("*")
     return None

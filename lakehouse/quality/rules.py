@@ -64,12 +64,13 @@ class Rule(_Strict):
 
 class DatasetRule(_Strict):
     name: str
-    check: Literal["unique", "max_quarantine_rate", "row_count_anomaly", "freshness"]
+    check: Literal["unique", "max_quarantine_rate", "row_count_anomaly", "completeness_anomaly", "freshness"]
     severity: Literal["error", "warning"]
     value: float | None = None
     max_increase: float | None = None
     max_decrease: float | None = None
     max_lag_days: int | None = None
+    max_drop: float | None = None  # completeness_anomaly: largest accepted drop from the previous date
 
 
 class TableRules(_Strict):

@@ -159,16 +159,15 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
                        f"rows quarantined ({rate:.1%} > {rule.value:.0%})"
                 (outcome.failures if rule.severity == "error" else outcome.warnings).append(text)
             continue
-        o = by_rule.get(rule.name)
-        if o is None:
-            continue
-        failing_rows = outcome.duplicates_removed + outcome.superseded if rule.check == "unique" else 0
-        outcome.rule_rows.append({"rule": rule.name, "kind": "dataset", "severity": rule.severity, "status": o.status,
-                                  "metric": o.metric, "threshold": o.threshold, "failing_rows": failing_rows,
-                                  "resolution": "drop" if rule.check == "unique" else "report"})
-        if o.status not in ("Success", "Skipped"):
-            text = f"{spec.table}.{rule.name} ({rule.severity}): {o.message or o.threshold} (metric {o.metric})"
-            (outcome.failures if rule.severity == "error" else outcome.warnings).append(text)
+        found = [o for o in deequ if o.rule == rule.name or o.rule.startswith(rule.name + ":")]
+        for o in found:
+            failing_rows = outcome.duplicates_removed + outcome.superseded if rule.check == "unique" else 0
+            outcome.rule_rows.append({"rule": o.rule, "kind": "dataset", "severity": rule.severity, "status": o.status,
+                                      "metric": o.metric, "threshold": o.threshold, "failing_rows": failing_rows,
+                                      "resolution": "drop" if rule.check == "unique" else "report"})
+            if o.status not in ("Success", "Skipped"):
+                text = f"{spec.table}.{o.rule} ({rule.severity}): {o.message or o.threshold} (metric {o.metric})"
+                (outcome.failures if rule.severity == "error" else outcome.warnings).append(text)
 
     if outcome.failures and outcome.bronze_rows < settings.quality.gate_min_rows:
         # a handful of rows cannot carry a rate: one bad row in two is 50 %; report, do not block
