@@ -174,12 +174,12 @@ def test_report_files_exist_and_describe_every_rule(lake, validated):
     assert "Data-quality report" in page and "Samples of quarantined rows" in page and "data:image/png" in page
 
 
-def _fresh_lake(spark, tmp: Path, api_folder_seed: dict, days: int = 2):
+def _fresh_lake(spark, tmp: Path, simulator_update: dict, days: int = 2):
     from lakehouse.simulator.api import ApiServer
     from tests.conftest import TOKEN
 
     base = make_settings(tmp)
-    sim = base.simulator.model_copy(update=api_folder_seed)
+    sim = base.simulator.model_copy(update=simulator_update)
     out = Path(base.simulator.output_dir)
     generate_sources(sim, out)
     server = ApiServer(out / "support", TOKEN, rate_limit_per_s=1000).start()
