@@ -148,9 +148,10 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                 bronze.agg(*[F.max(F.length(c)) for c in bronze.columns if c != "_ingest_date"]).collect()
 
             def validation():
-                outcome, silver, quarantine = validate_table(spark, run, spec, day, "bench", "bench-key")
+                outcome, silver, quarantine, checked = validate_table(spark, run, spec, day, "bench", "bench-key")
                 silver.count()
                 quarantine.count()
+                checked.unpersist()
 
             for name, fn in (("plain scan", plain_scan), ("validation (Deequ + row rules + dedup)", validation)):
                 fn()  # warm-up

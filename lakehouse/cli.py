@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 from lakehouse import logs
 from lakehouse.config import Settings, load_settings

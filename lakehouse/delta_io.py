@@ -36,6 +36,30 @@ def replace_partition(df: DataFrame, uri: str, partition_col: str, value: str, m
     writer.save(uri)
 
 
+def replace_where(df: DataFrame, uri: str, where: str, metadata: str) -> None:
+    """Atomically replace the rows matching ``where`` (creating the table on first write)."""
+    writer = df.write.format("delta").option("userMetadata", metadata)
+    if is_delta(df.sparkSession, uri):
+        writer = writer.mode("overwrite").option("replaceWhere", where)
+    writer.save(uri)
+
+
+def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], order_by: str, metadata: str) -> None:
+    """Upsert ``rows`` on ``key``; a stored row is replaced only by an equal or newer ``order_by``."""
+    from delta.tables import DeltaTable
+
+    if not is_delta(spark, uri):
+        rows.limit(0).write.format("delta").save(uri)
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", metadata)
+    try:
+        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
+        (DeltaTable.forPath(spark, uri).alias("t").merge(rows.alias("s"), cond)
+         .whenMatchedUpdateAll(condition=f"s.`{order_by}` >= t.`{order_by}` OR t.`{order_by}` IS NULL")
+         .whenNotMatchedInsertAll().execute())
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+
+
 def append(df: DataFrame, uri: str, metadata: str, partition_by: Iterable[str] = ()) -> None:
     writer = df.write.format("delta").mode("append").option("userMetadata", metadata).option("mergeSchema", "true")
     if partition_by:

@@ -22,7 +22,7 @@ SOURCES = ["crm", "billing", "web", "support_api"]
 
 
 def run_demo(settings: Settings, days: int | None = None) -> int:
-    from lakehouse.browse import format_partitions, raw_partitions
+    from lakehouse.browse import raw_partitions
     from lakehouse.ingest.run import ingest_source
     from lakehouse.quality.run import validate_and_report
     from lakehouse.quality_runtime import shutdown_deequ

@@ -16,7 +16,7 @@ import csv
 import json
 from typing import Any, Iterator
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 META_COLUMNS = ["_source_file", "_line", "_parse_error", "_raw_record"]
@@ -105,8 +105,9 @@ def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: st
               expected: list[str], headers: dict[str, list[str]]):
     """Parse one raw partition.
 
-    Returns (frame, new columns seen, expected columns missing, rows, unparseable rows); the
-    counts come from the same pass that finds the columns, so parsing is paid once.
+    Returns (frame, new columns seen, expected columns missing, rows, unparseable rows, the cached
+    parsed lines); the counts come from the same pass that finds the columns, so parsing is paid
+    once. The caller unpersists the cached lines after writing the frame.
     """
     if fmt == "api":
         rdd = _api_records(spark, partition_uri)
@@ -135,4 +136,4 @@ def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: st
         T.StructField("_source_file", T.StringType()), T.StructField("_line", T.LongType()),
         T.StructField("_parse_error", T.StringType()), T.StructField("_raw_record", T.StringType())])
     df = spark.createDataFrame(rdd.map(to_row), schema)
-    return df, extra, missing, n_rows, n_bad
+    return df, extra, missing, n_rows, n_bad, rdd

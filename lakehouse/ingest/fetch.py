@@ -44,6 +44,14 @@ def count_lines(data: bytes) -> int:
     return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
 
 
+def count_records(data: bytes, fmt: str) -> int:
+    """Records in one fetched file: lines (less a CSV header), or an API page's ``data`` entries."""
+    if fmt == "api":
+        return len(json.loads(data)["data"])
+    lines = count_lines(data)
+    return lines - 1 if fmt == "csv" and lines else lines
+
+
 # ---- files ----------------------------------------------------------------------------------
 def fetch_files(settings: Settings, source: str, cfg: FileSource, run_date: dt.date) -> Fetched:
     inbox = settings.path(cfg.inbox)
@@ -58,8 +66,7 @@ def fetch_files(settings: Settings, source: str, cfg: FileSource, run_date: dt.d
         data = path.read_bytes()
         name = path.relative_to(inbox).as_posix().replace("/", "__")
         files[name] = data
-        lines = count_lines(data)
-        rows += lines - 1 if cfg.format == "csv" and lines else lines
+        rows += count_records(data, cfg.format)
     return Fetched(files, rows, {"inbox": str(inbox), "pattern": pattern,
                                  "files": [str(p) for p in matches]})
 

@@ -24,7 +24,7 @@ from lakehouse import delta_io
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError, SourceError
 from lakehouse.ingest import bronze
-from lakehouse.ingest.fetch import Fetched, count_lines, fetch_api_endpoint, fetch_files, fetch_jdbc_table
+from lakehouse.ingest.fetch import Fetched, count_records, fetch_api_endpoint, fetch_files, fetch_jdbc_table
 from lakehouse.ingest.retry import Attempt, AttemptLog, call_with_retries
 from lakehouse.storage import storage_for, table_uri
 from lakehouse.tables import AUDIT_TABLE, bronze_table, raw_partition
@@ -95,10 +95,7 @@ def _manifest(source: str, type_: str, run_date: dt.date, run_id: str, fetched: 
               fmt: str) -> bytes:
     files = []
     for name, data in sorted(fetched.files.items()):
-        if fmt == "api":
-            rows = len(json.loads(data)["data"])
-        else:
-            rows = count_lines(data) - (1 if fmt == "csv" and data else 0)
+        rows = count_records(data, fmt)
         files.append({"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": rows})
     doc = {
         "source": source, "type": type_, "date": run_date.isoformat(), "run_id": run_id,
@@ -166,7 +163,7 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         expected = settings.schemas.get(f"{source}.{type_}")
         if expected is None:
             raise LakehouseError(f"no expected columns for {source}.{type_} in config (schemas.{source}.{type_})")
-        df, extra, missing, n_rows, n_bad = bronze.parse_raw(spark, partition_uri, sorted(data.files), fmt, expected, headers)
+        df, extra, missing, n_rows, n_bad, parsed = bronze.parse_raw(spark, partition_uri, sorted(data.files), fmt, expected, headers)
         if extra:
             log.warning("%s/%s %s: new column(s) %s not in schemas.%s.%s; bronze schema evolves (see table history)",
                         source, type_, run_date, extra, source, type_)
@@ -180,6 +177,7 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         meta = delta_io.commit_metadata(run_id, f"ingest_{source}", run_date.isoformat(), rows=data.rows,
                                         new_columns=extra)
         delta_io.replace_partition(df, uri, "_ingest_date", run_date.isoformat(), meta, merge_schema=bool(extra))
+        parsed.unpersist()
         version, written = delta_io.last_commit_rows(spark, uri)
         if written is not None and written != n_rows:
             raise LakehouseError(f"{source}/{type_} {run_date}: parsed {n_rows} rows but the Delta commit "

@@ -30,7 +30,7 @@ from pyspark.sql import types as T
 from lakehouse import delta_io
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
-from lakehouse.quality.deequ_checks import ConstraintOutcome, run_deequ
+from lakehouse.quality.deequ_checks import run_deequ
 from lakehouse.quality.rules import TableRules, load_rules
 from lakehouse.quality.transform import all_checks, annotate, deduplicate, pseudonymize, silver_columns, split
 from lakehouse.storage import table_uri
@@ -107,8 +107,12 @@ def _is_rule(name: str):
 
 
 def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
-                   pii_key: str) -> tuple[TableOutcome, DataFrame | None, DataFrame | None]:
-    """Check one table for one date; return (outcome, silver rows to merge, quarantine rows)."""
+                   pii_key: str) -> tuple[TableOutcome, DataFrame, DataFrame, DataFrame]:
+    """Check one table for one date.
+
+    Returns (outcome, silver rows to merge, quarantine rows, the cached checked rows they derive
+    from); the caller unpersists the last once it has written the first two.
+    """
     bronze = _bronze_for(spark, settings, spec, run_date)
     annotated = annotate(bronze, spec, run_date, _references(spark, settings, spec)).cache()
     outcome = TableOutcome(spec.table, run_date.isoformat(), bronze.count())
@@ -184,22 +188,7 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
         F.col("_quarantine_reason.reason_code").alias("reason_code"),
         F.transform("_violations", lambda v: v["rule"]).alias("violations"),
         "_source_file", "_line", "_parse_error", "_original", "_raw_record")
-    return outcome, silver, quarantine_rows
-
-
-def _merge_silver(spark: SparkSession, uri: str, rows: DataFrame, spec: TableRules, meta: str) -> None:
-    from delta.tables import DeltaTable
-
-    if not delta_io.is_delta(spark, uri):
-        rows.limit(0).write.format("delta").save(uri)
-    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", meta)
-    try:
-        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.key)
-        (DeltaTable.forPath(spark, uri).alias("t").merge(rows.alias("s"), cond)
-         .whenMatchedUpdateAll(condition=f"s.`{spec.order_by}` >= t.`{spec.order_by}` OR t.`{spec.order_by}` IS NULL")
-         .whenNotMatchedInsertAll().execute())
-    finally:
-        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    return outcome, silver, quarantine_rows, annotated
 
 
 def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[TableOutcome], run_id: str,
@@ -219,20 +208,14 @@ def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Tabl
     df = spark.createDataFrame(rows, schema)
     names = ", ".join(f"'{o.table}'" for o in outcomes)
     where = f"run_date = '{day}' AND table IN ({names})"
-    _replace_where(df, table_uri(settings, "ops", "quality_metrics"), where, meta)
+    delta_io.replace_where(df, table_uri(settings, "ops", "quality_metrics"), where, meta)
     recon = spark.createDataFrame([(o.table, day, o.bronze_rows, o.silver_rows, o.quarantined,
                                     o.duplicates_removed, o.superseded, o.fixed_rows,
                                     o.balanced, o.passed, run_id) for o in outcomes],
                                   "table string, run_date date, bronze_rows long, silver_rows long, quarantined long, "
                                   "duplicates_removed long, superseded long, fixed_rows long, balanced boolean, "
                                   "passed boolean, run_id string")
-    _replace_where(recon, table_uri(settings, "ops", "reconciliation"), where, meta)
-
-
-def _replace_where(df: DataFrame, uri: str, where: str, meta: str) -> None:
-    (df.write.format("delta").mode("overwrite").option("replaceWhere", where).option("userMetadata", meta)
-     .save(uri)) if delta_io.is_delta(df.sparkSession, uri) else \
-        df.write.format("delta").option("userMetadata", meta).save(uri)
+    delta_io.replace_where(recon, table_uri(settings, "ops", "reconciliation"), where, meta)
 
 
 def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, tables: list[str] | None = None,
@@ -250,16 +233,17 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
         if tables and name not in tables:
             continue
         meta = delta_io.commit_metadata(run_id, "silver", run_date.isoformat(), table=name)
-        outcome, silver, quarantine = validate_table(spark, settings, spec, run_date, run_id, pii_key)
+        outcome, silver, quarantine, checked = validate_table(spark, settings, spec, run_date, run_id, pii_key)
         if outcome.passed:
             stamped = silver.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
                 .withColumn("_run_id", F.lit(run_id))
-            _merge_silver(spark, table_uri(settings, "silver", name), stamped, spec, meta)
+            delta_io.merge_latest(spark, table_uri(settings, "silver", name), stamped, spec.key, spec.order_by, meta)
             q = quarantine.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
                 .withColumn("_run_id", F.lit(run_id))
-            _replace_where(q, table_uri(settings, "silver", f"quarantine_{spec.source}"),
+            delta_io.replace_where(q, table_uri(settings, "silver", f"quarantine_{spec.source}"),
                            f"_ingest_date = '{run_date}' AND table = '{name}'", meta)
             outcome.silver_version = delta_io.latest_version(spark, table_uri(settings, "silver", name))
+        checked.unpersist()
         for w in outcome.warnings:
             log.warning("quality warning %s: %s", run_date, w)
         log.info("silver.%s %s: bronze %d = silver %d + quarantined %d + duplicates %d + superseded %d; "

@@ -167,9 +167,9 @@ def split(annotated: DataFrame, spec: TableRules) -> tuple[DataFrame, DataFrame]
 
 
 def deduplicate(kept: DataFrame, spec: TableRules) -> DataFrame:
-    """One row per business key: exact duplicates dropped, older versions superseded by ``order_by``.
+    """(rows without exact duplicates, one row per business key: the latest by ``order_by``).
 
-    Adds ``_dup_kind`` to nothing; the caller counts rows before and after each step.
+    The caller counts rows before and after each step: duplicates removed, versions superseded.
     """
     from pyspark.sql import Window
 

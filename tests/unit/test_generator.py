@@ -3,9 +3,7 @@ configured rates (ground truth recorded)."""
 
 import json
 from collections import Counter
-from pathlib import Path
 
-import pytest
 
 from lakehouse.simulator.systems import generate_sources, tree_checksum
 
