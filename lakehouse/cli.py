@@ -122,6 +122,24 @@ def cmd_silver(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from lakehouse.quality_runtime import shutdown_deequ
+    from lakehouse.runner import run_range
+    from lakehouse.spark import build_session
+
+    settings = _settings(args)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    spark = build_session(settings, "run")
+    try:
+        timings = run_range(spark, settings, args.dates, stages)
+    finally:
+        shutdown_deequ(spark)
+        spark.stop()
+    for t in timings:
+        print(json.dumps(t))
+    return 0
+
+
 def cmd_lake_ls(args) -> int:
     from lakehouse.browse import format_partitions, raw_partitions
     from lakehouse.storage import storage_for
@@ -229,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YYYY-MM-DD or YYYY-MM-DD:YYYY-MM-DD (inclusive)")
     s.add_argument("--tables", nargs="*", help="only these silver tables")
     s.set_defaults(func=cmd_silver)
+
+    s = sub.add_parser("run", help="run the daily pipeline for a date or range in one Spark session")
+    s.add_argument("--run-date", dest="dates", required=True, type=_dates,
+                   help="YYYY-MM-DD or YYYY-MM-DD:YYYY-MM-DD (inclusive)")
+    s.add_argument("--stages", default="ingest,silver,gold,materialize",
+                   help="comma-separated, from: ingest, silver, gold, materialize, score")
+    s.set_defaults(func=cmd_run)
 
     lake = sub.add_parser("lake", help="browse the lake").add_subparsers(dest="lake", required=True)
     s = lake.add_parser("ls", help="list raw partitions with sizes and manifests")

@@ -142,6 +142,43 @@ class QualityConfig(_Strict):
     gate_min_rows: int = Field(default=50, ge=0)
 
 
+class GoldConfig(_Strict):
+    label_horizon_days: int = Field(gt=0)   # churned within H days after the snapshot date
+
+
+class FeatureStoreConfig(_Strict):
+    online_path: str      # SQLite file of the online store (latest feature values per customer)
+    view: str = "customer_daily"  # the feature view jobs materialize and models read
+
+
+class CostConfig(_Strict):
+    offer_cost: float = Field(ge=0)
+    saved_customer_value: float = Field(ge=0)
+    offer_success_rate: float = Field(ge=0, le=1)
+
+
+class ModelConfig(_Strict):
+    name: str
+    experiment_prefix: str
+    view: str
+    features: list[str] = Field(min_length=1)
+    snapshot_every_days: int = Field(ge=1)
+    eval_fraction: float = Field(gt=0, lt=1)
+    cv_folds: int = Field(ge=2)
+    algorithms: list[Literal["logistic_regression", "random_forest", "gbt"]] = Field(min_length=1)
+    selection_metric: Literal["roc_auc", "pr_auc"]
+    champion_margin: float = Field(ge=0)
+    seed: int
+    costs: CostConfig
+    risk_bands: dict[str, float]
+    drift_psi_threshold: float = Field(gt=0)
+
+
+class MlflowConfig(_Strict):
+    tracking_uri: str        # sqlite:///relative/or/absolute.db, or http(s)://server
+    artifact_root: str       # local folder (relative to the project) or a URI
+
+
 class DemoConfig(_Strict):
     days: int = Field(gt=0)
 
@@ -158,6 +195,10 @@ class Settings(_Strict):
     schemas: dict[str, list[str]]
     demo: DemoConfig
     quality: QualityConfig
+    gold: GoldConfig
+    feature_store: FeatureStoreConfig
+    model: ModelConfig
+    mlflow: MlflowConfig
 
     # ---- derived helpers -------------------------------------------------------------------
     def path(self, value: str) -> Path:

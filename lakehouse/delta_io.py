@@ -60,6 +60,20 @@ def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str],
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
 
+def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], metadata: str) -> None:
+    """Insert the rows whose ``key`` is not in the table yet; stored rows are never rewritten."""
+    from delta.tables import DeltaTable
+
+    if not is_delta(spark, uri):
+        rows.limit(0).write.format("delta").save(uri)
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", metadata)
+    try:
+        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
+        DeltaTable.forPath(spark, uri).alias("t").merge(rows.alias("s"), cond).whenNotMatchedInsertAll().execute()
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+
+
 def append(df: DataFrame, uri: str, metadata: str, partition_by: Iterable[str] = ()) -> None:
     writer = df.write.format("delta").mode("append").option("userMetadata", metadata).option("mergeSchema", "true")
     if partition_by:

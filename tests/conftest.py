@@ -40,6 +40,9 @@ def make_settings(tmp: Path, sources_dir: Path | None = None, **overrides):
             "web": {"inbox": str(src / "web" / "logs")},
         },
         "simulator": {"output_dir": str(src)},
+        "feature_store": {"online_path": str(tmp / "online" / "features.sqlite")},
+        "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
+                   "artifact_root": str(tmp / "mlflow" / "artifacts")},
     }
     return load_settings("test", overrides=deep_merge(base, overrides))
 

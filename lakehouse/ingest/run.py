@@ -176,9 +176,12 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         uri = table_uri(settings, "bronze", name)
         meta = delta_io.commit_metadata(run_id, f"ingest_{source}", run_date.isoformat(), rows=data.rows,
                                         new_columns=extra)
+        before = delta_io.latest_version(spark, uri)
         delta_io.replace_partition(df, uri, "_ingest_date", run_date.isoformat(), meta, merge_schema=bool(extra))
         parsed.unpersist()
         version, written = delta_io.last_commit_rows(spark, uri)
+        if version == before:  # an empty batch into an empty partition: Delta makes no commit
+            written = 0
         if written is not None and written != n_rows:
             raise LakehouseError(f"{source}/{type_} {run_date}: parsed {n_rows} rows but the Delta commit "
                                  f"v{version} wrote {written}")

@@ -80,6 +80,11 @@ class TableRules(_Strict):
     key: list[str]
     order_by: str
     event_time: str | None = None
+    # "upsert": entities whose rows change (latest order_by wins; every accepted version is also kept
+    # in silver/<table>_history, partitioned by _ingest_date, for point-in-time reads).
+    # "insert_only": immutable events; a key already in silver is a re-delivery and is not rewritten,
+    # so a row's _ingest_date is the date it first arrived (what gold's incremental build relies on).
+    write_mode: Literal["upsert", "insert_only"] = "upsert"
     columns: dict[str, ColumnSpec]
     rules: list[Rule]
     dataset_rules: list[DatasetRule] = Field(default_factory=list)

@@ -237,7 +237,13 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
         if outcome.passed:
             stamped = silver.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
                 .withColumn("_run_id", F.lit(run_id))
-            delta_io.merge_latest(spark, table_uri(settings, "silver", name), stamped, spec.key, spec.order_by, meta)
+            if spec.write_mode == "insert_only":
+                delta_io.merge_insert_only(spark, table_uri(settings, "silver", name), stamped, spec.key, meta)
+            else:
+                delta_io.merge_latest(spark, table_uri(settings, "silver", name), stamped, spec.key,
+                                      spec.order_by, meta)
+                delta_io.replace_partition(stamped, table_uri(settings, "silver", f"{name}_history"),
+                                           "_ingest_date", run_date.isoformat(), meta)
             q = quarantine.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
                 .withColumn("_run_id", F.lit(run_id))
             delta_io.replace_where(q, table_uri(settings, "silver", f"quarantine_{spec.source}"),

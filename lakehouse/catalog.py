@@ -1,0 +1,78 @@
+"""Register the lake's tables by name (``gold.customer_daily_features``...) from the DDL files.
+
+The DDL in ``lakehouse/sql/*_ddl.sql`` is the schema of record. Running it is idempotent: CREATE
+TABLE IF NOT EXISTS with a LOCATION creates the Delta table the first time and afterwards only
+registers the name in the session catalog; an ADD CONSTRAINT whose name is already on the table is
+skipped. Spark's built-in catalog lives in the session, so every job and notebook registers at start
+(a few hundred milliseconds); a shared deployment would point Spark at a Hive metastore or Unity
+Catalog instead and run the DDL once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.config import Settings
+from lakehouse.errors import LakehouseError
+
+log = logging.getLogger(__name__)
+SQL_DIR = Path(__file__).parent / "sql"
+_CONSTRAINT = re.compile(r"ALTER\s+TABLE\s+(\S+)\s+ADD\s+CONSTRAINT\s+(\w+)", re.I)
+
+
+def statements(text: str) -> list[tuple[str | None, str]]:
+    """(name, statement) pairs of a SQL file; ``-- name: x`` above a statement names it."""
+    out, name, buf = [], None, []
+    for line in text.splitlines():
+        m = re.match(r"\s*--\s*name:\s*(\S+)", line)
+        if m:
+            name = m.group(1)
+            continue
+        if line.strip().startswith("--"):
+            continue
+        buf.append(line)
+        if line.rstrip().endswith(";"):
+            stmt = "\n".join(buf).strip().rstrip(";").strip()
+            if stmt:
+                out.append((name, stmt))
+            name, buf = None, []
+    if "\n".join(buf).strip():
+        out.append((name, "\n".join(buf).strip()))
+    return out
+
+
+def _substitute(text: str, settings: Settings) -> str:
+    return text.replace("${lake}", settings.lake_uri)
+
+
+def register(spark: SparkSession, settings: Settings, files: list[Path] | None = None) -> list[str]:
+    """Run the DDL files against the lake; returns the tables now known by name."""
+    files = files or sorted(SQL_DIR.glob("*_ddl.sql"))
+    tables = []
+    for path in files:
+        for _, stmt in statements(_substitute(path.read_text(), settings)):
+            m = _CONSTRAINT.match(stmt)
+            try:
+                if m:
+                    props = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {m.group(1)}").collect()}
+                    if f"delta.constraints.{m.group(2).lower()}" in props:
+                        continue
+                spark.sql(stmt)
+            except Exception as exc:  # noqa: BLE001 - name the statement and file, keep Spark's reason
+                first = stmt.splitlines()[0]
+                raise LakehouseError(f"{path.name}: statement '{first}' failed: {str(exc).splitlines()[0]}") from exc
+            t = re.match(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\S+)", stmt, re.I)
+            if t:
+                tables.append(t.group(1))
+    log.info("catalog: %d table(s) registered from %s", len(tables), ", ".join(p.name for p in files))
+    return tables
+
+
+def run_queries(spark: SparkSession, settings: Settings, path: Path) -> list[tuple[str, DataFrame]]:
+    """Each named query of a SQL file as a DataFrame (lazy; the caller shows or collects it)."""
+    return [(name or f"query_{i + 1}", spark.sql(stmt))
+            for i, (name, stmt) in enumerate(statements(_substitute(path.read_text(), settings)))]

@@ -1,0 +1,1 @@
+"""Churn models: training set, preprocessing, training with MLflow, registry, scoring, monitoring."""

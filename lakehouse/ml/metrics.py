@@ -1,0 +1,125 @@
+"""Evaluation of churn probabilities: ranking quality, the business-optimal threshold, plots.
+
+Everything is computed from predicted probabilities (never hard predictions) of the out-of-time
+evaluation rows, collected to the driver (tens of thousands of rows at most).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, p)) if y.sum() > 0 else float("nan")
+
+
+def expected_value(y: np.ndarray, p: np.ndarray, t: float, offer_cost: float, saved_value: float,
+                   success_rate: float) -> float:
+    """Value of offering retention to everyone with p >= t: churners kept minus what the offers cost."""
+    targeted = p >= t
+    return float((y[targeted].sum() * success_rate * saved_value) - targeted.sum() * offer_cost)
+
+
+def best_threshold(y, p, costs) -> tuple[float, float]:
+    """The threshold maximizing expected value, over the distinct predicted probabilities."""
+    candidates = np.unique(np.quantile(p, np.linspace(0, 1, 201)))
+    values = [expected_value(y, p, t, costs.offer_cost, costs.saved_customer_value, costs.offer_success_rate)
+              for t in candidates]
+    i = int(np.argmax(values))
+    return float(candidates[i]), float(values[i])
+
+
+def evaluate(y: np.ndarray, p: np.ndarray, costs) -> dict[str, float]:
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    t, value = best_threshold(y, p, costs)
+    pred = p >= t
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    tn = int((~pred & (y == 0)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    order = np.argsort(-p, kind="stable")
+    top = order[: max(1, len(p) // 10)]
+    base_rate = y.mean() if len(y) else 0.0
+    captured = y[top].sum()
+    return {
+        "roc_auc": roc_auc(y, p), "pr_auc": pr_auc(y, p),
+        "threshold": t, "expected_value": value,
+        "accuracy": (tp + tn) / len(y) if len(y) else 0.0,
+        "precision": precision, "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "lift_top_decile": float(y[top].mean() / base_rate) if base_rate else float("nan"),
+        "capture_top_decile": float(captured / y.sum()) if y.sum() else float("nan"),
+        "base_rate": float(base_rate), "rows": int(len(y)), "positives": int(y.sum()),
+        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+    }
+
+
+def plots(y, p, m: dict, importances: list[tuple[str, float]], title: str, out_dir) -> list:
+    """ROC, PR, calibration, confusion matrix and feature importance PNGs; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+
+    def save(fig, name):
+        path = out_dir / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+
+    fpr, tpr, _ = roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(fpr, tpr, label=f"AUC {m['roc_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC: {title}")
+    ax.legend(loc="lower right")
+    save(fig, "roc.png")
+
+    prec, rec, _ = precision_recall_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(rec, prec, label=f"AP {m['pr_auc']:.3f}")
+    ax.axhline(m["base_rate"], ls="--", c="grey", label=f"base rate {m['base_rate']:.3f}")
+    ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall: {title}")
+    ax.legend()
+    save(fig, "pr.png")
+
+    frac, mean_p = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(mean_p, frac, marker="o")
+    lim = max(float(np.max(mean_p)), float(np.max(frac)), 0.05)
+    ax.plot([0, lim], [0, lim], ls="--", c="grey")
+    ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", title=f"Calibration: {title}")
+    save(fig, "calibration.png")
+
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    cm = np.array([[m["tn"], m["fp"]], [m["fn"], m["tp"]]])
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["stay", "churn"], yticklabels=["stay", "churn"],
+           xlabel="predicted", ylabel="actual", title=f"Threshold {m['threshold']:.3f}")
+    save(fig, "confusion_matrix.png")
+
+    top = sorted(importances, key=lambda kv: -abs(kv[1]))[:15][::-1]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.barh([k for k, _ in top], [v for _, v in top])
+    ax.set(title=f"Feature importance: {title}", xlabel="importance (|coef| for LR)")
+    save(fig, "feature_importance.png")
+    return paths

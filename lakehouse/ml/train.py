@@ -1,0 +1,290 @@
+"""Train, compare and register churn models (``jobs/train.py``).
+
+1. Training set from the feature store: labelled snapshots known by the run date, point-in-time features.
+2. Out-of-time split: the latest ``eval_fraction`` of snapshot dates evaluate; earlier ones train.
+3. Per algorithm: a pipeline (preprocessing stages + classifier, weighted for class imbalance) tuned by
+   k-fold cross-validation on the training part (ROC AUC), refitted, then scored on the evaluation dates.
+4. MLflow: a parent run (training set, Delta versions, code version, report) and a child run per
+   algorithm (params, metrics, plots); the best is logged as a Spark model with signature and input
+   example and registered. It takes the ``champion`` alias only if it beats the current champion on
+   the same evaluation rows by ``champion_margin``; otherwise it is registered as ``challenger``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import PROJECT_ROOT, Settings
+from lakehouse.errors import LakehouseError
+from lakehouse.ml import metrics as M
+from lakehouse.ml import preprocess, tracking
+from lakehouse.ml.dataset import TrainingSet, build_training_set
+
+log = logging.getLogger(__name__)
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass
+class TrainResult:
+    run_date: str
+    run_id: str                       # MLflow parent run
+    train_dates: list[str]
+    eval_dates: list[str]
+    rows: dict[str, int]
+    metrics: dict[str, dict[str, float]]
+    best: str
+    registered_version: str
+    champion_version: str
+    promoted: bool
+    champion_metric_before: float | None
+    table_versions: dict[str, int]
+    feature_refs: list[str]
+    report: str
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _classifier(name: str, seed: int):
+    from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
+    from pyspark.ml.tuning import ParamGridBuilder
+
+    if name == "logistic_regression":
+        clf = LogisticRegression(labelCol="label", weightCol="weight", maxIter=50)
+        grid = ParamGridBuilder().addGrid(clf.regParam, [0.001, 0.03]).addGrid(clf.elasticNetParam, [0.0]).build()
+    elif name == "random_forest":
+        clf = RandomForestClassifier(labelCol="label", weightCol="weight", numTrees=60, seed=seed,
+                                     featureSubsetStrategy="sqrt")
+        grid = ParamGridBuilder().addGrid(clf.maxDepth, [5, 8]).build()
+    elif name == "gbt":
+        clf = GBTClassifier(labelCol="label", weightCol="weight", maxIter=30, stepSize=0.1, seed=seed)
+        grid = ParamGridBuilder().addGrid(clf.maxDepth, [3, 5]).build()
+    else:
+        raise LakehouseError(f"unknown algorithm {name!r}")
+    return clf, grid
+
+
+def _probabilities(model, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    from pyspark.ml.functions import vector_to_array
+
+    rows = (model.transform(frame).select("label", vector_to_array("probability")[1].alias("p")).toPandas())
+    return rows["label"].to_numpy(dtype=int), rows["p"].to_numpy(dtype=float)
+
+
+def _importances(model, ts: TrainingSet) -> list[tuple[str, float]]:
+    names = preprocess.feature_names(model.stages, ts.numeric, ts.categorical)
+    clf = model.stages[-1]
+    values = (clf.coefficients.toArray() if hasattr(clf, "coefficients") else clf.featureImportances.toArray())
+    return list(zip(names, [float(v) for v in values]))
+
+
+def _code_version() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha or "unknown") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def split_dates(dates: list[dt.date], eval_fraction: float) -> tuple[list[dt.date], list[dt.date]]:
+    n_eval = max(1, math.ceil(len(dates) * eval_fraction))
+    if len(dates) - n_eval < 1:
+        raise LakehouseError(f"{len(dates)} snapshot date(s) cannot be split into train and evaluation")
+    return dates[:-n_eval], dates[-n_eval:]
+
+
+def drift_reference(frame: DataFrame, numeric: list[str], bins: int = 10) -> dict:
+    """Per numeric feature: decile edges and the training share in each bin (for PSI at scoring)."""
+    probs = [i / bins for i in range(1, bins)]
+    ref = {}
+    quantiles = frame.approxQuantile(numeric, probs, 0.001)
+    for col, edges in zip(numeric, quantiles):
+        edges = sorted(set(float(e) for e in edges))
+        counts = _bin_counts(frame, col, edges)
+        total = sum(counts) or 1
+        ref[col] = {"edges": edges, "shares": [c / total for c in counts]}
+    return ref
+
+
+def _bin_counts(frame: DataFrame, col: str, edges: list[float]) -> list[int]:
+    """Rows per bin: (-inf, e0], (e0, e1], ..., (e_last, inf), nulls as one more bin."""
+    expr = F.lit(len(edges))
+    for i in reversed(range(len(edges))):
+        expr = F.when(F.col(col) <= F.lit(edges[i]), F.lit(i)).otherwise(expr)
+    expr = F.when(F.col(col).isNull(), F.lit(len(edges) + 1)).otherwise(expr)
+    got = {r[0]: r[1] for r in frame.groupBy(expr.alias("b")).count().collect()}
+    return [int(got.get(i, 0)) for i in range(len(edges) + 2)]
+
+
+def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_dates, rows, promoted,
+            champion_before, registered, champion_version, settings: Settings, run_id: str) -> str:
+    keys = ["roc_auc", "pr_auc", "threshold", "expected_value", "accuracy", "precision", "recall", "f1",
+            "lift_top_decile", "capture_top_decile"]
+    lines = [f"# Churn model report: run {run_id}", "",
+             f"- Training snapshots: {len(train_dates)} dates, {train_dates[0]} .. {train_dates[-1]} "
+             f"({rows['train']} rows, {rows['train_positives']} churned)",
+             f"- Out-of-time evaluation: {len(eval_dates)} dates, {eval_dates[0]} .. {eval_dates[-1]} "
+             f"({rows['eval']} rows, {rows['eval_positives']} churned)",
+             f"- Label: churn within {settings.gold.label_horizon_days} days of the snapshot; "
+             f"features: {len(ts.feature_columns)} from view `{settings.model.view}`",
+             f"- Costs: offer {settings.model.costs.offer_cost}, saved customer "
+             f"{settings.model.costs.saved_customer_value}, offer success {settings.model.costs.offer_success_rate}",
+             "", "| algorithm | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for algo, m in result_metrics.items():
+        mark = " (best)" if algo == best else ""
+        lines.append(f"| {algo}{mark} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |")
+    lines += ["", f"Selection metric: `{settings.model.selection_metric}`. Registered `{settings.model.name}` "
+              f"version {registered}; " + (
+                  f"promoted to `@champion` (previous champion on this window: "
+                  f"{'none' if champion_before is None else f'{champion_before:.4f}'})." if promoted else
+                  f"kept as `@challenger`: champion version {champion_version} scores {champion_before:.4f} on "
+                  f"the same window and the margin is {settings.model.champion_margin}."),
+              "", "Plots (ROC, PR, calibration, confusion matrix, feature importance) are in each algorithm's "
+              "MLflow run under `plots/`.", ""]
+    return "\n".join(lines)
+
+
+def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None,
+                 versions: dict[str, int] | None = None) -> TrainResult:
+    import mlflow
+    import mlflow.spark
+    from mlflow.models import infer_signature
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator
+
+    started = time.perf_counter()
+    cfg = settings.model
+    tracking.setup(settings)
+    client = tracking.client(settings)
+    ts = build_training_set(spark, settings, run_date, versions=versions)
+    train_dates, eval_dates = split_dates(ts.dates, cfg.eval_fraction)
+    frame = ts.frame.cache()
+    train = frame.where(F.col("as_of") <= F.lit(train_dates[-1]))
+    evaluation = frame.where(F.col("as_of") >= F.lit(eval_dates[0]))
+    counts = {r["split"]: (r["n"], r["pos"]) for r in frame.groupBy(
+        F.when(F.col("as_of") <= F.lit(train_dates[-1]), "train").otherwise("eval").alias("split"))
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("pos")).collect()}
+    rows = {"train": counts["train"][0], "train_positives": int(counts["train"][1]),
+            "eval": counts["eval"][0], "eval_positives": int(counts["eval"][1])}
+    if rows["train_positives"] == 0 or rows["eval_positives"] == 0:
+        raise LakehouseError(f"no churned customers in the {'training' if not rows['train_positives'] else 'evaluation'}"
+                             f" snapshots ({rows}); more labelled dates are needed")
+    pos_weight = (rows["train"] - rows["train_positives"]) / rows["train_positives"]
+    train = train.withColumn("weight", F.when(F.col("label") == 1, F.lit(pos_weight)).otherwise(F.lit(1.0))).cache()
+    evaluation = evaluation.cache()
+    log.info("training set: %s; %d features; positive class weight %.1f", rows, len(ts.feature_columns), pos_weight)
+
+    evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
+                                              metricName="areaUnderROC")
+    results: dict[str, dict] = {}
+    models = {}
+    with mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags({"run_date": run_date.isoformat(), "code_version": _code_version(),
+                         "pipeline_run_id": run_id or "", "env": settings.env})
+        mlflow.log_params({"label_horizon_days": settings.gold.label_horizon_days,
+                           "train_dates": f"{train_dates[0]}..{train_dates[-1]} ({len(train_dates)})",
+                           "eval_dates": f"{eval_dates[0]}..{eval_dates[-1]} ({len(eval_dates)})",
+                           "positive_class_weight": round(pos_weight, 3), "cv_folds": cfg.cv_folds,
+                           **{f"table_version.{t}": v for t, v in ts.retrieval.table_versions.items()}})
+        mlflow.log_metrics({f"rows_{k}": v for k, v in rows.items()})
+        mlflow.log_dict({"dates": [d.isoformat() for d in ts.dates], "train_dates": [d.isoformat() for d in train_dates],
+                         "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict()},
+                        "training_set.json")
+        for algo in cfg.algorithms:
+            t0 = time.perf_counter()
+            clf, grid = _classifier(algo, cfg.seed)
+            cv = CrossValidator(estimator=preprocess.pipeline(ts.numeric, ts.categorical, clf),
+                                estimatorParamMaps=grid, evaluator=evaluator, numFolds=cfg.cv_folds,
+                                seed=cfg.seed, parallelism=1)
+            cv_model = cv.fit(train)
+            model = cv_model.bestModel
+            y, p = _probabilities(model, evaluation)
+            m = M.evaluate(y, p, cfg.costs)
+            m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
+            m["fit_seconds"] = round(time.perf_counter() - t0, 1)
+            best_params = grid[int(np.argmax(cv_model.avgMetrics))]
+            with mlflow.start_run(run_name=algo, nested=True) as child:
+                mlflow.log_params({"algorithm": algo, **{p_.name: v for p_, v in best_params.items()}})
+                mlflow.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not math.isnan(v)})
+                for path in M.plots(y, p, m, _importances(model, ts), algo, Path(tmp) / algo):
+                    mlflow.log_artifact(str(path), "plots")
+                m["mlflow_run_id"] = child.info.run_id
+            results[algo] = m
+            models[algo] = model
+            log.info("%s: out-of-time ROC AUC %.4f, PR AUC %.4f, CV ROC AUC %.4f (%.0fs)", algo, m["roc_auc"],
+                     m["pr_auc"], m["cv_roc_auc"], m["fit_seconds"])
+
+        best = max(results, key=lambda a: results[a][cfg.selection_metric])
+        best_model = models[best]
+        reference = drift_reference(train, ts.numeric)
+        example = train.select(*ts.feature_columns).limit(5).toPandas()
+        signature = infer_signature(example, np.zeros(len(example)))
+        with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
+            info = mlflow.spark.log_model(best_model, name="model", signature=signature, input_example=example,
+                                          registered_model_name=cfg.name)
+            mlflow.log_dict(reference, "drift_reference.json")
+        version = str(info.registered_model_version)
+        best_metrics = results[best]
+        client.set_model_version_tag(cfg.name, version, "threshold", str(best_metrics["threshold"]))
+        client.set_model_version_tag(cfg.name, version, "algorithm", best)
+        client.set_model_version_tag(cfg.name, version, "train_run_id", parent.info.run_id)
+        client.set_model_version_tag(cfg.name, version, "eval_window", f"{eval_dates[0]}..{eval_dates[-1]}")
+        client.set_model_version_tag(cfg.name, version, cfg.selection_metric, f"{best_metrics[cfg.selection_metric]:.6f}")
+
+        champion_before, champion_version = _champion_score(settings, client, evaluation, cfg)
+        new_score = best_metrics[cfg.selection_metric]
+        promoted = champion_before is None or new_score > champion_before + cfg.champion_margin
+        if promoted:
+            client.set_registered_model_alias(cfg.name, CHAMPION, version)
+            champion_version = version
+        else:
+            client.set_registered_model_alias(cfg.name, CHALLENGER, version)
+        log.info("registered %s v%s (%s %.4f); champion before: %s -> %s", cfg.name, version, best, new_score,
+                 champion_before, "promoted" if promoted else "kept")
+        mlflow.log_metrics({"champion_metric_before": champion_before if champion_before is not None else -1,
+                            "best_" + cfg.selection_metric: new_score, "promoted": int(promoted)})
+        report = _report(results, best, ts, train_dates, eval_dates, rows, promoted, champion_before, version,
+                         champion_version, settings, parent.info.run_id)
+        mlflow.log_text(report, "model_report.md")
+        parent_id = parent.info.run_id
+    frame.unpersist()
+    train.unpersist()
+    evaluation.unpersist()
+    return TrainResult(run_date.isoformat(), parent_id, [d.isoformat() for d in train_dates],
+                       [d.isoformat() for d in eval_dates], rows,
+                       {a: {k: v for k, v in m.items() if k != "mlflow_run_id"} for a, m in results.items()},
+                       best, version, champion_version, promoted, champion_before,
+                       ts.retrieval.table_versions, ts.retrieval.features, report,
+                       round(time.perf_counter() - started, 1))
+
+
+def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg) -> tuple[float | None, str | None]:
+    """The current champion's selection metric on the same evaluation rows (None if no champion)."""
+    import mlflow.spark
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version_by_alias(cfg.name, CHAMPION)
+    except MlflowException:
+        return None, None
+    model = mlflow.spark.load_model(f"models:/{cfg.name}@{CHAMPION}")
+    y, p = _probabilities(model, evaluation)
+    score = M.roc_auc(y, p) if cfg.selection_metric == "roc_auc" else M.pr_auc(y, p)
+    return score, str(mv.version)
