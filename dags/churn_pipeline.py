@@ -1,12 +1,18 @@
-"""Daily churn pipeline: one SparkSubmitOperator per job in jobs/, for the run's logical date.
+"""Churn pipelines: one SparkSubmitOperator per job in jobs/, for the run's logical date.
 
-Only DAG arguments and operators live here. Where the project and its JARs are comes from Airflow
-Variables (``churn_project_dir``, ``churn_jars``, ``churn_env``), rendered at run time; the Spark
-master comes from the Airflow connection ``spark_churn``.
+Only DAG arguments and operators live here (no pyspark, no lakehouse imports). Where the project and
+its JARs are comes from Airflow Variables (``churn_project_dir``, ``churn_jars``, ``churn_env``),
+rendered at run time; the Spark master and its settings come from the Airflow connection
+``spark_churn``.
 
-Today: the four ingestion jobs in parallel, then PyDeequ validation into silver (which fails the run
-on error-level quality rules, so later stages do not run on bad data). Gold, features and scoring
-join as those jobs land.
+``churn_pipeline`` (daily): the four ingestion jobs in parallel -> PyDeequ validation into silver
+(fails the run on error-level quality rules, so nothing downstream runs on bad data) -> gold
+(activity, point-in-time feature snapshot, matured labels) -> online-store materialization ->
+scoring with the champion (plus drift and realized performance) -> retraining only when the scoring
+flagged drift or no champion exists yet.
+
+``churn_training`` (weekly): retrain on everything labelled so far; the new model becomes champion
+only if it beats the current one on the same out-of-time window.
 """
 
 from __future__ import annotations
@@ -31,35 +37,47 @@ default_args = {
     "on_failure_callback": alert_on_failure,
 }
 
+
+def job(task_id: str, script: str | None = None, extra: list[str] | None = None, **kwargs) -> SparkSubmitOperator:
+    return SparkSubmitOperator(
+        task_id=task_id,
+        conn_id="spark_churn",
+        application=f"{PROJECT}/jobs/{script or task_id}.py",
+        application_args=["--run-date", "{{ ds }}", "--env", ENV, *(extra or [])],
+        jars=JARS,
+        name=f"churn-{task_id}-{{{{ ds }}}}",
+        conf={"spark.ui.enabled": "false"},
+        **kwargs,
+    )
+
+
 with DAG(
     dag_id="churn_pipeline",
-    description="Ingest, validate and score subscription churn daily",
+    description="Ingest, validate, build features and score subscription churn daily",
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,  # backfills are explicit (`airflow backfill create`); each date is idempotent
-    max_active_runs=1,
+    max_active_runs=1,  # dates run in order: gold for D reads the state left by D-1
     default_args=default_args,
     tags=["churn", "spark"],
 ) as dag:
-    ingest = [
-        SparkSubmitOperator(
-            task_id=f"ingest_{source}",
-            conn_id="spark_churn",
-            application=f"{PROJECT}/jobs/ingest_{source}.py",
-            application_args=["--run-date", "{{ ds }}", "--env", ENV],
-            jars=JARS,
-            name=f"churn-ingest-{source}-{{{{ ds }}}}",
-            conf={"spark.ui.enabled": "false"},
-        )
-        for source in SOURCES
-    ]
-    silver = SparkSubmitOperator(
-        task_id="silver",
-        conn_id="spark_churn",
-        application=f"{PROJECT}/jobs/silver.py",
-        application_args=["--run-date", "{{ ds }}", "--env", ENV],
-        jars=JARS,
-        name="churn-silver-{{ ds }}",
-        conf={"spark.ui.enabled": "false"},
-    )
-    ingest >> silver
+    ingest = [job(f"ingest_{source}") for source in SOURCES]
+    silver = job("silver")
+    gold = job("gold")
+    materialize = job("materialize")
+    score = job("score")
+    retrain = job("retrain_if_flagged", script="train", extra=["--only-if-flagged"], retries=1)
+    ingest >> silver >> gold >> [materialize, score]
+    score >> retrain
+
+with DAG(
+    dag_id="churn_training",
+    description="Weekly retraining; the champion changes only if a challenger beats it",
+    schedule="@weekly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={**default_args, "retries": 1},
+    tags=["churn", "spark", "ml"],
+) as training_dag:
+    job("train")

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 from lakehouse import logs
 from lakehouse.config import Settings, load_settings
@@ -140,6 +141,193 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _session(settings, name):
+    from lakehouse.spark import build_session
+
+    return build_session(settings, name)
+
+
+def _print_rows(rows: list[dict]) -> None:
+    if not rows:
+        print("(no rows)")
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c)).ljust(widths[c]) for c in cols))
+
+
+def cmd_features_list(args) -> int:
+    from lakehouse.featurestore.registry import load_registry
+
+    reg = load_registry()
+    rows = [{"feature": f"{v.name}:{f.name}", "version": f.version, "dtype": f.dtype, "ttl_days": v.ttl_days,
+             "tags": ",".join(f.tags), "description": f.description} for v, f in reg.all_features()]
+    _print_rows(rows)
+    return 0
+
+
+def cmd_features_describe(args) -> int:
+    from lakehouse.featurestore.registry import load_registry
+
+    reg = load_registry()
+    view, feat = reg.resolve(args.name)
+    versions = [f for f in view.features if f.name == feat.name]
+    print(f"{view.name}:{feat.name}  (entity {reg.entity.name} by {reg.entity.key})")
+    print(f"  view source : {view.source.layer}.{view.source.table}, timestamp {view.timestamp}, "
+          f"TTL {view.ttl_days} days, owner {feat.owner or view.owner}")
+    for f in versions:
+        print(f"  v{f.version}{' (current)' if f is feat else ''}: {f.dtype}; {f.description}")
+        print(f"      expression : {f.sql}")
+        print(f"      fingerprint: {f.fingerprint()}; tags: {', '.join(f.tags) or '-'}")
+    return 0
+
+
+def cmd_features_lock(args) -> int:
+    from lakehouse.featurestore.registry import write_lock
+
+    path, added = write_lock()
+    print(f"{path}: {len(added)} new version(s) locked{': ' + ', '.join(added) if added else ''}")
+    return 0
+
+
+def cmd_features_docs(args) -> int:
+    from lakehouse.featurestore.docs import write_docs
+
+    print(write_docs())
+    return 0
+
+
+def cmd_features_online(args) -> int:
+    import time
+
+    from lakehouse.featurestore.store import OnlineStore
+
+    settings = _settings(args)
+    store = OnlineStore(settings)
+    t = time.perf_counter()
+    rows = store.get(args.ids, args.features)
+    ms = (time.perf_counter() - t) * 1000
+    print(json.dumps(rows, indent=2, default=str))
+    print(f"({len(rows)} customer(s) in {ms:.2f} ms from {store.path})", file=sys.stderr)
+    return 0
+
+
+def cmd_features_serve(args) -> int:
+    from lakehouse.featurestore.server import serve
+
+    serve(_settings(args), args.host, args.port)
+    return 0
+
+
+def cmd_sql(args) -> int:
+    from lakehouse import catalog
+
+    settings = _settings(args)
+    spark = _session(settings, "sql")
+    try:
+        tables = catalog.register(spark, settings)
+        if args.setup:
+            print(f"registered: {', '.join(tables)}")
+        queries = []
+        if args.file:
+            queries = catalog.run_queries(spark, settings, Path(args.file))
+        elif args.query:
+            queries = [("query", spark.sql(args.query))]
+        for name, df in queries:
+            print(f"-- {name}")
+            df.show(args.limit, truncate=False)
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_table_history(args) -> int:
+    from lakehouse.versioning import history
+
+    settings = _settings(args)
+    spark = _session(settings, "table-history")
+    try:
+        _print_rows(history(spark, settings, args.table, args.limit))
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_table_diff(args) -> int:
+    from lakehouse.versioning import diff
+
+    settings = _settings(args)
+    spark = _session(settings, "table-diff")
+    try:
+        print(json.dumps(diff(spark, settings, args.table, args.v1, args.v2, args.key), indent=2))
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_table_restore(args) -> int:
+    from lakehouse.versioning import restore
+
+    settings = _settings(args)
+    spark = _session(settings, "table-restore")
+    try:
+        print(json.dumps(restore(spark, settings, args.table, args.version), indent=2))
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_table_vacuum(args) -> int:
+    from lakehouse.versioning import tables, vacuum
+
+    settings = _settings(args)
+    spark = _session(settings, "table-vacuum")
+    try:
+        names = [args.table] if args.table else [f"{layer}.{n}" for layer, n in tables(spark, settings)]
+        for name in names:
+            print(json.dumps(vacuum(spark, settings, name, dry_run=not args.apply)))
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from lakehouse.versioning import ledger
+
+    settings = _settings(args)
+    spark = _session(settings, "runs")
+    try:
+        df = ledger(spark, settings, args.run_id).orderBy("recorded_at", "table")
+        if not args.run_id:
+            from pyspark.sql import functions as F
+
+            df = (df.groupBy("run_id", "job", "run_date", "status").agg(
+                F.round(F.max("seconds"), 1).alias("seconds"),
+                F.sum(F.when(F.col("role") == "write", 1).otherwise(0)).alias("tables_written"),
+                F.sum(F.when(F.col("role") == "write", F.col("rows")).otherwise(0)).alias("rows_written"),
+                F.sum(F.when(F.col("role") == "read", 1).otherwise(0)).alias("tables_read"),
+                F.max("recorded_at").alias("recorded_at")).orderBy(F.col("recorded_at").desc()).limit(args.limit))
+        _print_rows([r.asDict() for r in df.collect()])
+    finally:
+        spark.stop()
+    return 0
+
+
+def cmd_eda(args) -> int:
+    from lakehouse.eda import run_eda
+
+    settings = _settings(args)
+    spark = _session(settings, "eda")
+    try:
+        result = run_eda(spark, settings, args.date, Path(args.out) if args.out else None)
+    finally:
+        spark.stop()
+    print(json.dumps({k: v for k, v in result.items() if k != "segments"}, indent=2, default=str))
+    return 0
+
+
 def cmd_lake_ls(args) -> int:
     from lakehouse.browse import format_partitions, raw_partitions
     from lakehouse.storage import storage_for
@@ -204,6 +392,17 @@ def cmd_bench_validation(args) -> int:
     return 0
 
 
+def cmd_bench_online(args) -> int:
+    from lakehouse.bench import bench_online
+
+    settings = _settings(args)
+    root = settings.path(".")
+    result = bench_online(settings, args.lookups, root / "bench-results" / "online.json",
+                          root / "docs" / "benchmarks-online.md")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 # ---- demo -------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from lakehouse import demo
@@ -255,6 +454,64 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated, from: ingest, silver, gold, materialize, score")
     s.set_defaults(func=cmd_run)
 
+    feats = sub.add_parser("features", help="the feature registry and online store").add_subparsers(
+        dest="features", required=True)
+    s = feats.add_parser("list", help="every feature version in the registry")
+    s.set_defaults(func=cmd_features_list)
+    s = feats.add_parser("describe", help="one feature: its versions, expressions, view and TTL")
+    s.add_argument("name", help="name, name@vN or view:name")
+    s.set_defaults(func=cmd_features_describe)
+    s = feats.add_parser("lock", help="record fingerprints of new feature versions")
+    s.set_defaults(func=cmd_features_lock)
+    s = feats.add_parser("docs", help="regenerate docs/features.md from the registry")
+    s.set_defaults(func=cmd_features_docs)
+    s = feats.add_parser("online", help="latest feature values of customers from the online store")
+    s.add_argument("ids", nargs="+")
+    s.add_argument("--features", nargs="*")
+    s.set_defaults(func=cmd_features_online)
+    s = feats.add_parser("serve", help="serve GET /features/<customer_id> from the online store")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8770)
+    s.set_defaults(func=cmd_features_serve)
+
+    s = sub.add_parser("sql", help="register the lake's tables by name and run SQL")
+    s.add_argument("query", nargs="?", help="a SQL statement")
+    s.add_argument("--file", help="a .sql file of named statements (e.g. lakehouse/sql/sample_queries.sql)")
+    s.add_argument("--setup", action="store_true", help="only apply the DDL and list the tables")
+    s.add_argument("--limit", type=int, default=20)
+    s.set_defaults(func=cmd_sql)
+
+    table = sub.add_parser("table", help="Delta versions: history, diff, restore, vacuum").add_subparsers(
+        dest="table_cmd", required=True)
+    s = table.add_parser("history", help="versions with the run, job and date that wrote them")
+    s.add_argument("table", help="<layer>.<name>, e.g. silver.customers")
+    s.add_argument("--limit", type=int, default=20)
+    s.set_defaults(func=cmd_table_history)
+    s = table.add_parser("diff", help="rows added, removed and changed between two versions")
+    s.add_argument("table")
+    s.add_argument("v1", type=int)
+    s.add_argument("v2", type=int)
+    s.add_argument("--key", nargs="*", help="business key columns (to count changed rows)")
+    s.set_defaults(func=cmd_table_diff)
+    s = table.add_parser("restore", help="roll a table back to a version (a new version, history kept)")
+    s.add_argument("table")
+    s.add_argument("version", type=int)
+    s.set_defaults(func=cmd_table_restore)
+    s = table.add_parser("vacuum", help="apply retention settings; dry run unless --apply")
+    s.add_argument("table", nargs="?", help="default: every table")
+    s.add_argument("--apply", action="store_true")
+    s.set_defaults(func=cmd_table_vacuum)
+
+    s = sub.add_parser("eda", help="exploratory analysis of the gold tables: statistics, plots, HTML report")
+    s.add_argument("--date", required=True, type=lambda v: _dates(v)[0], help="as-of date YYYY-MM-DD")
+    s.add_argument("--out", help="write here instead of <lake>/reports/eda/date=D")
+    s.set_defaults(func=cmd_eda)
+
+    s = sub.add_parser("runs", help="the run ledger: recent runs, or one run's reads and writes")
+    s.add_argument("--run-id")
+    s.add_argument("--limit", type=int, default=20)
+    s.set_defaults(func=cmd_runs)
+
     lake = sub.add_parser("lake", help="browse the lake").add_subparsers(dest="lake", required=True)
     s = lake.add_parser("ls", help="list raw partitions with sizes and manifests")
     s.add_argument("--source")
@@ -283,6 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = bench.add_parser("validation", help="validation cost against a plain scan of the same table")
     s.add_argument("--scales", default="1,10")
     s.set_defaults(func=cmd_bench_validation)
+
+    s = bench.add_parser("online", help="online feature store latency (in-process and HTTP)")
+    s.add_argument("--lookups", type=int, default=2000)
+    s.set_defaults(func=cmd_bench_online)
 
     s = sub.add_parser("demo", help="generate the sources and run the pipeline end to end")
     s.add_argument("--days", type=int, help="only the first N days (default: all simulated days)")

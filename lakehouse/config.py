@@ -179,6 +179,11 @@ class MlflowConfig(_Strict):
     artifact_root: str       # local folder (relative to the project) or a URI
 
 
+class RetentionConfig(_Strict):
+    log_retention_days: int = Field(ge=1)            # how long the Delta log (time travel metadata) is kept
+    deleted_file_retention_hours: int = Field(ge=0)  # VACUUM keeps files older versions need for this long
+
+
 class DemoConfig(_Strict):
     days: int = Field(gt=0)
 
@@ -199,6 +204,7 @@ class Settings(_Strict):
     feature_store: FeatureStoreConfig
     model: ModelConfig
     mlflow: MlflowConfig
+    retention: RetentionConfig
 
     # ---- derived helpers -------------------------------------------------------------------
     def path(self, value: str) -> Path:

@@ -1,9 +1,10 @@
 """``make demo``: stand up the simulated sources and run the pipeline end to end on embedded defaults.
 
-Steps today: generate the sources, start the support API simulator on 127.0.0.1, then for each date
-ingest every source into the raw zone and bronze and validate it with PyDeequ into silver (with the
-quality report), all in one Spark session, then print where everything is. Later stages join here
-as they land.
+Steps: generate the sources, start the support API simulator on 127.0.0.1, then for each date ingest
+every source into the raw zone and bronze, validate with PyDeequ into silver (with the quality
+report), build gold (activity, point-in-time features, matured labels) and materialize the online
+store, all in one Spark session; then train (when labels have matured and no champion exists yet)
+and score the last date with the champion, and print where everything is.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ SOURCES = ["crm", "billing", "web", "support_api"]
 
 def run_demo(settings: Settings, days: int | None = None) -> int:
     from lakehouse.browse import raw_partitions
-    from lakehouse.ingest.run import ingest_source
-    from lakehouse.quality.run import validate_and_report
+    from lakehouse.ml.scoring import score_customers
+    from lakehouse.ml.train import train_if_flagged
     from lakehouse.quality_runtime import shutdown_deequ
+    from lakehouse.runner import run_range
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
@@ -47,19 +49,18 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
     n_days = min(days or settings.demo.days, sim.days)
     dates = [sim.start_date + dt.timedelta(days=i) for i in range(n_days)]
     spark = build_session(run_settings, "demo")
-    results = []
-    quality = []
+    trained = scored = None
     try:
-        for day in dates:
-            for source in SOURCES:
-                with logs.file_log(run_settings.path(run_settings.logs_dir) / f"ingest_{source}", f"{day}.log"):
-                    results.append(ingest_source(spark, run_settings, source, day))
-            with logs.file_log(run_settings.path(run_settings.logs_dir) / "silver", f"{day}.log"):
-                silver = validate_and_report(spark, run_settings, day)
-            quality.append(silver)
-            log.info("ingested and validated %s (%d/%d dates)", day, dates.index(day) + 1, len(dates))
+        timings = run_range(spark, run_settings, dates, ["ingest", "silver", "gold", "materialize"])
+        last = dates[-1]
+        with logs.file_log(run_settings.path(run_settings.logs_dir) / "train", f"{last}.log"):
+            trained = train_if_flagged(spark, run_settings, last, run_id=f"demo-train-{last}")
+        if trained.get("trained") or _has_champion(run_settings):
+            with logs.file_log(run_settings.path(run_settings.logs_dir) / "score", f"{last}.log"):
+                scored = score_customers(spark, run_settings, last)
         tables = _bronze_counts(spark, run_settings)
         silver_tables = _silver_counts(spark, run_settings)
+        gold_tables = _gold_counts(spark, run_settings)
     finally:
         server.stop()
         shutdown_deequ(spark)
@@ -81,10 +82,47 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
         print(f"  silver.{name:<20}: {rows} rows ({quarantined} quarantined over the run)")
     print(f"  quality reports   : {storage.join('reports/quality')}/date=<D>/report.html (+ quality.csv, trend PNGs)")
     print(f"  quality metrics   : {storage.join('ops/quality_metrics')}, {storage.join('ops/reconciliation')} (Delta)")
+    for name, rows in gold_tables.items():
+        print(f"  gold.{name:<22}: {rows} rows")
+    print(f"  online store      : {run_settings.path(run_settings.feature_store.online_path)} "
+          "(.venv/bin/lakehouse features online C0000001)")
+    if trained and trained.get("trained"):
+        best = trained["best"]
+        print(f"  model             : {run_settings.model.name} v{trained['registered_version']} ({best}, out-of-time "
+              f"ROC AUC {trained['metrics'][best]['roc_auc']:.3f}); champion v{trained['champion_version']}; "
+              f"MLflow {run_settings.mlflow.tracking_uri}")
+    elif trained:
+        print(f"  model             : not trained: {trained.get('reason')}")
+    if scored and not scored.get("skipped"):
+        print(f"  scores            : {scored['scored']} customers for {last} with v{scored['model_version']}: "
+              f"{scored['risk_bands']}; max feature PSI {scored['max_psi']}")
+    slowest = max(timings, key=lambda t: sum(v for k, v in t.items() if k != "date"))
+    print(f"  per-date stages   : first {timings[0]}, slowest {slowest}")
     print(f"  logs              : {run_settings.path(run_settings.logs_dir)}")
     print("  browse            : .venv/bin/lakehouse lake ls | lake raw billing transactions "
           f"{dates[0]} | lake table bronze web_events")
     return 0
+
+
+def _has_champion(settings: Settings) -> bool:
+    from lakehouse.ml.scoring import NoChampionError, load_champion
+
+    try:
+        load_champion(settings)
+        return True
+    except NoChampionError:
+        return False
+
+
+def _gold_counts(spark, settings: Settings) -> dict[str, int]:
+    from lakehouse import delta_io
+    from lakehouse.storage import table_uri
+
+    out = {}
+    for name in ("customer_activity_daily", "customer_daily_features", "churn_labels", "churn_scores"):
+        uri = table_uri(settings, "gold", name)
+        out[name] = delta_io.read(spark, uri).count() if delta_io.is_delta(spark, uri) else 0
+    return out
 
 
 def _silver_counts(spark, settings: Settings) -> dict[str, tuple[int, int]]:

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 from typing import Callable
 
 from lakehouse import logs
@@ -47,9 +48,17 @@ def run_job(name: str, description: str, step: Callable[[object, Settings, argpa
         from lakehouse.spark import build_session
 
         spark = build_session(settings, name)
+        args.run_id = args.run_id or f"{name}-{args.run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
         result = step(spark, settings, args)
         summary = result.as_dict() if hasattr(result, "as_dict") else result
-        log.info("job %s done in %.1fs: %s", name, time.perf_counter() - started, json.dumps(summary, default=str))
+        seconds = time.perf_counter() - started
+        log.info("job %s done in %.1fs: %s", name, seconds, json.dumps(summary, default=str))
+        from lakehouse.versioning import record_run
+
+        reads = (summary or {}).get("table_versions") or (summary or {}).get("feature_versions") \
+            if isinstance(summary, dict) else None
+        written = record_run(spark, settings, args.run_id, name, args.run_date.isoformat(), reads, seconds=seconds)
+        log.info("run ledger: %s wrote %d table version(s)", args.run_id, written)
         return 0
     except LakehouseError as exc:
         log.error("job %s failed: %s", name, exc)

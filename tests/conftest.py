@@ -107,3 +107,23 @@ def ingested(spark, lake):
     return {(s, d): ingest_source(spark, settings, s, d) for d in dates for s in SOURCES}
 
 
+
+
+ML_DAYS = 8
+ML_MODEL = {"snapshot_every_days": 1, "cv_folds": 2, "eval_fraction": 0.25}
+
+
+@pytest.fixture(scope="session")
+def trained_model(spark, tmp_path_factory):
+    """A champion trained on synthetic gold tables (tests/synthetic_gold.py): 700 customers x 8 dates."""
+    import datetime as dt
+
+    from lakehouse.ml.train import train_models
+    from tests import synthetic_gold
+
+    tmp = tmp_path_factory.mktemp("ml")
+    settings = make_settings(tmp, model=ML_MODEL)
+    dates = synthetic_gold.write(spark, settings, dt.date(2026, 2, 1), ML_DAYS, customers=700, seed=3)
+    until = dates[-1] + dt.timedelta(days=30)
+    first = train_models(spark, settings, until, run_id="test-train-1")
+    return settings, tmp, dates, until, first

@@ -61,8 +61,11 @@ def _window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
     )
 
 
-def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date) -> DataFrame:
-    """Features of every customer active on ``day``, as known on ``day``."""
+def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily: DataFrame | None = None) -> DataFrame:
+    """Features of every customer active on ``day``, as known on ``day``.
+
+    ``daily`` replaces the stored ``customer_activity_daily`` (a full recompute passes a rebuild).
+    """
     d = F.lit(day.isoformat()).cast("date")
     subs = active_at(subscription_state(spark, settings, day), day)
     customers = state_as_of(spark, settings, "customers", "customer_id", "updated_at", day)
@@ -81,10 +84,12 @@ def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date) -> Dat
         F.sum(F.when((F.datediff(d, F.to_date("created_at")) < 90) & (F.col("category") == "billing"), 1)
               .otherwise(0)).alias("billing_tickets_90d"))
 
-    uri = table_uri(settings, "gold", act.TABLE)
-    if not delta_io.is_delta(spark, uri):
-        raise LakehouseError(f"gold.{act.TABLE} does not exist at {uri}: build activity for {day} first")
-    daily = (delta_io.read(spark, uri).where(F.col("ingest_date") <= d).where(F.col("activity_date") <= d))
+    if daily is None:
+        uri = table_uri(settings, "gold", act.TABLE)
+        if not delta_io.is_delta(spark, uri):
+            raise LakehouseError(f"gold.{act.TABLE} does not exist at {uri}: build activity for {day} first")
+        daily = delta_io.read(spark, uri)
+    daily = daily.where(F.col("ingest_date") <= d).where(F.col("activity_date") <= d)
     observed_since = daily.agg(F.min("activity_date")).first()[0]
     windows = _window_sums(daily, day)
 

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 SCORES = "churn_scores"
 
 
+class NoChampionError(LakehouseError):
+    """No registered model carries the champion alias yet."""
+
+
 def load_champion(settings: Settings):
     """(PipelineModel, model version object) for ``models:/<name>@champion``."""
     import mlflow.spark
@@ -49,7 +53,7 @@ def load_champion(settings: Settings):
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        raise LakehouseError(f"no model has the alias {name}@{CHAMPION} in {tracking.tracking_uri(settings)}: "
+        raise NoChampionError(f"no model has the alias {name}@{CHAMPION} in {tracking.tracking_uri(settings)}: "
                              "run jobs/train.py first") from None
     return mlflow.spark.load_model(f"models:/{name}@{CHAMPION}"), mv
 
@@ -79,7 +83,12 @@ def score_customers(spark: SparkSession, settings: Settings, run_date: dt.date, 
 
     run_id = run_id or f"score-{run_date}-{uuid.uuid4().hex[:8]}"
     catalog.register(spark, settings)
-    model, mv = load_champion(settings)
+    try:
+        model, mv = load_champion(settings)
+    except NoChampionError as exc:
+        # the first weeks of a deployment: labels take label_horizon_days to mature, so no model yet
+        log.warning("scoring skipped for %s: %s", run_date, exc)
+        return {"run_date": run_date.isoformat(), "run_id": run_id, "scored": 0, "skipped": str(exc)}
     threshold = float(mv.tags.get("threshold", 0.5))
     bands = settings.model.risk_bands
     d = F.lit(run_date.isoformat()).cast("date")

@@ -288,3 +288,33 @@ def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg) -> t
     y, p = _probabilities(model, evaluation)
     score = M.roc_auc(y, p) if cfg.selection_metric == "roc_auc" else M.pr_auc(y, p)
     return score, str(mv.version)
+
+
+def train_if_flagged(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None) -> dict:
+    """Train when the date's scoring flagged drift, or when no champion exists yet; else say why not."""
+    from mlflow.exceptions import MlflowException
+
+    from lakehouse import delta_io
+    from lakehouse.storage import table_uri
+
+    tracking.setup(settings)
+    try:
+        tracking.client(settings).get_model_version_by_alias(settings.model.name, CHAMPION)
+        has_champion = True
+    except MlflowException:
+        has_champion = False
+    drifted: list[str] = []
+    uri = table_uri(settings, "ops", "feature_drift")
+    if delta_io.is_delta(spark, uri):
+        drifted = [r["feature"] for r in delta_io.read(spark, uri)
+                   .where((F.col("score_date") == F.lit(run_date)) & F.col("drifted")).collect()]
+    if has_champion and not drifted:
+        log.info("no retraining for %s: champion in place and no feature drifted", run_date)
+        return {"trained": False, "reason": "champion in place, no drift"}
+    reason = f"drift on {sorted(drifted)}" if drifted else "no champion yet"
+    try:
+        result = train_models(spark, settings, run_date, run_id)
+    except LakehouseError as exc:  # too few labelled snapshots yet: say so, the flag stays in ops/feature_drift
+        log.warning("retraining wanted for %s (%s) but not possible: %s", run_date, reason, exc)
+        return {"trained": False, "reason": f"{reason}; cannot train: {exc}"}
+    return {"trained": True, "reason": reason, **result.as_dict()}

@@ -142,11 +142,13 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     for name, _, severity, max_rate in checks:
         o = by_rule.get(name)
         status = o.status if o else "Unknown"
+        if outcome.bronze_rows == 0:  # nothing arrived: no rate to judge (Deequ reports NaN compliance)
+            status = "Skipped"
         row = {"rule": name, "kind": "row", "severity": severity, "status": status,
                "metric": o.metric if o else None, "threshold": o.threshold if o else "",
                "failing_rows": failing[name], "resolution": resolution.get(name, "quarantine")}
         outcome.rule_rows.append(row)
-        if status != "Success":
+        if status not in ("Success", "Skipped"):
             text = f"{spec.table}.{name} ({severity}): {failing[name]} of {outcome.bronze_rows} rows fail, " \
                    f"compliance {o.metric if o and o.metric is not None else float('nan'):.3f} (limit {max_rate:g} failing)"
             (outcome.failures if severity == "error" else outcome.warnings).append(text)

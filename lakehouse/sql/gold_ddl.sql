@@ -26,8 +26,6 @@ COMMENT 'Per customer and day activity; the incremental base of the windowed fea
 
 ALTER TABLE gold.customer_activity_daily ADD CONSTRAINT activity_non_negative
   CHECK (sessions >= 0 AND events >= 0 AND paid_amount >= 0 AND failed_count >= 0);
-ALTER TABLE gold.customer_activity_daily ADD CONSTRAINT activity_not_after_arrival
-  CHECK (activity_date <= ingest_date);
 
 CREATE TABLE IF NOT EXISTS gold.customer_daily_features (
   customer_id             STRING  NOT NULL COMMENT 'Customer business key',
@@ -107,3 +105,27 @@ LOCATION '${lake}/gold/churn_scores'
 COMMENT 'Daily churn scores of active customers by the champion model';
 
 ALTER TABLE gold.churn_scores ADD CONSTRAINT scores_probability CHECK (probability >= 0 AND probability <= 1);
+
+CREATE TABLE IF NOT EXISTS gold.customer_analysis (
+  customer_id            STRING NOT NULL COMMENT 'Customer business key',
+  plan                   STRING          COMMENT 'Plan of the latest subscription',
+  contract               STRING          COMMENT 'monthly or annual',
+  monthly_price          DOUBLE          COMMENT 'Price per month',
+  country                STRING          COMMENT 'ISO country',
+  region                 STRING          COMMENT 'EU, UK or NA',
+  channel                STRING          COMMENT 'Acquisition channel',
+  age                    INT             COMMENT 'Years since birth year',
+  signup_date            DATE            COMMENT 'Signup (or subscription start)',
+  tenure_days            INT             COMMENT 'Days from signup to churn, or to as_of if still active',
+  total_spend            DOUBLE NOT NULL COMMENT 'Paid amount since records began',
+  sessions_30d           INT    NOT NULL COMMENT 'Web sessions in the 30 days before as_of',
+  active_days_30d        INT    NOT NULL COMMENT 'Days with a session in the 30 days before as_of',
+  failed_payments        INT    NOT NULL COMMENT 'Failed payment attempts since records began',
+  tickets                INT    NOT NULL COMMENT 'Support tickets since records began',
+  days_since_last_login  INT             COMMENT 'Days since the last login; null if never seen',
+  churned                INT    NOT NULL COMMENT '1 if the subscription ended on or before as_of',
+  churn_date             DATE            COMMENT 'When it ended',
+  as_of                  DATE   NOT NULL COMMENT 'The date the table describes'
+) USING DELTA
+LOCATION '${lake}/gold/customer_analysis'
+COMMENT 'One clean row per customer known by as_of (active or churned), for EDA; rebuilt by lakehouse eda';

@@ -14,12 +14,24 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
     assert bag.import_errors == {}
     dag = bag.dags["churn_pipeline"]
     ingest = {"ingest_crm", "ingest_billing", "ingest_web", "ingest_support_api"}
-    assert {t.task_id for t in dag.tasks} == ingest | {"silver"}
+    assert {t.task_id for t in dag.tasks} == ingest | {"silver", "gold", "materialize", "score", "retrain_if_flagged"}
     assert dag.get_task("silver").upstream_task_ids == ingest
+    assert dag.get_task("gold").upstream_task_ids == {"silver"}
+    assert dag.get_task("materialize").upstream_task_ids == {"gold"}
+    assert dag.get_task("score").upstream_task_ids == {"gold"}
+    assert dag.get_task("retrain_if_flagged").upstream_task_ids == {"score"}
+    assert dag.max_active_runs == 1 and dag.catchup is False
     for task in dag.tasks:
-        assert task.retries == 3 and task.retry_exponential_backoff
+        assert task.retry_exponential_backoff and task.retries >= 1
+        assert task.on_failure_callback
         assert task.application_args[:2] == ["--run-date", "{{ ds }}"]
-        assert task.application.endswith(f"/jobs/{task.task_id}.py")
+        script = "train" if task.task_id == "retrain_if_flagged" else task.task_id
+        assert task.application.endswith(f"/jobs/{script}.py")
+        assert task.conn_id == "spark_churn"
+    assert dag.get_task("retrain_if_flagged").application_args[-1] == "--only-if-flagged"
+    training = bag.dags["churn_training"]
+    assert [t.task_id for t in training.tasks] == ["train"]
+    assert str(training.timetable.summary) == "@weekly"
 
 
 def test_dag_files_import_neither_pyspark_nor_lakehouse():

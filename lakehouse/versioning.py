@@ -1,0 +1,158 @@
+"""Data versioning on Delta: table history with run metadata, diffs, restore, retention, run ledger.
+
+Every write in this project stamps its Delta commit with ``userMetadata`` = {run_id, job, run_date}
+(``delta_io.commit_metadata``), so a table's history says which run wrote each version. The run
+ledger (``ops/run_ledger``) adds, per job run, every table it wrote (version, operation, rows) and
+every table version it read, so a run, a training set or a score can be traced and rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io
+from lakehouse.config import Settings
+from lakehouse.errors import LakehouseError
+from lakehouse.storage import storage_for, table_uri
+
+log = logging.getLogger(__name__)
+LAYERS = ["bronze", "silver", "gold", "ops"]
+LEDGER = ("ops", "run_ledger")
+
+
+def tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str]]:
+    """(layer, name) of every Delta table in the lake."""
+    storage = storage_for(settings)
+    found = []
+    for layer in LAYERS:
+        try:
+            entries = storage.list_dir(layer)
+        except (FileNotFoundError, OSError, LakehouseError):
+            continue
+        for name, is_dir, _ in entries:
+            if is_dir and storage.exists(f"{layer}/{name}/_delta_log"):
+                found.append((layer, name))
+    return found
+
+
+def _uri(settings: Settings, table: str) -> str:
+    layer, _, name = table.partition(".")
+    if not name or layer not in LAYERS:
+        raise LakehouseError(f"table must be <layer>.<name> with layer in {LAYERS}, got {table!r}")
+    return table_uri(settings, layer, name)
+
+
+def history(spark: SparkSession, settings: Settings, table: str, limit: int = 20) -> list[dict]:
+    from delta.tables import DeltaTable
+
+    uri = _uri(settings, table)
+    if not delta_io.is_delta(spark, uri):
+        raise LakehouseError(f"{table}: no Delta table at {uri}")
+    out = []
+    for r in DeltaTable.forPath(spark, uri).history(limit).collect():
+        meta = {}
+        if r["userMetadata"]:
+            try:
+                meta = json.loads(r["userMetadata"])
+            except ValueError:
+                meta = {"note": r["userMetadata"]}
+        m = r["operationMetrics"] or {}
+        out.append({"version": r["version"], "timestamp": str(r["timestamp"]), "operation": r["operation"],
+                    "run_id": meta.get("run_id"), "job": meta.get("job"), "run_date": meta.get("run_date"),
+                    "rows_written": int(m.get("numOutputRows", 0) or 0),
+                    "rows_deleted": int(m.get("numDeletedRows", 0) or 0) + int(m.get("numTargetRowsDeleted", 0) or 0),
+                    "rows_updated": int(m.get("numTargetRowsUpdated", 0) or 0),
+                    "files_added": int(m.get("numFiles", m.get("numAddedFiles", 0)) or 0),
+                    "files_removed": int(m.get("numRemovedFiles", 0) or 0)})
+    return out
+
+
+def diff(spark: SparkSession, settings: Settings, table: str, v1: int, v2: int,
+         key: list[str] | None = None) -> dict:
+    """Rows added, removed and changed between two versions (changed needs a key; run metadata ignored)."""
+    uri = _uri(settings, table)
+    a, b = delta_io.read(spark, uri, v1), delta_io.read(spark, uri, v2)
+    cols = [c for c in b.columns if c in a.columns and c not in ("_run_id", "_ingested_at")]
+    a, b = a.select(*cols), b.select(*cols)
+    if key:
+        missing = set(key) - set(cols)
+        if missing:
+            raise LakehouseError(f"{table}: key column(s) {sorted(missing)} not in the table")
+        ka, kb = a.select(*key).distinct(), b.select(*key).distinct()
+        added = kb.subtract(ka).count()
+        removed = ka.subtract(kb).count()
+        changed = b.subtract(a).join(ka, key, "left_semi").count()
+        return {"table": table, "from": v1, "to": v2, "key": key, "added": added, "removed": removed,
+                "changed": changed}
+    return {"table": table, "from": v1, "to": v2, "added": b.exceptAll(a).count(), "removed": a.exceptAll(b).count()}
+
+
+def restore(spark: SparkSession, settings: Settings, table: str, version: int) -> dict:
+    from delta.tables import DeltaTable
+
+    uri = _uri(settings, table)
+    before = delta_io.latest_version(spark, uri)
+    if version > before:
+        raise LakehouseError(f"{table}: version {version} does not exist (latest is {before})")
+    metrics = DeltaTable.forPath(spark, uri).restoreToVersion(version).first().asDict()
+    log.warning("%s restored to version %d (was %d); new version %d", table, version, before,
+                delta_io.latest_version(spark, uri))
+    return {"table": table, "restored_to": version, "previous": before,
+            "new_version": delta_io.latest_version(spark, uri), **{k: int(v or 0) for k, v in metrics.items()}}
+
+
+def vacuum(spark: SparkSession, settings: Settings, table: str, dry_run: bool = True) -> dict:
+    """Delete files no version within ``retention.deleted_file_retention_hours`` needs (time travel ends there)."""
+    from delta.tables import DeltaTable
+
+    uri = _uri(settings, table)
+    hours = settings.retention.deleted_file_retention_hours
+    spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ("
+              f"'delta.logRetentionDuration' = 'interval {settings.retention.log_retention_days} days', "
+              f"'delta.deletedFileRetentionDuration' = 'interval {hours} hours')")
+    if dry_run:
+        files = spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").count()
+        return {"table": table, "retain_hours": hours, "would_delete_files": files}
+    if hours < 168:
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    DeltaTable.forPath(spark, uri).vacuum(hours)
+    return {"table": table, "retain_hours": hours, "vacuumed": True}
+
+
+# ---- run ledger ----------------------------------------------------------------------------------
+
+def record_run(spark: SparkSession, settings: Settings, run_id: str, job: str, run_date: str,
+               reads: dict[str, int] | None = None, status: str = "success", seconds: float = 0.0) -> int:
+    """Append the run's reads and writes to ``ops/run_ledger``; returns the number of tables written."""
+    rows = []
+    for table, version in sorted((reads or {}).items()):
+        rows.append((run_id, job, run_date, status, float(seconds), table, "read", int(version), None, None, None))
+    for layer, name in tables(spark, settings):
+        if (layer, name) == LEDGER:
+            continue
+        for h in history(spark, settings, f"{layer}.{name}", limit=8):
+            if h["run_id"] == run_id:
+                summary = json.dumps({k: h[k] for k in ("rows_deleted", "rows_updated", "files_added",
+                                                        "files_removed")})
+                rows.append((run_id, job, run_date, status, float(seconds), f"{layer}.{name}", "write",
+                             h["version"], h["operation"], h["rows_written"], summary))
+    if not rows:
+        return 0
+    schema = ("run_id string, job string, run_date string, status string, seconds double, `table` string, "
+              "role string, version long, operation string, rows long, change_summary string")
+    df = spark.createDataFrame(rows, schema).withColumn("run_date", F.col("run_date").cast("date")) \
+        .withColumn("recorded_at", F.current_timestamp())
+    delta_io.append(df, table_uri(settings, *LEDGER), delta_io.commit_metadata(run_id, "ledger", run_date))
+    return sum(1 for r in rows if r[6] == "write")
+
+
+def ledger(spark: SparkSession, settings: Settings, run_id: str | None = None) -> DataFrame:
+    uri = table_uri(settings, *LEDGER)
+    if not delta_io.is_delta(spark, uri):
+        raise LakehouseError(f"no run ledger yet at {uri}")
+    df = delta_io.read(spark, uri)
+    return df.where(F.col("run_id") == run_id) if run_id else df

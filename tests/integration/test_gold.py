@@ -1,0 +1,194 @@
+"""Gold on the real pipeline: five simulated dates through ingest, silver (PyDeequ), gold, online store.
+
+Label horizon 2 days, so labels exist for the first three snapshot dates.
+"""
+
+import csv
+import datetime as dt
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse import catalog, delta_io
+from lakehouse.gold import activity, features, labels
+from lakehouse.gold.run import build_gold
+from lakehouse.runner import run_range
+from lakehouse.storage import table_uri
+from tests.conftest import make_settings
+
+HORIZON = 2
+
+
+@pytest.fixture(scope="module")
+def gold_lake(spark, tmp_path_factory, generated_sources, api):
+    out, summary = generated_sources
+    settings = make_settings(tmp_path_factory.mktemp("gold"), sources_dir=out,
+                             sources={"support_api": {"base_url": api.url}},
+                             gold={"label_horizon_days": HORIZON})
+    start = dt.date.fromisoformat(summary["start_date"])
+    dates = [start + dt.timedelta(days=i) for i in range(5)]
+    seen = {}
+
+    def remember(day, _timings):  # the snapshot of dates[1] as it was when first written
+        if day == dates[1]:
+            seen["snapshot"] = delta_io.content_checksum(_partition(spark, settings, features.TABLE, "snapshot_date", day))
+
+    run_range(spark, settings, dates, ["ingest", "silver", "gold", "materialize"], on_date=remember)
+    return settings, dates, seen, out
+
+
+def _partition(spark, settings, table, col, day):
+    return delta_io.read(spark, table_uri(settings, "gold", table)).where(F.col(col) == F.lit(day.isoformat()))
+
+
+def test_snapshot_is_unchanged_by_data_that_arrived_later(spark, gold_lake):
+    settings, dates, seen, _ = gold_lake
+    stored = delta_io.content_checksum(_partition(spark, settings, features.TABLE, "snapshot_date", dates[1]))
+    recomputed = delta_io.content_checksum(features.build_snapshot(spark, settings, dates[1]))
+    assert seen["snapshot"][0] > 150
+    assert stored == seen["snapshot"] == recomputed  # three more dates landed in between
+
+
+def test_incremental_snapshots_equal_a_full_recompute_from_silver(spark, gold_lake):
+    settings, dates, _, _ = gold_lake
+    full_daily = activity.build_activity(spark, settings, dates[-1], through=True).cache()
+    stored_daily = delta_io.read(spark, table_uri(settings, "gold", activity.TABLE))
+    assert delta_io.content_checksum(stored_daily) == delta_io.content_checksum(full_daily)
+    for day in dates:
+        stored = _partition(spark, settings, features.TABLE, "snapshot_date", day)
+        rebuilt = features.build_snapshot(spark, settings, day, daily=full_daily)
+        assert delta_io.content_checksum(stored) == delta_io.content_checksum(rebuilt), day
+    full_daily.unpersist()
+
+
+def test_windows_and_recency_match_silver_for_one_customer(spark, gold_lake):
+    settings, dates, _, _ = gold_lake
+    day = dates[-1]
+    snap = _partition(spark, settings, features.TABLE, "snapshot_date", day)
+    row = snap.orderBy(F.col("sessions_7d").desc(), "customer_id").first()
+    web = delta_io.read(spark, table_uri(settings, "silver", "web_events")).where(
+        (F.col("customer_id") == row["customer_id"]) & (F.to_date("ts") <= F.lit(day)))
+    assert row["sessions_7d"] == web.select("session_id").distinct().count()  # 5 days < 7-day window
+    last_login = web.where(F.col("event_type") == "login").agg(F.max(F.to_date("ts"))).first()[0]
+    assert row["days_since_last_login"] == (day - last_login).days
+    paid = delta_io.read(spark, table_uri(settings, "silver", "transactions")).where(
+        (F.col("customer_id") == row["customer_id"]) & (F.col("status") == "paid")).agg(F.sum("amount")).first()[0]
+    assert row["total_spend"] == pytest.approx(paid or 0.0)
+
+
+def test_labels_match_the_simulated_cancellations(spark, gold_lake):
+    settings, dates, _, out = gold_lake
+    lab = delta_io.read(spark, table_uri(settings, "gold", labels.TABLE))
+    assert sorted(r[0] for r in lab.select("snapshot_date").distinct().collect()) == dates[:3]
+    truth = {r["customer_id"]: dt.date.fromisoformat(r["churn_date"])
+             for r in csv.DictReader((out / "ground_truth" / "churn.csv").open())}
+    faulty = {json.loads(line)["key"].split("@")[0] for line in (out / "ground_truth" / "faults.jsonl").open()
+              if json.loads(line)["source"].startswith("crm.subscriptions")}
+    checked = mismatched = 0
+    for r in lab.collect():
+        expected = int(r["customer_id"] in truth and r["snapshot_date"] < truth[r["customer_id"]]
+                       <= r["snapshot_date"] + dt.timedelta(days=HORIZON))
+        checked += 1
+        if r["churned"] != expected:
+            mismatched += 1
+            assert r["customer_id"] in faulty, (r, truth.get(r["customer_id"]))
+        assert r["labelled_on"] == r["snapshot_date"] + dt.timedelta(days=HORIZON)
+    assert checked > 400 and lab.where("churned = 1").count() >= 1
+    # customers gone on the snapshot date have no snapshot and so no label
+    gone = {c for c, d in truth.items() if d <= dates[0]}
+    assert not gone & {r[0] for r in lab.where(F.col("snapshot_date") == F.lit(dates[0])).select("customer_id").collect()}
+
+
+def test_rerunning_gold_for_a_date_leaves_identical_tables(spark, gold_lake):
+    settings, dates, _, _ = gold_lake
+    names = [(activity.TABLE, "ingest_date"), (features.TABLE, "snapshot_date"), (labels.TABLE, "snapshot_date")]
+    before = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
+    build_gold(spark, settings, dates[3])
+    after = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
+    assert before == after
+
+
+def test_gold_tables_are_registered_with_comments_and_constraints(spark, gold_lake):
+    settings, dates, _, _ = gold_lake
+    catalog.register(spark, settings)
+    desc = {r["col_name"]: r["comment"] for r in spark.sql("DESCRIBE TABLE gold.customer_daily_features").collect()}
+    assert desc["session_trend_30d"].startswith("(sessions_30d + 1)")
+    props = {r["key"]: r["value"] for r in spark.sql("SHOW TBLPROPERTIES gold.churn_labels").collect()}
+    assert "churnedIN(0,1)" in props["delta.constraints.labels_binary"].replace(" ", "")
+    assert spark.table("gold.customer_daily_features").where(F.col("snapshot_date") == F.lit(dates[0])).count() > 150
+    bad = spark.table("gold.churn_labels").limit(1).withColumn("churned", F.lit(7))
+    with pytest.raises(Exception, match="labels_binary"):
+        bad.write.format("delta").mode("append").save(table_uri(settings, "gold", labels.TABLE))
+    nulls = spark.table("gold.customer_daily_features").limit(1).withColumn("tenure_days", F.lit(None).cast("int"))
+    with pytest.raises(Exception, match="(?i)null"):
+        nulls.write.format("delta").mode("append").save(table_uri(settings, "gold", features.TABLE))
+
+
+def test_sample_queries_run_by_table_name(spark, gold_lake):
+    settings, dates, _, _ = gold_lake
+    results = {name: df.collect() for name, df in catalog.run_queries(spark, settings,
+                                                                      catalog.SQL_DIR / "sample_queries.sql")}
+    assert set(results) == {"top_at_risk_customers", "churn_rate_by_plan_per_month", "feature_distributions",
+                            "daily_active_customers"}
+    assert [r["snapshot_date"] for r in results["daily_active_customers"]] == dates
+    plans = {r["plan"] for r in results["churn_rate_by_plan_per_month"]}
+    assert plans <= {"basic", "standard", "premium"} and plans
+    assert sum(r["customer_days"] for r in results["churn_rate_by_plan_per_month"]) == \
+        spark.table("gold.churn_labels").count()
+    assert {r["feature"] for r in results["feature_distributions"]} == {"sessions_30d", "spend_30d", "tenure_days"}
+
+
+def test_online_store_serves_the_latest_snapshot(spark, gold_lake):
+    from lakehouse.featurestore.store import OnlineStore
+
+    settings, dates, _, _ = gold_lake
+    snap = _partition(spark, settings, features.TABLE, "snapshot_date", dates[-1]).orderBy("customer_id").limit(3)
+    expected = {r["customer_id"]: r for r in snap.collect()}
+    store = OnlineStore(settings)
+    got = store.get(list(expected) + ["C9999999"], ["sessions_7d", "plan", "session_trend_7d"])
+    for row in got[:3]:
+        e = expected[row["customer_id"]]
+        assert (row["sessions_7d"], row["plan"], row["_as_of"]) == (e["sessions_7d"], e["plan"], dates[-1].isoformat())
+        # the registry's newest session_trend_7d is v2: share of 30-day sessions in the last 7
+        assert row["session_trend_7d"] == pytest.approx(e["sessions_7d"] / e["sessions_30d"] if e["sessions_30d"] else 0)
+    assert got[3] == {"customer_id": "C9999999", "_missing": True}
+    assert [m["run_date"] for m in store.materializations()] == [d.isoformat() for d in dates]
+    store.close()
+
+
+def test_eda_artifacts_and_the_notebook_run_on_the_gold_tables(spark, gold_lake, tmp_path):
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from lakehouse.config import PROJECT_ROOT
+    from lakehouse.eda import run_eda
+
+    settings, dates, _, _ = gold_lake
+    result = run_eda(spark, settings, dates[-1], tmp_path / "eda")
+    for name in ("summary_statistics.csv", "histograms.png", "boxplots.png", "correlation.png",
+                 "churn_by_segment.png", "trends.png", "report.html"):
+        assert (tmp_path / "eda" / name).stat().st_size > 500, name
+    assert result["customers"] > 200 and result["days"] == len(dates)
+    assert set(result["segments"]) == {"plan", "tenure_band", "region", "channel", "contract"}
+    assert "<img src='trends.png'" in (tmp_path / "eda" / "report.html").read_text()
+
+    nb = nbformat.read(PROJECT_ROOT / "notebooks" / "eda.ipynb", as_version=4)
+    env = {"LAKEHOUSE_ENV": "test", "LAKEHOUSE__LAKE__ROOT": settings.lake.root,
+           "LAKEHOUSE__LOGS_DIR": str(tmp_path / "logs"), "EDA_OUT": str(tmp_path / "nb"),
+           "EDA_DATE": dates[-1].isoformat()}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert f"as of {dates[-1]}" in outputs and "churned" in outputs
+    assert (tmp_path / "nb" / "trends.png").exists()

@@ -1,0 +1,143 @@
+"""Model stage: training with MLflow, champion/challenger, a fresh scoring process, drift, reproducibility.
+
+Runs on synthetic gold tables with a known mechanism (tests/synthetic_gold.py) written through the real
+DDL: the real path to gold is covered by test_gold and the DAG test.
+"""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io
+from lakehouse.config import PROJECT_ROOT
+from lakehouse.ml import tracking
+from lakehouse.ml.dataset import build_training_set
+from lakehouse.ml.scoring import score_customers
+from lakehouse.ml.train import train_models
+from lakehouse.storage import table_uri
+from tests import synthetic_gold
+from tests.conftest import make_settings
+
+from tests.conftest import ML_DAYS as DAYS
+from tests.conftest import ML_MODEL as MODEL
+
+
+@pytest.fixture(scope="module")
+def ml(trained_model):
+    return trained_model
+
+
+def test_training_compares_three_algorithms_and_registers_a_champion(ml):
+    settings, _, dates, _, first = ml
+    assert set(first.metrics) == {"logistic_regression", "random_forest", "gbt"}
+    for algo, m in first.metrics.items():
+        for key in ("roc_auc", "pr_auc", "precision", "recall", "f1", "lift_top_decile", "capture_top_decile",
+                    "expected_value", "threshold"):
+            assert key in m, (algo, key)
+        assert 0.5 < m["roc_auc"] <= 1.0 and 0 < m["pr_auc"] <= 1.0
+    best = first.metrics[first.best]
+    assert best["roc_auc"] == max(m["roc_auc"] for m in first.metrics.values())
+    assert best["roc_auc"] > 0.75  # the synthetic mechanism is strong
+    assert best["lift_top_decile"] > 2
+    assert first.promoted and first.champion_version == first.registered_version
+    # out-of-time: evaluation dates all after training dates
+    assert max(first.train_dates) < min(first.eval_dates) and len(first.eval_dates) == 2
+    assert first.rows["train_positives"] > 20 and first.rows["eval_positives"] > 5
+    for algo in first.metrics:
+        assert f"| {algo}" in first.report
+
+    client = tracking.client(settings)
+    mv = client.get_model_version_by_alias(settings.model.name, "champion")
+    assert mv.version == first.registered_version and float(mv.tags["threshold"]) == pytest.approx(best["threshold"])
+    run = client.get_run(first.run_id)
+    assert run.data.params["table_version.gold.customer_daily_features"] == str(
+        first.table_versions["gold.customer_daily_features"])
+    assert run.data.tags["code_version"]
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{first.run_id}'")
+    assert {c.data.params["algorithm"] for c in children} == set(first.metrics)
+    plots = {a.path for a in client.list_artifacts(children[0].info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots/confusion_matrix.png",
+            "plots/feature_importance.png"} <= plots
+    assert "model_report.md" in {a.path for a in client.list_artifacts(first.run_id)}
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.name == f"churn-{settings.env}"
+
+
+def test_a_training_set_rebuilt_from_recorded_versions_is_identical(spark, ml):
+    settings, _, dates, until, first = ml
+    client = tracking.client(settings)
+    path = client.download_artifacts(first.run_id, "training_set.json")
+    recorded = json.loads(open(path).read())
+    original = build_training_set(spark, settings, until, versions=recorded["table_versions"],
+                                  dates=[dt.date.fromisoformat(d) for d in recorded["dates"]])
+    before = delta_io.content_checksum(original.frame)
+    # new data lands: two more labelled snapshots, and a changed value on a training date
+    synthetic_gold.write(spark, settings, dates[-1] + dt.timedelta(days=1), 2, customers=700, seed=9)
+    uri = table_uri(settings, "gold", "customer_daily_features")
+    spark.sql(f"UPDATE delta.`{uri}` SET sessions_7d = sessions_7d + 1 WHERE snapshot_date = '{dates[0]}'")
+    rebuilt = build_training_set(spark, settings, until, versions=recorded["table_versions"],
+                                 dates=[dt.date.fromisoformat(d) for d in recorded["dates"]])
+    assert delta_io.content_checksum(rebuilt.frame) == before
+    assert before[0] == DAYS * 700
+    fresh = build_training_set(spark, settings, until + dt.timedelta(days=2))
+    assert delta_io.content_checksum(fresh.frame) != before  # without pinning, the new data shows
+
+
+def test_retraining_without_a_better_model_keeps_the_champion(spark, ml):
+    settings, tmp, _, until, first = ml
+    weaker = make_settings(tmp, model={**MODEL, "algorithms": ["logistic_regression"], "champion_margin": 0.05})
+    second = train_models(spark, weaker, until, run_id="test-train-2",
+                          versions={k: v for k, v in first.table_versions.items()})
+    assert not second.promoted
+    client = tracking.client(settings)
+    assert client.get_model_version_by_alias(settings.model.name, "champion").version == first.registered_version
+    assert client.get_model_version_by_alias(settings.model.name, "challenger").version == second.registered_version
+    assert second.champion_metric_before == pytest.approx(first.metrics[first.best]["roc_auc"], abs=1e-9)
+
+
+def _job(script, day, tmp, settings):
+    env = {**os.environ, "LAKEHOUSE__LAKE__ROOT": settings.lake.root, "LAKEHOUSE__LOGS_DIR": str(tmp / "logs"),
+           "LAKEHOUSE__MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
+           "LAKEHOUSE__MLFLOW__ARTIFACT_ROOT": settings.mlflow.artifact_root,
+           "LAKEHOUSE__FEATURE_STORE__ONLINE_PATH": str(tmp / "online" / "features.sqlite")}
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "jobs" / script), "--run-date", day.isoformat(),
+                           "--env", "test"], env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+
+
+def test_a_fresh_process_scores_with_the_champion_idempotently(spark, ml):
+    settings, tmp, dates, _, first = ml
+    day = dates[-1]
+    proc = _job("score.py", day, tmp, settings)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    uri = table_uri(settings, "gold", "churn_scores")
+    scores = delta_io.read(spark, uri).where(F.col("score_date") == F.lit(day))
+    first_sum = delta_io.content_checksum(scores, exclude=["run_id"])
+    rows = scores.collect()
+    assert len(rows) == 700
+    assert {r["model_version"] for r in rows} == {first.champion_version}
+    assert {r["risk_band"] for r in rows} <= {"high", "medium", "low"} and all(0 <= r["probability"] <= 1 for r in rows)
+    assert "run ledger" in proc.stdout + proc.stderr
+    again = score_customers(spark, settings, day)
+    assert again["scored"] == 700
+    assert delta_io.content_checksum(delta_io.read(spark, uri).where(F.col("score_date") == F.lit(day)),
+                                     exclude=["run_id"]) == first_sum
+
+
+def test_drift_is_flagged_on_a_shifted_scenario_and_not_on_a_steady_one(spark, ml):
+    settings, _, dates, _, _ = ml
+    steady_day = dates[-1] + dt.timedelta(days=10)
+    shifted_day = steady_day + dt.timedelta(days=1)
+    synthetic_gold.write(spark, settings, steady_day, 1, customers=700, seed=21, labels=False)
+    synthetic_gold.write(spark, settings, shifted_day, 1, customers=700, seed=22, labels=False, shift=1.0)
+    steady = score_customers(spark, settings, steady_day)
+    shifted = score_customers(spark, settings, shifted_day)
+    assert not steady["retrain_flag"] and steady["max_psi"] < settings.model.drift_psi_threshold
+    assert shifted["retrain_flag"] and shifted["max_psi"] > settings.model.drift_psi_threshold
+    drift = delta_io.read(spark, table_uri(settings, "ops", "feature_drift"))
+    flagged = {r["feature"] for r in drift.where(F.col("score_date") == F.lit(shifted_day)).where("drifted").collect()}
+    assert {"sessions_7d", "sessions_30d", "failed_payments_30d"} & flagged
