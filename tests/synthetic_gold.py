@@ -32,7 +32,7 @@ def snapshot(rng, ids, day: dt.date, shift: float = 0.0) -> tuple[pd.DataFrame, 
     failed = rng.poisson(0.2 + 0.8 * shift, n)
     tickets = rng.poisson(0.15, n)
     plan = rng.choice(PLANS, n, p=[0.45, 0.38, 0.17])
-    risk = -4.2 + 2.4 * declining + 0.8 * failed + 0.6 * tickets + 0.4 * (plan == "basic")
+    risk = -4.4 + 3.0 * declining + 0.8 * failed + 0.6 * tickets + 0.4 * (plan == "basic")
     churn = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(int)
     tenure = rng.integers(10, 900, n)
     nps = np.where(rng.random(n) < 0.3, rng.integers(0, 11, n), -1)

@@ -237,7 +237,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
         example = train.select(*ts.feature_columns).limit(5).toPandas()
         signature = infer_signature(example, np.zeros(len(example)))
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
-            info = mlflow.spark.log_model(best_model, name="model", signature=signature, input_example=example,
+            info = mlflow.spark.log_model(best_model, artifact_path="model", signature=signature, input_example=example,
                                           registered_model_name=cfg.name)
             mlflow.log_dict(reference, "drift_reference.json")
         version = str(info.registered_model_version)

@@ -53,7 +53,7 @@ def test_training_compares_three_algorithms_and_registers_a_champion(ml):
 
     client = tracking.client(settings)
     mv = client.get_model_version_by_alias(settings.model.name, "champion")
-    assert mv.version == first.registered_version and float(mv.tags["threshold"]) == pytest.approx(best["threshold"])
+    assert str(mv.version) == first.registered_version and float(mv.tags["threshold"]) == pytest.approx(best["threshold"])
     run = client.get_run(first.run_id)
     assert run.data.params["table_version.gold.customer_daily_features"] == str(
         first.table_versions["gold.customer_daily_features"])
@@ -95,8 +95,8 @@ def test_retraining_without_a_better_model_keeps_the_champion(spark, ml):
                           versions={k: v for k, v in first.table_versions.items()})
     assert not second.promoted
     client = tracking.client(settings)
-    assert client.get_model_version_by_alias(settings.model.name, "champion").version == first.registered_version
-    assert client.get_model_version_by_alias(settings.model.name, "challenger").version == second.registered_version
+    assert str(client.get_model_version_by_alias(settings.model.name, "champion").version) == first.registered_version
+    assert str(client.get_model_version_by_alias(settings.model.name, "challenger").version) == second.registered_version
     assert second.champion_metric_before == pytest.approx(first.metrics[first.best]["roc_auc"], abs=1e-9)
 
 
