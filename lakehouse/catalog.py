@@ -49,6 +49,32 @@ def _substitute(text: str, settings: Settings) -> str:
     return text.replace("${lake}", settings.lake_uri)
 
 
+_CREATE = re.compile(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\S+).*?LOCATION\s+'([^']+)'", re.I | re.S)
+
+
+def _norm(location: str) -> str:
+    return re.sub(r"^file:/+", "/", location).rstrip("/")
+
+
+def _forget_if_moved(spark: SparkSession, stmt: str) -> None:
+    """A name registered for another lake location (another lake in the same session): unregister it.
+
+    Only the catalog entry goes; the tables are external (LOCATION), so DROP TABLE keeps their data.
+    """
+    m = _CREATE.match(stmt)
+    if not m or not spark.catalog.tableExists(m.group(1)):
+        return
+    name, wanted = m.group(1), m.group(2)
+    detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
+    if _norm(detail["location"]) != _norm(wanted):
+        table = spark.catalog.getTable(name)
+        if (table.tableType or "").upper() != "EXTERNAL":
+            raise LakehouseError(f"{name} is registered as a managed table at {detail['location']}; expected "
+                                 f"external at {wanted}")
+        log.info("catalog: %s moves from %s to %s", name, detail["location"], wanted)
+        spark.sql(f"DROP TABLE {name}")
+
+
 def register(spark: SparkSession, settings: Settings, files: list[Path] | None = None) -> list[str]:
     """Run the DDL files against the lake; returns the tables now known by name."""
     files = files or sorted(SQL_DIR.glob("*_ddl.sql"))
@@ -56,6 +82,7 @@ def register(spark: SparkSession, settings: Settings, files: list[Path] | None =
     for path in files:
         for _, stmt in statements(_substitute(path.read_text(), settings)):
             m = _CONSTRAINT.match(stmt)
+            _forget_if_moved(spark, stmt)
             try:
                 if m:
                     props = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {m.group(1)}").collect()}

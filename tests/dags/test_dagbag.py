@@ -27,11 +27,12 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
         assert task.application_args[:2] == ["--run-date", "{{ ds }}"]
         script = "train" if task.task_id == "retrain_if_flagged" else task.task_id
         assert task.application.endswith(f"/jobs/{script}.py")
-        assert task.conn_id == "spark_churn"
+        assert task._conn_id == "spark_churn"
     assert dag.get_task("retrain_if_flagged").application_args[-1] == "--only-if-flagged"
     training = bag.dags["churn_training"]
     assert [t.task_id for t in training.tasks] == ["train"]
-    assert str(training.timetable.summary) == "@weekly"
+    assert training.timetable.expression == "0 0 * * 0"  # @weekly
+    assert dag.timetable.expression == "0 0 * * *"  # @daily
 
 
 def test_dag_files_import_neither_pyspark_nor_lakehouse():

@@ -192,3 +192,32 @@ def test_eda_artifacts_and_the_notebook_run_on_the_gold_tables(spark, gold_lake,
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert f"as of {dates[-1]}" in outputs and "churned" in outputs
     assert (tmp_path / "nb" / "trends.png").exists()
+
+
+def test_a_bad_run_is_found_in_history_diffed_and_rolled_back(spark, gold_lake):
+    from lakehouse import versioning
+
+    settings, dates, _, _ = gold_lake
+    uri = table_uri(settings, "gold", features.TABLE)
+    good_version = delta_io.latest_version(spark, uri)
+    good = delta_io.content_checksum(delta_io.read(spark, uri))
+    # a bad run: the snapshot of the last date rewritten with every customer's sessions zeroed
+    bad = _partition(spark, settings, features.TABLE, "snapshot_date", dates[-1]).withColumn("sessions_30d", F.lit(0))
+    delta_io.replace_partition(bad.cache(), uri, "snapshot_date", dates[-1].isoformat(),
+                               delta_io.commit_metadata("bad-run-1", "gold", dates[-1].isoformat()))
+    hist = versioning.history(spark, settings, f"gold.{features.TABLE}", limit=3)
+    assert hist[0]["run_id"] == "bad-run-1" and hist[0]["version"] == good_version + 1
+    changed = versioning.diff(spark, settings, f"gold.{features.TABLE}", good_version, good_version + 1,
+                              key=["customer_id", "snapshot_date"])
+    active = _partition(spark, settings, features.TABLE, "snapshot_date", dates[-1])
+    assert changed["added"] == 0 and changed["removed"] == 0
+    assert changed["changed"] == delta_io.read(spark, uri, good_version).where(
+        (F.col("snapshot_date") == F.lit(dates[-1])) & (F.col("sessions_30d") > 0)).count() > 0
+    assert active.where("sessions_30d > 0").count() == 0
+
+    result = versioning.restore(spark, settings, f"gold.{features.TABLE}", good_version)
+    assert result["new_version"] == good_version + 2
+    assert delta_io.content_checksum(delta_io.read(spark, uri)) == good
+    assert versioning.history(spark, settings, f"gold.{features.TABLE}", limit=1)[0]["operation"] == "RESTORE"
+    dry = versioning.vacuum(spark, settings, f"gold.{features.TABLE}")
+    assert dry["retain_hours"] == settings.retention.deleted_file_retention_hours and dry["would_delete_files"] == 0
