@@ -172,6 +172,7 @@ class ModelConfig(_Strict):
     costs: CostConfig
     risk_bands: dict[str, float]
     drift_psi_threshold: float = Field(gt=0)
+    drift_exclude: list[str] = Field(default_factory=list)
 
 
 class MlflowConfig(_Strict):

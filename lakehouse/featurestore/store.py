@@ -54,11 +54,11 @@ def output_column(feature: Feature, explicit_version: bool) -> str:
     return f"{feature.name}__v{feature.version}" if explicit_version else feature.name
 
 
-def _group(registry: Registry, refs: list[str]) -> dict[str, list[tuple[Feature, str]]]:
+def _group(registry: Registry, refs: list[str], plain_names: bool = False) -> dict[str, list[tuple[Feature, str]]]:
     by_view: dict[str, list[tuple[Feature, str]]] = {}
     for ref in refs:
         view, feat = registry.resolve(ref)
-        col = output_column(feat, "@" in ref)
+        col = output_column(feat, "@" in ref and not plain_names)
         by_view.setdefault(view.name, []).append((feat, col))
     return by_view
 
@@ -79,8 +79,12 @@ def _known_at(view: FeatureView, df: DataFrame):
 
 def get_training_features(spark: SparkSession, settings: Settings, entity_df: DataFrame, refs: list[str],
                           versions: dict[str, int] | None = None, registry: Registry | None = None,
-                          as_of_col: str = "as_of") -> tuple[DataFrame, Retrieval]:
-    """``entity_df`` (entity key, ``as_of`` date, any other columns) joined with point-in-time features."""
+                          as_of_col: str = "as_of", plain_names: bool = False) -> tuple[DataFrame, Retrieval]:
+    """``entity_df`` (entity key, ``as_of`` date, any other columns) joined with point-in-time features.
+
+    A ref with an explicit version (``name@v1``) becomes column ``name__v1`` unless ``plain_names``
+    (a model trained on ``name`` at v1 is fed ``name`` computed the v1 way).
+    """
     registry = registry or load_registry()
     key = registry.entity.key
     missing = {key, as_of_col} - set(entity_df.columns)
@@ -91,7 +95,7 @@ def get_training_features(spark: SparkSession, settings: Settings, entity_df: Da
     out = entity_df.withColumn("_as_of", F.col(as_of_col).cast("date")) \
         .withColumn("_row", F.monotonically_increasing_id())
     columns: list[str] = []
-    for view_name, feats in _group(registry, refs).items():
+    for view_name, feats in _group(registry, refs, plain_names).items():
         view = registry.view(view_name)
         tname = f"{view.source.layer}.{view.source.table}"
         uri = table_uri(settings, view.source.layer, view.source.table)

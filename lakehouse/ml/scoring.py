@@ -30,8 +30,7 @@ from lakehouse.gold.features import TABLE as FEATURES
 from lakehouse.gold.labels import TABLE as LABELS
 from lakehouse.ml import metrics as M
 from lakehouse.ml import tracking
-from lakehouse.ml.dataset import feature_refs
-from lakehouse.ml.train import CHAMPION, _bin_counts
+from lakehouse.ml.train import CHAMPION, _bin_counts, model_feature_refs
 from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,8 @@ def score_customers(spark: SparkSession, settings: Settings, run_date: dt.date, 
     d = F.lit(run_date.isoformat()).cast("date")
     snapshot = (delta_io.read(spark, table_uri(settings, "gold", FEATURES)).where(F.col("snapshot_date") == d)
                 .select("customer_id", F.col("snapshot_date").alias("as_of")))
-    frame, retrieval = get_training_features(spark, settings, snapshot, feature_refs(settings))
+    refs = [f"{settings.model.view}:{r}" for r in model_feature_refs(settings, tracking.client(settings), mv)]
+    frame, retrieval = get_training_features(spark, settings, snapshot, refs, plain_names=True)
     frame = frame.cache()
     n = frame.count()
     if n == 0:

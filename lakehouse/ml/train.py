@@ -233,7 +233,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
 
         best = max(results, key=lambda a: results[a][cfg.selection_metric])
         best_model = models[best]
-        reference = drift_reference(train, ts.numeric)
+        reference = drift_reference(train, [c for c in ts.numeric if c not in cfg.drift_exclude])
         example = train.select(*ts.feature_columns).limit(5).toPandas()
         signature = infer_signature(example, np.zeros(len(example)))
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
@@ -275,6 +275,31 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                        round(time.perf_counter() - started, 1))
 
 
+def model_feature_refs(settings: Settings, client, mv) -> list[str]:
+    """The feature references (``name@vN``) a registered model version was trained on."""
+    import json
+
+    run_id = mv.tags.get("train_run_id")
+    if not run_id:
+        raise LakehouseError(f"{mv.name} v{mv.version} has no train_run_id tag: cannot tell its features")
+    with open(client.download_artifacts(run_id, "training_set.json")) as fh:
+        return json.load(fh)["features"]
+
+
+def model_inputs(spark: SparkSession, settings: Settings, client, mv, rows: DataFrame) -> DataFrame:
+    """``rows`` (customer_id, as_of, ...) with the features *this model version* was trained on.
+
+    The configured feature list may have changed since the champion was trained; the champion is
+    always fed its own features at their recorded versions.
+    """
+    from lakehouse.featurestore.store import get_training_features
+
+    refs = model_feature_refs(settings, client, mv)
+    frame, _ = get_training_features(spark, settings, rows, [f"{settings.model.view}:{r}" for r in refs],
+                                     plain_names=True)
+    return frame
+
+
 def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg) -> tuple[float | None, str | None]:
     """The current champion's selection metric on the same evaluation rows (None if no champion)."""
     import mlflow.spark
@@ -285,7 +310,8 @@ def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg) -> t
     except MlflowException:
         return None, None
     model = mlflow.spark.load_model(f"models:/{cfg.name}@{CHAMPION}")
-    y, p = _probabilities(model, evaluation)
+    rows = evaluation.select("customer_id", "as_of", "label")
+    y, p = _probabilities(model, model_inputs(evaluation.sparkSession, settings, client, mv, rows))
     score = M.roc_auc(y, p) if cfg.selection_metric == "roc_auc" else M.pr_auc(y, p)
     return score, str(mv.version)
 
