@@ -34,6 +34,8 @@ def best_threshold(y, p, costs) -> tuple[float, float]:
     values = [expected_value(y, p, t, costs.offer_cost, costs.saved_customer_value, costs.offer_success_rate)
               for t in candidates]
     i = int(np.argmax(values))
+    if values[i] <= 0:  # no threshold pays for its offers: target nobody
+        return float(np.nextafter(max(1.0, float(np.max(p))), np.inf)), 0.0
     return float(candidates[i]), float(values[i])
 
 
