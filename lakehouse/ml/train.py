@@ -248,7 +248,8 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
         client.set_model_version_tag(cfg.name, version, "eval_window", f"{eval_dates[0]}..{eval_dates[-1]}")
         client.set_model_version_tag(cfg.name, version, cfg.selection_metric, f"{best_metrics[cfg.selection_metric]:.6f}")
 
-        champion_before, champion_version = _champion_score(settings, client, evaluation, cfg)
+        champion_before, champion_version = _champion_score(settings, client, evaluation, cfg,
+                                                            ts.retrieval.table_versions)
         new_score = best_metrics[cfg.selection_metric]
         promoted = champion_before is None or new_score > champion_before + cfg.champion_margin
         if promoted:
@@ -286,7 +287,8 @@ def model_feature_refs(settings: Settings, client, mv) -> list[str]:
         return json.load(fh)["features"]
 
 
-def model_inputs(spark: SparkSession, settings: Settings, client, mv, rows: DataFrame) -> DataFrame:
+def model_inputs(spark: SparkSession, settings: Settings, client, mv, rows: DataFrame,
+                 versions: dict[str, int] | None = None) -> DataFrame:
     """``rows`` (customer_id, as_of, ...) with the features *this model version* was trained on.
 
     The configured feature list may have changed since the champion was trained; the champion is
@@ -296,11 +298,12 @@ def model_inputs(spark: SparkSession, settings: Settings, client, mv, rows: Data
 
     refs = model_feature_refs(settings, client, mv)
     frame, _ = get_training_features(spark, settings, rows, [f"{settings.model.view}:{r}" for r in refs],
-                                     plain_names=True)
+                                     versions=versions, plain_names=True)
     return frame
 
 
-def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg) -> tuple[float | None, str | None]:
+def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg,
+                    versions: dict[str, int] | None = None) -> tuple[float | None, str | None]:
     """The current champion's selection metric on the same evaluation rows (None if no champion)."""
     import mlflow.spark
     from mlflow.exceptions import MlflowException
@@ -311,7 +314,7 @@ def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg) -> t
         return None, None
     model = mlflow.spark.load_model(f"models:/{cfg.name}@{CHAMPION}")
     rows = evaluation.select("customer_id", "as_of", "label")
-    y, p = _probabilities(model, model_inputs(evaluation.sparkSession, settings, client, mv, rows))
+    y, p = _probabilities(model, model_inputs(evaluation.sparkSession, settings, client, mv, rows, versions))
     score = M.roc_auc(y, p) if cfg.selection_metric == "roc_auc" else M.pr_auc(y, p)
     return score, str(mv.version)
 
