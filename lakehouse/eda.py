@@ -132,7 +132,7 @@ def run_eda(spark: SparkSession, settings: Settings, day: dt.date, out_dir: Path
         lo, hi = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
         out = values[(values < lo) | (values > hi)]
         outliers[col] = int(len(out))
-        ax.boxplot(values, vert=False, showfliers=False)
+        ax.boxplot(values, orientation="horizontal", showfliers=False)
         ax.scatter(out, np.ones(len(out)), color="#cc3311", s=8, label=f"{len(out)} outliers")
         ax.set_title(col, fontsize=9)
         ax.legend(fontsize=7, loc="upper right")
