@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from lakehouse import logs
@@ -141,10 +142,16 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _session(settings, name):
+@contextmanager
+def _spark(settings, name):
+    """A Spark session for one command, stopped however the command ends."""
     from lakehouse.spark import build_session
 
-    return build_session(settings, name)
+    spark = build_session(settings, name)
+    try:
+        yield spark
+    finally:
+        spark.stop()
 
 
 def _print_rows(rows: list[dict]) -> None:
@@ -225,8 +232,7 @@ def cmd_sql(args) -> int:
     from lakehouse import catalog
 
     settings = _settings(args)
-    spark = _session(settings, "sql")
-    try:
+    with _spark(settings, "sql") as spark:
         tables = catalog.register(spark, settings)
         if args.setup:
             print(f"registered: {', '.join(tables)}")
@@ -238,8 +244,6 @@ def cmd_sql(args) -> int:
         for name, df in queries:
             print(f"-- {name}")
             df.show(args.limit, truncate=False)
-    finally:
-        spark.stop()
     return 0
 
 
@@ -247,11 +251,8 @@ def cmd_table_history(args) -> int:
     from lakehouse.versioning import history
 
     settings = _settings(args)
-    spark = _session(settings, "table-history")
-    try:
+    with _spark(settings, "table-history") as spark:
         _print_rows(history(spark, settings, args.table, args.limit))
-    finally:
-        spark.stop()
     return 0
 
 
@@ -259,11 +260,8 @@ def cmd_table_diff(args) -> int:
     from lakehouse.versioning import diff
 
     settings = _settings(args)
-    spark = _session(settings, "table-diff")
-    try:
+    with _spark(settings, "table-diff") as spark:
         print(json.dumps(diff(spark, settings, args.table, args.v1, args.v2, args.key), indent=2))
-    finally:
-        spark.stop()
     return 0
 
 
@@ -271,11 +269,8 @@ def cmd_table_restore(args) -> int:
     from lakehouse.versioning import restore
 
     settings = _settings(args)
-    spark = _session(settings, "table-restore")
-    try:
+    with _spark(settings, "table-restore") as spark:
         print(json.dumps(restore(spark, settings, args.table, args.version), indent=2))
-    finally:
-        spark.stop()
     return 0
 
 
@@ -283,13 +278,10 @@ def cmd_table_vacuum(args) -> int:
     from lakehouse.versioning import tables, vacuum
 
     settings = _settings(args)
-    spark = _session(settings, "table-vacuum")
-    try:
+    with _spark(settings, "table-vacuum") as spark:
         names = [args.table] if args.table else [f"{layer}.{n}" for layer, n in tables(spark, settings)]
         for name in names:
             print(json.dumps(vacuum(spark, settings, name, dry_run=not args.apply)))
-    finally:
-        spark.stop()
     return 0
 
 
@@ -297,8 +289,7 @@ def cmd_runs(args) -> int:
     from lakehouse.versioning import ledger
 
     settings = _settings(args)
-    spark = _session(settings, "runs")
-    try:
+    with _spark(settings, "runs") as spark:
         df = ledger(spark, settings, args.run_id).orderBy("recorded_at", "table")
         if not args.run_id:
             from pyspark.sql import functions as F
@@ -310,8 +301,6 @@ def cmd_runs(args) -> int:
                 F.sum(F.when(F.col("role") == "read", 1).otherwise(0)).alias("tables_read"),
                 F.max("recorded_at").alias("recorded_at")).orderBy(F.col("recorded_at").desc()).limit(args.limit))
         _print_rows([r.asDict() for r in df.collect()])
-    finally:
-        spark.stop()
     return 0
 
 
@@ -319,11 +308,8 @@ def cmd_eda(args) -> int:
     from lakehouse.eda import run_eda
 
     settings = _settings(args)
-    spark = _session(settings, "eda")
-    try:
+    with _spark(settings, "eda") as spark:
         result = run_eda(spark, settings, args.date, Path(args.out) if args.out else None)
-    finally:
-        spark.stop()
     print(json.dumps({k: v for k, v in result.items() if k != "segments"}, indent=2, default=str))
     return 0
 
