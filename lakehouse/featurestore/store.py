@@ -141,13 +141,14 @@ def materialize(spark: SparkSession, settings: Settings, run_date: dt.date, view
     view = registry.view(view_name or settings.feature_store.view)
     key = registry.entity.key
     feats = view.latest()
-    entities = _view_frame(spark, settings, view, delta_io.latest_version(
-        spark, table_uri(settings, view.source.layer, view.source.table)))
+    version = delta_io.latest_version(spark, table_uri(settings, view.source.layer, view.source.table))
+    entities = _view_frame(spark, settings, view, version)
     d = run_date.isoformat()
     ids = (entities.where(F.col(view.timestamp).cast("date") <= F.lit(d).cast("date"))
            .where(F.datediff(F.lit(d).cast("date"), F.col(view.timestamp).cast("date")) < view.ttl_days)
            .select(key).distinct().withColumn("as_of", F.lit(d).cast("date")))
     frame, info = get_training_features(spark, settings, ids, [f"{view.name}:{f.name}" for f in feats],
+                                        versions={f"{view.source.layer}.{view.source.table}": version},
                                         registry=registry)
     started = time.perf_counter()
     rows = frame.select(key, *[f.name for f in feats]).collect()

@@ -278,8 +278,6 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
 
 def model_feature_refs(settings: Settings, client, mv) -> list[str]:
     """The feature references (``name@vN``) a registered model version was trained on."""
-    import json
-
     run_id = mv.tags.get("train_run_id")
     if not run_id:
         raise LakehouseError(f"{mv.name} v{mv.version} has no train_run_id tag: cannot tell its features")
