@@ -109,34 +109,22 @@ def cmd_ingest(args) -> int:
 
 def cmd_silver(args) -> int:
     from lakehouse.quality.run import validate_and_report
-    from lakehouse.quality_runtime import shutdown_deequ
-    from lakehouse.spark import build_session
 
     settings = _settings(args)
-    spark = build_session(settings, "silver")
-    try:
+    with _spark(settings, "silver") as spark:
         for day in args.dates:
             result = validate_and_report(spark, settings, day, tables=args.tables)
             print(json.dumps(result.as_dict(), indent=2, default=str))
-    finally:
-        shutdown_deequ(spark)
-        spark.stop()
     return 0
 
 
 def cmd_run(args) -> int:
-    from lakehouse.quality_runtime import shutdown_deequ
     from lakehouse.runner import run_range
-    from lakehouse.spark import build_session
 
     settings = _settings(args)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    spark = build_session(settings, "run")
-    try:
+    with _spark(settings, "run") as spark:
         timings = run_range(spark, settings, args.dates, stages)
-    finally:
-        shutdown_deequ(spark)
-        spark.stop()
     for t in timings:
         print(json.dumps(t))
     return 0
@@ -144,13 +132,16 @@ def cmd_run(args) -> int:
 
 @contextmanager
 def _spark(settings, name):
-    """A Spark session for one command, stopped however the command ends."""
+    """A Spark session for one command, stopped however the command ends (with PyDeequ's callback
+    server, which otherwise keeps the process alive)."""
+    from lakehouse.quality_runtime import shutdown_deequ
     from lakehouse.spark import build_session
 
     spark = build_session(settings, name)
     try:
         yield spark
     finally:
+        shutdown_deequ(spark)
         spark.stop()
 
 
@@ -311,6 +302,44 @@ def cmd_eda(args) -> int:
     with _spark(settings, "eda") as spark:
         result = run_eda(spark, settings, args.date, Path(args.out) if args.out else None)
     print(json.dumps({k: v for k, v in result.items() if k != "segments"}, indent=2, default=str))
+    return 0
+
+
+def cmd_byod_example(args) -> int:
+    from lakehouse.byod.example import write_examples
+
+    planted = write_examples(Path(args.out), args.customers, args.seed)
+    for name, p in planted.items():
+        print(f"{Path(args.out) / name}: {p.rows} lines, {p.customers} customers, {p.duplicates} duplicate lines, "
+              f"blanks {p.blanks}, unparseable {p.unparseable}")
+    return 0
+
+
+def cmd_byod_check(args) -> int:
+    from lakehouse.byod.profile import check_header, load_profile, read_header
+
+    profile = load_profile(args.profile)
+    header = read_header(Path(args.file), profile)
+    undeclared = check_header(profile, header, args.file)
+    print(f"ok: profile '{profile.name}' ({profile.shape}) fits {args.file}: {len(header)} columns"
+          + (f"; not in the profile (ignored): {', '.join(undeclared)}" if undeclared else ""))
+    return 0
+
+
+def cmd_byod_run(args) -> int:
+    from lakehouse.byod.profile import load_profile
+    from lakehouse.byod.run import run_profile
+
+    settings = _settings(args)
+    profile = load_profile(args.profile)
+    with _spark(settings, f"byod-{profile.name}") as spark:
+        result = run_profile(spark, settings, profile, Path(args.file), args.run_date,
+                             Path(args.out) if args.out else None)
+    summary = {"profile": result.profile, "rows": result.rows, "split": result.split["rows"], "best": result.best,
+               "roc_auc": {a: round(m["roc_auc"], 4) for a, m in result.metrics.items()},
+               "registered_version": result.registered, "seconds": result.seconds,
+               "report": str(Path(result.out_dir) / "model_report.md")}
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -492,6 +521,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--date", required=True, type=lambda v: _dates(v)[0], help="as-of date YYYY-MM-DD")
     s.add_argument("--out", help="write here instead of <lake>/reports/eda/date=D")
     s.set_defaults(func=cmd_eda)
+
+    byod = sub.add_parser("byod", help="bring your own data: run a dataset profile on your own churn file") \
+        .add_subparsers(dest="byod", required=True)
+    s = byod.add_parser("run", help="raw zone, bronze, Deequ checks, silver, gold, models and report for one file")
+    s.add_argument("profile", help="the dataset profile (YAML), e.g. conf/base/byod/acme_customers.yaml")
+    s.add_argument("--file", required=True, help="the data file (CSV or whitespace-separated text)")
+    s.add_argument("--run-date", required=True, type=lambda v: _dates(v)[0], help="logical date of this extract (YYYY-MM-DD)")
+    s.add_argument("--out", help="report folder (default var/byod/<profile>/date=D)")
+    s.set_defaults(func=cmd_byod_run)
+    s = byod.add_parser("check", help="check a profile against a file's header (no Spark, instant)")
+    s.add_argument("profile")
+    s.add_argument("--file", required=True)
+    s.set_defaults(func=cmd_byod_check)
+    s = byod.add_parser("example", help="write the guide's example files (a CRM extract and an order log)")
+    s.add_argument("--out", default="var/byod/example")
+    s.add_argument("--customers", type=int, default=3000)
+    s.add_argument("--seed", type=int, default=11)
+    s.set_defaults(func=cmd_byod_example)
 
     s = sub.add_parser("runs", help="the run ledger: recent runs, or one run's reads and writes")
     s.add_argument("--run-id")

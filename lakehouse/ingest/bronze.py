@@ -28,9 +28,9 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def parse_csv_line(line: str, header: list[str]) -> tuple[dict[str, str] | None, str | None]:
+def parse_csv_line(line: str, header: list[str], delimiter: str = ",") -> tuple[dict[str, str] | None, str | None]:
     try:
-        fields = next(csv.reader([line], strict=True))
+        fields = next(csv.reader([line], delimiter=delimiter, strict=True))
     except (csv.Error, StopIteration) as exc:
         return None, f"CSV syntax: {exc}"
     if len(fields) != len(header):
@@ -48,19 +48,37 @@ def parse_json_line(line: str) -> tuple[dict[str, str] | None, str | None]:
     return {k: _text(v) for k, v in obj.items()}, None
 
 
-def _parsed_lines(spark: SparkSession, file_uri: str, name: str, fmt: str, header: list[str] | None):
-    """RDD of (source_file, line_no, record|None, error|None, raw|None)."""
+def parse_whitespace_line(line: str, header: list[str]) -> tuple[dict[str, str] | None, str | None]:
+    fields = line.split()
+    if len(fields) != len(header):
+        return None, f"expected {len(header)} fields, found {len(fields)}"
+    return dict(zip(header, fields)), None
+
+
+def _parsed_lines(spark: SparkSession, file_uri: str, name: str, fmt: str, header: list[str] | None,
+                  delimiter: str = ",", has_header: bool = True):
+    """RDD of (source_file, line_no, record|None, error|None, raw|None).
+
+    ``fmt``: csv (quoted, ``delimiter``-separated), whitespace (runs of blanks separate fields) or
+    json (one object per line). A line with bytes that were not valid UTF-8 (decoded as U+FFFD) is
+    an error naming the encoding, not a silently garbled record.
+    """
     lines = spark.sparkContext.textFile(file_uri).zipWithIndex()
+    skip_first = fmt in ("csv", "whitespace") and has_header
 
     def parse(part: Iterator[tuple[str, int]]):
         for line, idx in part:
             number = idx + 1
-            if fmt == "csv" and idx == 0:
+            if skip_first and idx == 0:
                 continue  # header
             if not line.strip():
                 continue
-            if fmt == "csv":
-                rec, err = parse_csv_line(line, header or [])
+            if "\ufffd" in line:
+                rec, err = None, "not valid UTF-8 (wrong encoding? declare the file's encoding)"
+            elif fmt == "csv":
+                rec, err = parse_csv_line(line, header or [], delimiter)
+            elif fmt == "whitespace":
+                rec, err = parse_whitespace_line(line, header or [])
             else:
                 rec, err = parse_json_line(line)
             yield name, number, rec, err, (line if err else None)
@@ -102,7 +120,7 @@ def _partition_stats(part):
 
 
 def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: str,
-              expected: list[str], headers: dict[str, list[str]]):
+              expected: list[str], headers: dict[str, list[str]], delimiter: str = ",", has_header: bool = True):
     """Parse one raw partition.
 
     Returns (frame, new columns seen, expected columns missing, rows, unparseable rows, the cached
@@ -112,7 +130,8 @@ def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: st
     if fmt == "api":
         rdd = _api_records(spark, partition_uri)
     else:
-        rdds = [_parsed_lines(spark, f"{partition_uri}/{name}", name, fmt, headers.get(name)) for name in files]
+        rdds = [_parsed_lines(spark, f"{partition_uri}/{name}", name, fmt, headers.get(name), delimiter, has_header)
+                for name in files]
         rdd = rdds[0] if len(rdds) == 1 else spark.sparkContext.union(rdds)
     rdd = rdd.cache()
     seen: set[str] = set()

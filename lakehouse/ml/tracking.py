@@ -31,13 +31,13 @@ def experiment_name(settings: Settings) -> str:
     return f"{settings.model.experiment_prefix}-{settings.env}"
 
 
-def setup(settings: Settings):
-    """Point MLflow at this environment's store and experiment; returns the experiment id."""
+def setup(settings: Settings, experiment: str | None = None):
+    """Point MLflow at this environment's store and experiment (or ``experiment``); returns its id."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(settings))
     mlflow.set_registry_uri(tracking_uri(settings))
-    name = experiment_name(settings)
+    name = experiment or experiment_name(settings)
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
         exp_id = mlflow.create_experiment(name, artifact_location=f"{artifact_location(settings)}/{name}")

@@ -85,8 +85,8 @@ def _probabilities(model, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return rows["label"].to_numpy(dtype=int), rows["p"].to_numpy(dtype=float)
 
 
-def _importances(model, ts: TrainingSet) -> list[tuple[str, float]]:
-    names = preprocess.feature_names(model.stages, ts.numeric, ts.categorical)
+def _importances(model, numeric: list[str], categorical: list[str]) -> list[tuple[str, float]]:
+    names = preprocess.feature_names(model.stages, numeric, categorical)
     clf = model.stages[-1]
     values = (clf.coefficients.toArray() if hasattr(clf, "coefficients") else clf.featureImportances.toArray())
     return list(zip(names, [float(v) for v in values]))
@@ -135,8 +135,6 @@ def _bin_counts(frame: DataFrame, col: str, edges: list[float]) -> list[int]:
 
 def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_dates, rows, promoted,
             champion_before, registered, champion_version, settings: Settings, run_id: str) -> str:
-    keys = ["roc_auc", "pr_auc", "threshold", "expected_value", "accuracy", "precision", "recall", "f1",
-            "lift_top_decile", "capture_top_decile"]
     lines = [f"# Churn model report: run {run_id}", "",
              f"- Training snapshots: {len(train_dates)} dates, {train_dates[0]} .. {train_dates[-1]} "
              f"({rows['train']} rows, {rows['train_positives']} churned)",
@@ -146,10 +144,7 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
              f"features: {len(ts.feature_columns)} from view `{settings.model.view}`",
              f"- Costs: offer {settings.model.costs.offer_cost}, saved customer "
              f"{settings.model.costs.saved_customer_value}, offer success {settings.model.costs.offer_success_rate}",
-             "", "| algorithm | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for algo, m in result_metrics.items():
-        mark = " (best)" if algo == best else ""
-        lines.append(f"| {algo}{mark} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |")
+             "", *metrics_table(result_metrics, best)]
     lines += ["", f"Selection metric: `{settings.model.selection_metric}`. Registered `{settings.model.name}` "
               f"version {registered}; " + (
                   f"promoted to `@champion` (previous champion on this window: "
@@ -161,13 +156,61 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
     return "\n".join(lines)
 
 
+def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
+                   algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path) -> tuple[dict, dict]:
+    """Tune each algorithm by k-fold CV on ``train`` (ROC AUC), score ``evaluation``, log a nested
+    MLflow run per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
+    import mlflow
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator
+
+    evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
+                                              metricName="areaUnderROC")
+    results: dict[str, dict] = {}
+    models = {}
+    for algo in algorithms:
+        t0 = time.perf_counter()
+        clf, grid = _classifier(algo, seed)
+        cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
+                            evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=1)
+        cv_model = cv.fit(train)
+        model = cv_model.bestModel
+        y, p = _probabilities(model, evaluation)
+        m = M.evaluate(y, p, costs)
+        m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
+        m["fit_seconds"] = round(time.perf_counter() - t0, 1)
+        best_params = grid[int(np.argmax(cv_model.avgMetrics))]
+        with mlflow.start_run(run_name=algo, nested=True) as child:
+            mlflow.log_params({"algorithm": algo, **{p_.name: v for p_, v in best_params.items()}})
+            mlflow.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not math.isnan(v)})
+            for path in M.plots(y, p, m, _importances(model, numeric, categorical), algo, plot_dir / algo):
+                mlflow.log_artifact(str(path), "plots")
+            m["mlflow_run_id"] = child.info.run_id
+        results[algo] = m
+        models[algo] = model
+        log.info("%s: evaluation ROC AUC %.4f, PR AUC %.4f, CV ROC AUC %.4f (%.0fs)", algo, m["roc_auc"],
+                 m["pr_auc"], m["cv_roc_auc"], m["fit_seconds"])
+    return results, models
+
+
+METRIC_KEYS = ["roc_auc", "pr_auc", "threshold", "expected_value", "accuracy", "precision", "recall", "f1",
+               "lift_top_decile", "capture_top_decile"]
+
+
+def metrics_table(results: dict, best: str) -> list[str]:
+    """Markdown table rows: one per algorithm, the best marked."""
+    lines = ["| algorithm | " + " | ".join(METRIC_KEYS) + " |", "|---" * (len(METRIC_KEYS) + 1) + "|"]
+    for algo, m in results.items():
+        mark = " (best)" if algo == best else ""
+        lines.append(f"| {algo}{mark} | " + " | ".join(f"{m[k]:.4f}" for k in METRIC_KEYS) + " |")
+    return lines
+
+
 def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None,
                  versions: dict[str, int] | None = None) -> TrainResult:
     import mlflow
     import mlflow.spark
     from mlflow.models import infer_signature
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
-    from pyspark.ml.tuning import CrossValidator
 
     started = time.perf_counter()
     cfg = settings.model
@@ -191,10 +234,6 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     evaluation = evaluation.cache()
     log.info("training set: %s; %d features; positive class weight %.1f", rows, len(ts.feature_columns), pos_weight)
 
-    evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
-                                              metricName="areaUnderROC")
-    results: dict[str, dict] = {}
-    models = {}
     with mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"run_date": run_date.isoformat(), "code_version": _code_version(),
                          "pipeline_run_id": run_id or "", "env": settings.env})
@@ -207,29 +246,8 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
         mlflow.log_dict({"dates": [d.isoformat() for d in ts.dates], "train_dates": [d.isoformat() for d in train_dates],
                          "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict()},
                         "training_set.json")
-        for algo in cfg.algorithms:
-            t0 = time.perf_counter()
-            clf, grid = _classifier(algo, cfg.seed)
-            cv = CrossValidator(estimator=preprocess.pipeline(ts.numeric, ts.categorical, clf),
-                                estimatorParamMaps=grid, evaluator=evaluator, numFolds=cfg.cv_folds,
-                                seed=cfg.seed, parallelism=1)
-            cv_model = cv.fit(train)
-            model = cv_model.bestModel
-            y, p = _probabilities(model, evaluation)
-            m = M.evaluate(y, p, cfg.costs)
-            m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
-            m["fit_seconds"] = round(time.perf_counter() - t0, 1)
-            best_params = grid[int(np.argmax(cv_model.avgMetrics))]
-            with mlflow.start_run(run_name=algo, nested=True) as child:
-                mlflow.log_params({"algorithm": algo, **{p_.name: v for p_, v in best_params.items()}})
-                mlflow.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not math.isnan(v)})
-                for path in M.plots(y, p, m, _importances(model, ts), algo, Path(tmp) / algo):
-                    mlflow.log_artifact(str(path), "plots")
-                m["mlflow_run_id"] = child.info.run_id
-            results[algo] = m
-            models[algo] = model
-            log.info("%s: out-of-time ROC AUC %.4f, PR AUC %.4f, CV ROC AUC %.4f (%.0fs)", algo, m["roc_auc"],
-                     m["pr_auc"], m["cv_roc_auc"], m["fit_seconds"])
+        results, models = fit_algorithms(train, evaluation, ts.numeric, ts.categorical, cfg.algorithms,
+                                         cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp))
 
         best = max(results, key=lambda a: results[a][cfg.selection_metric])
         best_model = models[best]

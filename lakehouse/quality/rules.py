@@ -30,9 +30,11 @@ class _Strict(BaseModel):
 
 class ColumnSpec(_Strict):
     type: Literal["string", "int", "double", "date", "timestamp"]
-    standardize: Literal["email", "country", "lower", "upper"] | None = None
+    # trim: strip blanks, and text that is only blanks becomes null; lower/upper also trim
+    standardize: Literal["email", "country", "lower", "upper", "trim"] | None = None
     impute: str | None = None  # value used when null (after standardization)
     pii: bool = False
+    formats: list[str] | None = None  # date/timestamp patterns to try (Spark datetime patterns)
 
 
 class Rule(_Strict):

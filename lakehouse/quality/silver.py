@@ -107,13 +107,13 @@ def _is_rule(name: str):
 
 
 def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
-                   pii_key: str) -> tuple[TableOutcome, DataFrame, DataFrame, DataFrame]:
-    """Check one table for one date.
+                   pii_key: str, bronze: DataFrame | None = None) -> tuple[TableOutcome, DataFrame, DataFrame, DataFrame]:
+    """Check one table for one date (its bronze rows of that date, or the given ``bronze`` rows).
 
     Returns (outcome, silver rows to merge, quarantine rows, the cached checked rows they derive
     from); the caller unpersists the last once it has written the first two.
     """
-    bronze = _bronze_for(spark, settings, spec, run_date)
+    bronze = bronze if bronze is not None else _bronze_for(spark, settings, spec, run_date)
     annotated = annotate(bronze, spec, run_date, _references(spark, settings, spec)).cache()
     outcome = TableOutcome(spec.table, run_date.isoformat(), bronze.count())
     deequ = run_deequ(spark, annotated, spec, run_date,

@@ -43,11 +43,16 @@ def _standardized(raw: Column, how: str | None) -> Column:
         return F.lower(F.trim(raw))
     if how == "upper":
         return F.upper(F.trim(raw))
+    if how == "trim":
+        return F.when(F.trim(raw) != "", F.trim(raw))
     return raw
 
 
 def _typed(std: Column, spec: ColumnSpec) -> tuple[Column, Column]:
     """(typed value, whether a non-canonical format had to be parsed)."""
+    if spec.formats and spec.type in ("timestamp", "date"):
+        parse = F.to_timestamp if spec.type == "timestamp" else F.to_date
+        return F.coalesce(*[parse(std, f) for f in spec.formats]), F.lit(False)
     if spec.type == "timestamp":
         iso = F.to_timestamp(std, ISO_TS)
         alt = F.coalesce(*[F.to_timestamp(std, f) for f in ALT_TS])
@@ -91,8 +96,14 @@ def violation_sql(rule: Rule, run_date: dt.date) -> str:
 
 def type_rules(spec: TableRules) -> list[tuple[str, str]]:
     """(rule name, violation SQL) for every non-text column: present as text but not parseable."""
-    return [(f"{col}_type", f"`_raw_{col}` IS NOT NULL AND `{col}` IS NULL")
-            for col, cs in spec.columns.items() if cs.type != "string"]
+    out = []
+    for col, cs in spec.columns.items():
+        if cs.type == "string":
+            continue
+        # with standardize 'trim', text of blanks only is a missing value (reported as a fix), not a bad type
+        present = f"TRIM(`_raw_{col}`) != ''" if cs.standardize == "trim" else f"`_raw_{col}` IS NOT NULL"
+        out.append((f"{col}_type", f"{present} AND `{col}` IS NULL"))
+    return out
 
 
 def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
@@ -113,7 +124,7 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
         raw = F.col(f"`{name}`") if name in present else F.lit(None).cast("string")
         std = _standardized(raw, cs.standardize)
         typed, repaired = _typed(std, cs)
-        changed = raw.isNotNull() & (std != raw)
+        changed = raw.isNotNull() & ~std.eqNullSafe(raw)
         fixes.append(F.when(changed | repaired, F.lit(f"format:{name}")))
         if cs.impute is not None:
             fixes.append(F.when(typed.isNull() & raw.isNull(), F.lit(f"impute:{name}")))

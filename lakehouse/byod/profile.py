@@ -1,0 +1,266 @@
+"""Dataset profiles: how a user's own churn file is read, checked, turned into features and labelled.
+
+A profile is one YAML file (see ``conf/base/byod/`` and ``docs/byod.md``). Two shapes:
+
+- ``snapshot``: a row per customer with a label column (a CRM or billing extract);
+- ``event_log``: a row per event (purchase, payment, login) with a customer, a timestamp and
+  optionally an amount; the label is derived: no activity within ``horizon_days`` after a cutoff.
+
+Column names in a profile may be written as they appear in the file's header or in their
+normalized form (lower case, runs of spaces and punctuation as ``_``): ``"Total Charges"``,
+``"total  charges"`` and ``total_charges`` are the same column. Checking a profile against a file's
+header (``check_header``) needs no Spark, so a typo fails in milliseconds with the column named.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lakehouse.errors import ConfigError
+from lakehouse.quality.rules import Rule
+
+
+class ProfileError(ConfigError):
+    """The profile does not fit itself or the file (a missing column, an undeclared label value...)."""
+
+
+def normalize(name: str) -> str:
+    """Header text -> column name: ``" Total  Charges "`` -> ``total_charges``."""
+    out = re.sub(r"[^0-9a-z]+", "_", name.replace("\ufeff", "").strip().lower()).strip("_")
+    return out or "column"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    # csv: quoted fields, one delimiter; whitespace: fields separated by runs of spaces/tabs
+    format: Literal["csv", "whitespace"] = "csv"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+    column_names: list[str] | None = None  # required when header is false
+    encoding: str = "utf-8"
+
+    @model_validator(mode="after")
+    def _names(self) -> "SourceSpec":
+        if not self.header and not self.column_names:
+            raise ValueError("source.header is false: list the columns in source.column_names")
+        if self.format == "whitespace" and self.header is False and self.column_names is None:
+            raise ValueError("source.column_names is needed for a whitespace file without header")
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            raise ValueError(f"source.encoding {self.encoding!r} is not a known text encoding") from None
+        return self
+
+
+class LabelSpec(_Strict):
+    column: str
+    churned: list[str] = Field(min_length=1)   # values meaning "churned" (compared trimmed, case-insensitive)
+    retained: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "LabelSpec":
+        both = {v.strip().lower() for v in self.churned} & {v.strip().lower() for v in self.retained}
+        if both:
+            raise ValueError(f"label values {sorted(both)} are listed as both churned and retained")
+        return self
+
+
+class TimestampSpec(_Strict):
+    column: str
+    formats: list[str] = Field(default_factory=lambda: ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"], min_length=1)
+
+
+class CutoffSpec(_Strict):
+    """Snapshot dates of an event log: explicit, or ``count`` dates ``every_days`` apart ending at
+    the last date whose horizon the file fully covers."""
+
+    dates: list[dt.date] | None = None
+    count: int = Field(default=4, ge=2)
+    every_days: int = Field(default=30, ge=1)
+
+
+class EventLogSpec(_Strict):
+    timestamp: TimestampSpec
+    amount: str | None = None          # a column, or a SQL expression over columns ("quantity * price")
+    order_id: str | None = None        # count distinct orders instead of rows (order lines files)
+    horizon_days: int = Field(default=90, ge=1)
+    active_within_days: int = Field(default=365, ge=1)  # who is a customer at a cutoff
+    cutoffs: CutoffSpec = Field(default_factory=CutoffSpec)
+    numeric: list[str] = Field(default_factory=list)    # other numeric columns (typed and checked)
+    categorical: list[str] = Field(default_factory=list)
+
+
+class EvaluationSpec(_Strict):
+    method: Literal["stratified", "out_of_time"] = "stratified"
+    test_fraction: float = Field(default=0.3, gt=0, lt=1)
+    seed: int = 7
+
+
+class TrainingSpec(_Strict):
+    algorithms: list[Literal["logistic_regression", "random_forest", "gbt"]] = Field(
+        default_factory=lambda: ["logistic_regression", "random_forest", "gbt"], min_length=1)
+    cv_folds: int = Field(default=3, ge=2)
+
+
+class Profile(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    description: str = ""
+    shape: Literal["snapshot", "event_log"]
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    customer_id: str
+    label: LabelSpec | None = None      # snapshot
+    numeric: list[str] = Field(default_factory=list)      # snapshot features
+    categorical: list[str] = Field(default_factory=list)  # snapshot features
+    drop: list[str] = Field(default_factory=list)         # identifiers and columns not to use
+    pii: list[str] = Field(default_factory=list)          # personal data: hashed in silver, never features
+    events: EventLogSpec | None = None  # event_log
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    checks: list[Rule] = Field(default_factory=list)      # extra rules, same vocabulary as conf/base/quality
+    max_quarantine_rate: float = Field(default=0.05, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Profile":
+        if self.shape == "snapshot":
+            if self.label is None:
+                raise ValueError("a snapshot profile needs 'label' (column, churned, retained)")
+            if self.events is not None:
+                raise ValueError("'events' belongs to event_log profiles")
+            if not self.numeric and not self.categorical:
+                raise ValueError("a snapshot profile needs feature columns under 'numeric' and/or 'categorical'")
+        else:
+            if self.events is None:
+                raise ValueError("an event_log profile needs 'events' (timestamp, amount, horizon_days...)")
+            if self.label is not None:
+                raise ValueError("an event_log profile derives its label: remove 'label'")
+        if self.shape == "snapshot" and self.evaluation.method == "out_of_time":
+            raise ValueError("evaluation.method out_of_time needs several cutoffs: use it with event_log profiles")
+        if self.shape == "event_log" and self.events.amount and not self._amount_is_column():
+            known = {normalize(c) for c in self.events.numeric}
+            unknown = [i for i in amount_identifiers(self.events.amount) if i not in known]
+            if unknown:
+                raise ValueError(f"events.amount {self.events.amount!r} uses {unknown}: list them under events.numeric")
+        roles = self.roles()
+        seen: dict[str, str] = {}
+        for role, cols in roles.items():
+            for c in cols:
+                n = normalize(c)
+                if n in seen and seen[n] != role:
+                    raise ValueError(f"column {c!r} is declared twice: as {seen[n]} and as {role}")
+                seen[n] = role
+        return self
+
+    # ---- derived ------------------------------------------------------------------------------
+    def roles(self) -> dict[str, list[str]]:
+        """Declared columns by role, names as written in the profile."""
+        r: dict[str, list[str]] = {"customer id": [self.customer_id], "pii": list(self.pii), "drop": list(self.drop)}
+        if self.shape == "snapshot":
+            r |= {"label": [self.label.column], "numeric": list(self.numeric), "categorical": list(self.categorical)}
+        else:
+            ev = self.events
+            r |= {"timestamp": [ev.timestamp.column], "numeric": list(ev.numeric),
+                  "categorical": list(ev.categorical), "order id": [ev.order_id] if ev.order_id else []}
+            if ev.amount and self._amount_is_column():
+                r["amount"] = [ev.amount]
+        return r
+
+    def _amount_is_column(self) -> bool:
+        text = (self.events.amount or "").strip()
+        return bool(text) and normalize(text) == text.lower().replace(" ", "_") and not _is_number(text) \
+            and not re.search(r"[*/+()-]", text)
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        cols = self.numeric if self.shape == "snapshot" else self.events.numeric
+        return [normalize(c) for c in cols]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        cols = self.categorical if self.shape == "snapshot" else self.events.categorical
+        return [normalize(c) for c in cols]
+
+    @property
+    def table(self) -> str:
+        return f"byod_{self.name}"
+
+
+SQL_WORDS = {"and", "or", "not", "null", "cast", "as", "double", "abs", "coalesce", "greatest", "least", "case",
+             "when", "then", "else", "end", "nvl"}
+
+
+def amount_identifiers(expr: str) -> list[str]:
+    """Column names an amount expression uses (normalized), SQL words excluded."""
+    return [i.lower() for i in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr) if i.lower() not in SQL_WORDS]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def load_profile(path: str | Path) -> Profile:
+    path = Path(path)
+    if not path.is_file():
+        raise ProfileError(f"profile {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'profile'}: {e['msg']}" for e in exc.errors())
+        raise ProfileError(f"{path}: invalid profile: {problems}") from None
+
+
+def read_header(path: Path, profile: Profile) -> list[str]:
+    """The file's column names (normalized), from its first line or the profile's column_names."""
+    src = profile.source
+    if not src.header:
+        names = [normalize(c) for c in src.column_names or []]
+    else:
+        with open(path, encoding=src.encoding, errors="replace", newline="") as fh:
+            first = fh.readline()
+        if not first.strip():
+            raise ProfileError(f"{path}: the first line is empty; expected a header (or set source.header: false)")
+        names = [normalize(c) for c in split_line(first.rstrip("\r\n"), src)]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ProfileError(f"{path}: header has columns that collide once normalized: {dupes}")
+    return names
+
+
+def split_line(line: str, src: SourceSpec) -> list[str]:
+    import csv
+
+    if src.format == "whitespace":
+        return line.split()
+    return next(csv.reader([line], delimiter=src.delimiter, strict=True), [])
+
+
+def check_header(profile: Profile, header: list[str], file_label: str) -> list[str]:
+    """Raise ProfileError naming every declared column missing from the file; return undeclared ones."""
+    declared = {normalize(c): (role, c) for role, cols in profile.roles().items() for c in cols}
+    missing = []
+    for norm, (role, written) in declared.items():
+        if norm not in header:
+            close = difflib.get_close_matches(norm, header, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            missing.append(f"{role} column {written!r}{hint}")
+    if missing:
+        raise ProfileError(f"{file_label}: profile '{profile.name}' names columns the file does not have: "
+                           + "; ".join(missing) + f". The file's columns are: {', '.join(header)}")
+    return [c for c in header if c not in declared]

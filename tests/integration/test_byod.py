@@ -1,0 +1,161 @@
+"""Bring your own data: both profile shapes run end to end from a file, against what the example
+generator planted (blanks, unparseable numbers, duplicate lines) and a label recomputed from the
+raw file with pandas; profile mistakes fail naming the column and the values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_DATE = dt.date(2026, 6, 30)
+
+
+def _fast(profile):
+    """Two CV folds keep the test short; everything else as the shipped profile says."""
+    return profile.model_copy(update={"training": profile.training.model_copy(update={"cv_folds": 2})})
+
+
+@pytest.fixture(scope="module")
+def byod(spark, tmp_path_factory):
+    from lakehouse.byod.example import write_examples
+
+    tmp = tmp_path_factory.mktemp("byod")
+    planted = write_examples(tmp / "files", customers=1200, seed=5)
+    return make_settings(tmp), tmp, planted
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(spark, byod):
+    from lakehouse.byod.profile import load_profile
+    from lakehouse.byod.run import run_profile
+
+    settings, tmp, planted = byod
+    profile = _fast(load_profile(ROOT / "conf/base/byod/acme_customers.yaml"))
+    return run_profile(spark, settings, profile, tmp / "files/acme_customers.csv", RUN_DATE, tmp / "out-snapshot")
+
+
+@pytest.fixture(scope="module")
+def events_run(spark, byod):
+    from lakehouse.byod.profile import load_profile
+    from lakehouse.byod.run import run_profile
+
+    settings, tmp, planted = byod
+    profile = _fast(load_profile(ROOT / "conf/base/byod/acme_orders.yaml"))
+    return run_profile(spark, settings, profile, tmp / "files/acme_orders.txt", RUN_DATE, tmp / "out-events")
+
+
+def _finding(result, column, problem_start):
+    return sum(f["rows"] for f in result.findings if f["column"] == column and f["problem"].startswith(problem_start))
+
+
+def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
+    from lakehouse import delta_io
+    from lakehouse.ml import tracking
+    from lakehouse.storage import table_uri
+
+    settings, tmp, planted = byod
+    p = planted["acme_customers.csv"]
+    r = snapshot_run
+    # every line accounted for; exactly what was planted was found
+    assert r.rows["lines"] == p.rows
+    assert r.rows["duplicates_removed"] == p.duplicates
+    assert r.rows["quarantined"] == p.unparseable["support_calls"]
+    assert r.rows["silver"] == p.customers - p.unparseable["support_calls"]
+    blanks = _finding(r, "monthly_fee", "text of blanks") + _finding(r, "monthly_fee", "empty field")
+    # quarantined rows are counted by the rule, blanks over the parsed rows (quarantined ones included)
+    assert blanks == p.blanks["monthly_fee"]
+    assert _finding(r, "total_spent", "text of blanks") == p.blanks["total_spent"]
+    assert _finding(r, "support_calls", "not a number") == p.unparseable["support_calls"]
+    assert _finding(r, "churned", "upper-case") > 0
+    # ids stay text with their leading zeros; personal data is hashed
+    silver = delta_io.read(spark, table_uri(settings, "silver", "byod_acme_customers"))
+    assert "e_mail" not in silver.columns and "e_mail_hash" in silver.columns
+    assert silver.where("account_no = '000001'").count() == 1
+    gold = delta_io.read(spark, table_uri(settings, "gold", "byod_acme_customers_features"))
+    assert gold.count() == r.rows["silver"]
+    assert gold.where("label = 1").count() > 0
+    # all algorithms compared on probabilities; the planted signal is found
+    assert set(r.metrics) == {"logistic_regression", "random_forest", "gbt"}
+    assert r.split["method"] == "stratified"
+    assert r.metrics[r.best]["roc_auc"] >= 0.75, r.metrics
+    report = (Path(r.out_dir) / "model_report.md").read_text()
+    assert "roc_auc" in report and r.best in report and (Path(r.out_dir) / f"plots/{r.best}/roc.png").exists()
+    assert "monthly_fee" in (Path(r.out_dir) / "quality_report.md").read_text()
+    assert r.suggestions, "Deequ's constraint suggestions are part of the quality report"
+    # tracked and registered in MLflow; the report travels with the run
+    client = tracking.client(settings)
+    mv = client.get_model_version("byod_acme_customers", r.registered)
+    assert mv.run_id
+    assert "model_report.md" in [a.path for a in client.list_artifacts(r.mlflow_run_id)]
+
+
+def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run):
+    from lakehouse import delta_io
+    from lakehouse.storage import table_uri
+
+    settings, tmp, planted = byod
+    r = events_run
+    assert r.rows["lines"] == planted["acme_orders.txt"].rows and r.rows["quarantined"] == 0
+    assert r.split["method"] == "out_of_time" and len(r.split["eval_dates"]) == 1
+    gold = delta_io.read(spark, table_uri(settings, "gold", "byod_acme_orders_features")).toPandas()
+    # the label and recency recomputed from the raw file with pandas, independently of Spark
+    raw = pd.read_csv(tmp / "files/acme_orders.txt", sep=r"\s+", header=None, dtype={0: str},
+                      names=["cust", "day", "items", "price"])
+    raw["day"] = pd.to_datetime(raw["day"].astype(str), format="%Y%m%d")
+    for cutoff in sorted(gold["as_of"].unique()):
+        c = pd.Timestamp(cutoff)
+        before = raw[raw["day"] < c].groupby("cust")["day"].max()
+        active = set(before[before >= c - pd.Timedelta(days=180)].index)
+        after = set(raw[(raw["day"] >= c) & (raw["day"] < c + pd.Timedelta(days=60))]["cust"])
+        g = gold[gold["as_of"] == cutoff].set_index("customer_id")
+        assert set(g.index) == active
+        assert {cid for cid in active if cid not in after} == set(g.index[g["label"] == 1])
+        some = sorted(active)[:20]
+        assert all(g.loc[cid, "recency_days"] == (c - before[cid]).days for cid in some)
+    assert set(r.metrics) == {"logistic_regression", "random_forest", "gbt"}
+    assert r.metrics[r.best]["roc_auc"] >= 0.7, r.metrics
+    assert (Path(r.out_dir) / "model_report.md").exists()
+
+
+def test_profile_mistakes_name_the_column_and_values(spark, byod, tmp_path):
+    from lakehouse.byod.profile import ProfileError, load_profile
+    from lakehouse.byod.run import run_profile
+
+    settings, tmp, planted = byod
+    profile = load_profile(ROOT / "conf/base/byod/acme_customers.yaml")
+    wrong = profile.model_copy(update={"numeric": [*profile.numeric, "Monthly Fees"]})
+    with pytest.raises(ProfileError, match=r"numeric column 'Monthly Fees' \(did you mean 'monthly_fee'\?\)"):
+        run_profile(spark, settings, wrong, tmp / "files/acme_customers.csv", RUN_DATE, tmp_path)
+    # a label value the profile does not declare
+    odd = tmp_path / "odd.csv"
+    lines = (tmp / "files/acme_customers.csv").read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",Maybe"
+    lines[6] = lines[6].rsplit(",", 1)[0] + ",Maybe"
+    odd.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ProfileError, match=r"label column 'Churned\?' has values the profile does not declare: "
+                                           r"'maybe' \(2 rows\)"):
+        run_profile(spark, settings, profile, odd, RUN_DATE, tmp_path)
+
+
+def test_profile_validation_and_cli_check(tmp_path, capsys):
+    from lakehouse.byod.profile import ProfileError, load_profile
+    from lakehouse.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nshape: snapshot\ncustomer_id: id\nnumeric: [a]\n")
+    with pytest.raises(ProfileError, match="needs 'label'"):
+        load_profile(bad)
+    src = ROOT / "conf/base/byod/acme_customers.yaml"
+    shutil.copy(src, tmp_path / "p.yaml")
+    data = tmp_path / "d.csv"
+    data.write_text("Account No,Plan Type\n1,Basic\n")
+    assert main(["byod", "check", str(tmp_path / "p.yaml"), "--file", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "label column 'Churned?'" in err and "numeric column 'Monthly Fee'" in err
