@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lakehouse.errors import ConfigError
 from lakehouse.quality.rules import Rule
@@ -48,13 +48,14 @@ class SourceSpec(_Strict):
     header: bool = True
     column_names: list[str] | None = None  # required when header is false
     encoding: str = "utf-8"
+    decimal_comma: bool = False  # numbers written 12,5 (the delimiter then is usually ';')
 
     @model_validator(mode="after")
     def _names(self) -> "SourceSpec":
         if not self.header and not self.column_names:
             raise ValueError("source.header is false: list the columns in source.column_names")
-        if self.format == "whitespace" and self.header is False and self.column_names is None:
-            raise ValueError("source.column_names is needed for a whitespace file without header")
+        if self.decimal_comma and self.format == "csv" and self.delimiter == ",":
+            raise ValueError("source.decimal_comma needs a delimiter other than ','")
         try:
             "".encode(self.encoding)
         except LookupError:
@@ -62,10 +63,30 @@ class SourceSpec(_Strict):
         return self
 
 
+# YAML 1.1 reads unquoted yes/no/true/false/on/off as booleans and 1/0 as numbers; a label value
+# means its text, so a boolean stands for every spelling YAML would have turned into it.
+_BOOL_TEXT = {True: ["yes", "true", "on"], False: ["no", "false", "off"]}
+
+
+def _as_texts(value):
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for v in items:
+        if isinstance(v, bool):
+            out += _BOOL_TEXT[v]
+        elif isinstance(v, (int, float)):
+            out.append(str(v))
+        else:
+            out.append(v)
+    return out
+
+
 class LabelSpec(_Strict):
     column: str
     churned: list[str] = Field(min_length=1)   # values meaning "churned" (compared trimmed, case-insensitive)
     retained: list[str] = Field(min_length=1)
+
+    _texts = field_validator("churned", "retained", mode="before")(lambda cls, v: _as_texts(v))
 
     @model_validator(mode="after")
     def _disjoint(self) -> "LabelSpec":

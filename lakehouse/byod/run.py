@@ -68,8 +68,9 @@ def table_rules(profile: Profile) -> TableRules:
     cid = normalize(profile.customer_id)
     cols: dict[str, ColumnSpec] = {cid: ColumnSpec(type="string", standardize="trim")}
     rules = [Rule(name="customer_id_complete", check="complete", column=cid, severity="error", resolution="quarantine")]
+    number = "decimal_comma" if profile.source.decimal_comma else "trim"
     for c in profile.numeric_columns:
-        cols[c] = ColumnSpec(type="double", standardize="trim")
+        cols[c] = ColumnSpec(type="double", standardize=number)
     for c in profile.categorical_columns:
         cols[c] = ColumnSpec(type="string", standardize="trim")
     for c in profile.pii:
@@ -89,7 +90,7 @@ def table_rules(profile: Profile) -> TableRules:
         if ev.order_id:
             cols[normalize(ev.order_id)] = ColumnSpec(type="string", standardize="trim")
         if ev.amount and "amount" in profile.roles():
-            cols[normalize(ev.amount)] = ColumnSpec(type="double", standardize="trim")
+            cols[normalize(ev.amount)] = ColumnSpec(type="double", standardize=number)
         rules.append(Rule(name="timestamp_complete", check="complete", column=ts, severity="error",
                           resolution="quarantine"))
         key = list(cols)  # events: only exact duplicates are dropped
@@ -174,6 +175,8 @@ def findings(annotated: DataFrame, spec: TableRules, profile: Profile, outcome, 
                  F.sum((F.trim(raw) != raw).cast("long") * (F.trim(raw) != "").cast("long")).alias(f"{c}__pad")]
         if cs.standardize == "lower":
             aggs.append(F.sum((F.lower(F.trim(raw)) != F.trim(raw)).cast("long")).alias(f"{c}__case"))
+        if cs.standardize == "decimal_comma":
+            aggs.append(F.sum(raw.contains(",").cast("long")).alias(f"{c}__comma"))
     ok = annotated.where(F.col("_parse_error").isNull())
     row = ok.agg(*aggs).first()
     out = []
@@ -194,6 +197,9 @@ def findings(annotated: DataFrame, spec: TableRules, profile: Profile, outcome, 
         if int(row[f"{c}__pad"] or 0):
             out.append({"column": c, "rows": int(row[f"{c}__pad"]), "problem": "leading/trailing blanks",
                         "action": "trimmed"})
+        if f"{c}__comma" in row.asDict() and int(row[f"{c}__comma"] or 0):
+            out.append({"column": c, "rows": int(row[f"{c}__comma"]), "problem": "decimal comma",
+                        "action": "read as a decimal point (source.decimal_comma)"})
         if f"{c}__case" in row.asDict() and int(row[f"{c}__case"] or 0):
             out.append({"column": c, "rows": int(row[f"{c}__case"]), "problem": "upper-case letters", "action": "lower-cased"})
     for r in outcome.rule_rows:

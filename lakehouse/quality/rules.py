@@ -31,7 +31,8 @@ class _Strict(BaseModel):
 class ColumnSpec(_Strict):
     type: Literal["string", "int", "double", "date", "timestamp"]
     # trim: strip blanks, and text that is only blanks becomes null; lower/upper also trim
-    standardize: Literal["email", "country", "lower", "upper", "trim"] | None = None
+    # decimal_comma: as trim, and "12,5" reads as 12.5
+    standardize: Literal["email", "country", "lower", "upper", "trim", "decimal_comma"] | None = None
     impute: str | None = None  # value used when null (after standardization)
     pii: bool = False
     formats: list[str] | None = None  # date/timestamp patterns to try (Spark datetime patterns)

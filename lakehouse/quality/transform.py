@@ -45,6 +45,8 @@ def _standardized(raw: Column, how: str | None) -> Column:
         return F.upper(F.trim(raw))
     if how == "trim":
         return F.when(F.trim(raw) != "", F.trim(raw))
+    if how == "decimal_comma":
+        return F.when(F.trim(raw) != "", F.regexp_replace(F.trim(raw), ",", "."))
     return raw
 
 
@@ -101,7 +103,7 @@ def type_rules(spec: TableRules) -> list[tuple[str, str]]:
         if cs.type == "string":
             continue
         # with standardize 'trim', text of blanks only is a missing value (reported as a fix), not a bad type
-        present = f"TRIM(`_raw_{col}`) != ''" if cs.standardize == "trim" else f"`_raw_{col}` IS NOT NULL"
+        present = f"TRIM(`_raw_{col}`) != ''" if cs.standardize in ("trim", "decimal_comma") else f"`_raw_{col}` IS NOT NULL"
         out.append((f"{col}_type", f"{present} AND `{col}` IS NULL"))
     return out
 
