@@ -35,3 +35,12 @@ def alert_on_failure(context) -> None:
             requests.post(url, json=payload, timeout=10)
         except requests.RequestException as exc:
             log.error("alert webhook %s failed: %s", url, exc)
+
+
+def alert_deadline_missed(**context) -> None:
+    """Deadline callback: the DAG run is still running past its deadline (runs on the executor)."""
+    run = context.get("dag_run") or {}
+    payload = {"alert": "deadline missed", "dag": getattr(run, "dag_id", None) or context.get("dag_id"),
+               "run_id": getattr(run, "run_id", None) or context.get("run_id"),
+               "deadline": str(context.get("deadline") or "")}
+    log.error("ALERT churn pipeline run late: %s", json.dumps(payload, default=str))

@@ -17,10 +17,11 @@ only if it beats the current one on the same out-of-time window.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, SyncCallback
 from churn_alerts import alert_on_failure
 
 PROJECT = "{{ var.value.get('churn_project_dir', '/opt/churn') }}"
@@ -28,10 +29,15 @@ JARS = "{{ var.value.get('churn_jars', '') }}"
 ENV = "{{ var.value.get('churn_env', 'local') }}"
 SOURCES = ["crm", "billing", "web", "support_api"]
 
+# Retry policy: 3 retries, 2 min doubling up to 30 min. The deployment may tune it through the
+# environment of the scheduler/workers (read when the DAG file is parsed, no metadata-DB access).
+RETRIES = int(os.environ.get("CHURN_TASK_RETRIES", "3"))
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("CHURN_RETRY_DELAY_SECONDS", "120")))
+
 default_args = {
     "owner": "data-platform",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=2),
+    "retries": RETRIES,
+    "retry_delay": RETRY_DELAY,
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),
     "on_failure_callback": alert_on_failure,
@@ -60,13 +66,16 @@ with DAG(
     max_active_runs=1,  # dates run in order: gold for D reads the state left by D-1
     default_args=default_args,
     tags=["churn", "spark"],
+    # a daily run still going 3 hours after it was queued is late for the morning's scores: alert
+    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=3),
+                           callback=SyncCallback("churn_alerts.alert_deadline_missed")),
 ) as dag:
     ingest = [job(f"ingest_{source}") for source in SOURCES]
     silver = job("silver")
     gold = job("gold")
     materialize = job("materialize")
     score = job("score")
-    retrain = job("retrain_if_flagged", script="train", extra=["--only-if-flagged"], retries=1)
+    retrain = job("retrain_if_flagged", script="train", extra=["--only-if-flagged"], retries=min(1, RETRIES))
     ingest >> silver >> gold >> [materialize, score]
     score >> retrain
 
@@ -77,7 +86,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={**default_args, "retries": 1},
+    default_args={**default_args, "retries": min(1, RETRIES)},
     tags=["churn", "spark", "ml"],
 ) as training_dag:
     job("train")

@@ -295,6 +295,21 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_tasks(args) -> int:
+    from lakehouse import runlog
+
+    settings = _settings(args)
+    with _spark(settings, "tasks") as spark:
+        df = runlog.summary(spark, settings, args.dag_run_id, args.date.isoformat() if args.date else None)
+        rows = [r.asDict() for r in df.select("recorded_at", "run_date", "job", "status", "seconds", "rows_in",
+                                              "rows_out", "quality", "try_number", "dag_run_id", "error")
+                .collect()][-args.limit:]
+    for r in rows:
+        r["error"] = (r["error"] or "")[:120]
+    _print_rows(rows)
+    return 0
+
+
 def cmd_eda(args) -> int:
     from lakehouse.eda import run_eda
 
@@ -419,6 +434,22 @@ def cmd_bench_online(args) -> int:
 
 
 # ---- demo -------------------------------------------------------------------------------------
+def cmd_cluster_local_run(args) -> int:
+    from lakehouse.localcluster import local_run
+
+    result = local_run(Path(args.out), args.customers, args.days, args.env, args.worker_cores, args.worker_memory)
+    print(json.dumps({k: v for k, v in result.items() if k != "task_runs"}, indent=2))
+    print(result["task_runs"])
+    return 0
+
+
+def cmd_walkthrough(args) -> int:
+    from lakehouse.walkthrough import run
+
+    print(json.dumps(run(Path(args.out), Path(args.work), args.customers), indent=2))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from lakehouse import demo
 
@@ -521,6 +552,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--date", required=True, type=lambda v: _dates(v)[0], help="as-of date YYYY-MM-DD")
     s.add_argument("--out", help="write here instead of <lake>/reports/eda/date=D")
     s.set_defaults(func=cmd_eda)
+
+    cluster = sub.add_parser("cluster", help="the distributed path on this machine").add_subparsers(
+        dest="cluster", required=True)
+    s = cluster.add_parser("local-run", help="HDFS minicluster + Spark standalone master/worker on 127.0.0.1; "
+                                             "spark-submit the daily jobs to spark:// for N dates")
+    s.add_argument("--out", default="var/cluster-run")
+    s.add_argument("--customers", type=int, default=400)
+    s.add_argument("--days", type=int, default=1)
+    s.add_argument("--worker-cores", type=int, default=2)
+    s.add_argument("--worker-memory", default="3g")
+    s.set_defaults(func=cmd_cluster_local_run)
+
+    s = sub.add_parser("walkthrough", help="run the DAG for a date and photograph Airflow and MLflow (docs)")
+    s.add_argument("--out", default="docs/img/walkthrough")
+    s.add_argument("--work", default="var/walkthrough")
+    s.add_argument("--customers", type=int, default=300)
+    s.set_defaults(func=cmd_walkthrough)
+
+    s = sub.add_parser("tasks", help="run summary: per job execution status, duration, rows in/out, quality")
+    s.add_argument("--dag-run-id", help="one Airflow DAG run (e.g. manual__2026-01-05T00:00:00+00:00)")
+    s.add_argument("--date", type=lambda v: _dates(v)[0], help="one logical date")
+    s.add_argument("--limit", type=int, default=50)
+    s.set_defaults(func=cmd_tasks)
 
     byod = sub.add_parser("byod", help="bring your own data: run a dataset profile on your own churn file") \
         .add_subparsers(dest="byod", required=True)

@@ -34,12 +34,25 @@ def job_args(description: str, argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _task_run(spark, settings, args, name, status, started, summary=None, error=None) -> None:
+    """Append the job's row to ops/task_runs; a failure to record never hides the job's own outcome."""
+    if spark is None or settings is None:
+        return
+    from lakehouse import runlog
+
+    try:
+        runlog.record(spark, settings, getattr(args, "run_id", None) or f"{name}-{args.run_date}", name,
+                      args.run_date.isoformat(), status, time.perf_counter() - started, summary, error)
+    except Exception as exc:  # noqa: BLE001 - the summary is secondary to the job's result
+        log.warning("could not record the task run in ops/task_runs: %s", exc)
+
+
 def run_job(name: str, description: str, step: Callable[[object, Settings, argparse.Namespace], object],
             argv: list[str] | None = None) -> int:
     """Parse args, load config, log to ``<logs_dir>/<name>/<date>.log``, run ``step`` in one session."""
     args = job_args(description, argv)
     logs.configure(args.verbose)
-    spark = None
+    spark = settings = None
     started = time.perf_counter()
     try:
         settings = load_settings(args.env)
@@ -59,11 +72,18 @@ def run_job(name: str, description: str, step: Callable[[object, Settings, argpa
             if isinstance(summary, dict) else None
         written = record_run(spark, settings, args.run_id, name, args.run_date.isoformat(), reads, seconds=seconds)
         log.info("run ledger: %s wrote %d table version(s)", args.run_id, written)
+        _task_run(spark, settings, args, name, "success", started, summary)
         return 0
     except LakehouseError as exc:
         log.error("job %s failed: %s", name, exc)
         print(f"error: {exc}", file=sys.stderr)
+        result = getattr(exc, "result", None)
+        _task_run(spark, settings, args, name, "failed", started,
+                  result.as_dict() if hasattr(result, "as_dict") else None, str(exc))
         return 2
+    except Exception as exc:
+        _task_run(spark, settings, args, name, "failed", started, None, f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         if spark is not None:
             from lakehouse.quality_runtime import shutdown_deequ

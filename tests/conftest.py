@@ -119,7 +119,7 @@ def trained_model(spark, tmp_path_factory):
     import datetime as dt
 
     from lakehouse.ml.train import train_models
-    from tests import synthetic_gold
+    from lakehouse.ml import synthetic as synthetic_gold
 
     tmp = tmp_path_factory.mktemp("ml")
     settings = make_settings(tmp, model=ML_MODEL)

@@ -1,4 +1,5 @@
-"""Real servers started by the tests on 127.0.0.1: PostgreSQL (Debian's binaries)."""
+"""Real servers started by the tests on 127.0.0.1: PostgreSQL (Debian's binaries); HDFS and the Spark
+standalone cluster live in ``lakehouse.localcluster`` (the distributed run uses them too)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from lakehouse.localcluster import HdfsMiniCluster, SparkStandalone  # noqa: F401 - re-exported for tests
 
 
 def postgres_bin() -> Path | None:
@@ -69,61 +72,3 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class HdfsMiniCluster:
-    """A real HDFS (NameNode + DataNode in one JVM) from Hadoop's minicluster artifact, on 127.0.0.1."""
-
-    def __init__(self, nn_port: int, http_port: int, jars: Path | None = None):
-        self.jars = jars or ROOT / ".jars" / "minicluster"
-        self.nn_port, self.http_port = nn_port, http_port
-        self.dir = Path(tempfile.mkdtemp(prefix="churn-hdfs-"))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 90) -> "HdfsMiniCluster":
-        if not any(self.jars.glob("hadoop-client-minicluster-*.jar")):
-            raise RuntimeError(f"minicluster JARs missing in {self.jars}; run `make jars`")
-        details = self.dir / "details.json"
-        cmd = ["java", "--add-opens", "java.base/java.lang=ALL-UNNAMED", "-Xmx768m",
-               "-cp", f"{self.jars}/*", "org.apache.hadoop.mapreduce.MiniHadoopClusterManager",
-               "-nomr", "-format", "-nnport", str(self.nn_port), "-nnhttpport", str(self.http_port),
-               "-writeDetails", str(details)]
-        self.log = open(self.dir / "minicluster.log", "w")
-        self.proc = subprocess.Popen(cmd, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.time() + timeout
-        import urllib.request
-
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"minicluster exited with {self.proc.returncode}; see {self.dir}/minicluster.log")
-            if details.exists() and details.stat().st_size:
-                try:
-                    with urllib.request.urlopen(f"{self.webhdfs_url}/webhdfs/v1/?op=LISTSTATUS", timeout=5):
-                        return self
-                except OSError:
-                    pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"HDFS minicluster did not come up within {timeout}s")
-
-    @property
-    def uri(self) -> str:
-        return f"hdfs://127.0.0.1:{self.nn_port}"
-
-    @property
-    def webhdfs_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            import signal
-
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
@@ -16,20 +18,52 @@ from tests.conftest import make_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, generated_sources, api, trained_model,
-                                                              tmp_path):
+class AlertSink:
+    """A real HTTP endpoint on 127.0.0.1 that records the JSON alerts Airflow's callback posts."""
+
+    def __init__(self):
+        import http.server
+        import json
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alert"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def airflow_run(generated_sources, api, trained_model, tmp_path_factory):
+    """The environment of `airflow dags test` runs sharing one lake, and the alert sink."""
     out, summary = generated_sources
     ml_settings = trained_model[0]
-    day = summary["start_date"]
+    tmp_path = tmp_path_factory.mktemp("dagrun")
     home = tmp_path / "airflow"
     venv_bin = str(Path(sys.executable).parent)
     jars = ",".join(str(p) for p in sorted((ROOT / ".jars" / "runtime").glob("*.jar")))
+    sink = AlertSink()
     env = dict(os.environ,
                PATH=f"{venv_bin}:{os.environ['PATH']}", PYSPARK_PYTHON=sys.executable,
                AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
                AIRFLOW_CONN_SPARK_CHURN='{"conn_type": "spark", "host": "local[2]"}',
                AIRFLOW_VAR_CHURN_PROJECT_DIR=str(ROOT), AIRFLOW_VAR_CHURN_JARS=jars, AIRFLOW_VAR_CHURN_ENV="test",
+               AIRFLOW_VAR_CHURN_ALERT_WEBHOOK=sink.url,
+               CHURN_TASK_RETRIES="1", CHURN_RETRY_DELAY_SECONDS="1",
                LAKEHOUSE__LAKE__ROOT=str(tmp_path / "lake"), LAKEHOUSE__LOGS_DIR=str(tmp_path / "logs"),
                LAKEHOUSE__SOURCES__CRM__URL=f"jdbc:sqlite:{out / 'crm' / 'crm.db'}",
                LAKEHOUSE__SOURCES__BILLING__INBOX=str(out / "billing" / "inbox"),
@@ -41,10 +75,23 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, generated_s
                LAKEHOUSE__MLFLOW__ARTIFACT_ROOT=ml_settings.mlflow.artifact_root)
     airflow = str(Path(venv_bin) / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    run = subprocess.run([airflow, "dags", "test", "churn_pipeline", day], env=env, capture_output=True, text=True,
-                         timeout=1200)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    assert "DagRun Finished" in run.stdout + run.stderr and "state=success" in (run.stdout + run.stderr)
+
+    def dags_test(day: str, **extra_env) -> tuple[int, str]:
+        run = subprocess.run([airflow, "dags", "test", "churn_pipeline", day], env=dict(env, **extra_env),
+                             capture_output=True, text=True, timeout=1200)
+        return run.returncode, run.stdout + run.stderr
+
+    yield dags_test, tmp_path, summary, sink
+    sink.close()
+
+
+def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run):
+    dags_test, tmp_path, summary, sink = airflow_run
+    day = summary["start_date"]
+    code, output = dags_test(day)
+    assert code == 0, output[-3000:]
+    assert "DagRun Finished" in output and "state=success" in output
+    assert sink.received == []
 
     settings = make_settings(tmp_path)
     assert settings.lake_uri.endswith("/lake")
@@ -74,3 +121,40 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, generated_s
     ledger = delta_io.read(spark, table_uri(settings, "ops", "run_ledger")).where(F.col("role") == "write")
     by_job = {r["job"] for r in ledger.select("job").distinct().collect()}
     assert set(jobs) - {"train", "materialize"} <= by_job  # materialize writes SQLite; retraining may not run
+    # the run summary: one success row per job of this DAG run, with rows and the quality result
+    tasks = {r["job"]: r for r in delta_io.read(spark, table_uri(settings, "ops", "task_runs"))
+             .where(F.col("run_date") == F.lit(day).cast("date")).collect()}
+    assert set(jobs) <= set(tasks) and all(t["status"] == "success" for t in tasks.values())
+    assert all(t["dag_id"] == "churn_pipeline" and t["task_id"] and t["dag_run_id"] for t in tasks.values())
+    assert tasks["silver"]["quality"].startswith("passed")
+    assert tasks["silver"]["rows_in"] == sum(r.bronze_rows for r in recon)
+    assert tasks["ingest_web"]["rows_out"] > 0
+
+
+def test_a_source_down_retries_alerts_and_stops_downstream_leaving_data_intact(spark, airflow_run):
+    """The support API unreachable on the next date: its task is tried twice (retries=1), the
+    alert webhook gets the failure, silver/gold/score never run, and yesterday's tables are as they were."""
+    from tests.conftest import free_port
+
+    dags_test, tmp_path, summary, sink = airflow_run
+    settings = make_settings(tmp_path)
+    day = (dt.date.fromisoformat(summary["start_date"]) + dt.timedelta(days=1)).isoformat()
+    watched = [("silver", "customers"), ("silver", "web_events"), ("gold", "customer_daily_features"),
+               ("gold", "churn_scores")]
+    before = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, *t))) for t in watched}
+    code, output = dags_test(day, LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL=f"http://127.0.0.1:{free_port()}",
+                             LAKEHOUSE__RETRY__MAX_ATTEMPTS="2")
+    assert "state=failed" in output, output[-3000:]
+    tasks = delta_io.read(spark, table_uri(settings, "ops", "task_runs")).where(
+        F.col("run_date") == F.lit(day).cast("date")).collect()
+    api_tries = sorted(t["try_number"] for t in tasks if t["job"] == "ingest_support_api")
+    assert api_tries == [1, 2] and all(t["status"] == "failed" for t in tasks if t["job"] == "ingest_support_api")
+    assert any("support_api" in (t["error"] or "") for t in tasks if t["job"] == "ingest_support_api")
+    assert {"ingest_crm", "ingest_billing", "ingest_web"} <= {t["job"] for t in tasks if t["status"] == "success"}
+    assert not {"silver", "gold", "materialize", "score", "train"} & {t["job"] for t in tasks}
+    for job in ("silver", "gold", "score"):
+        assert not (tmp_path / "logs" / job / f"{day}.log").exists(), job
+    alerts = [a for a in sink.received if a["task"] == "ingest_support_api"]
+    assert alerts and alerts[-1]["dag"] == "churn_pipeline" and day in alerts[-1]["logical_date"]
+    after = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, *t))) for t in watched}
+    assert after == before

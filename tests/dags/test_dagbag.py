@@ -21,6 +21,7 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
     assert dag.get_task("score").upstream_task_ids == {"gold"}
     assert dag.get_task("retrain_if_flagged").upstream_task_ids == {"score"}
     assert dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.deadline, "a deadline alert on the daily run"
     for task in dag.tasks:
         assert task.retry_exponential_backoff and task.retries >= 1
         assert task.on_failure_callback

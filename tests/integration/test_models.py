@@ -20,7 +20,7 @@ from lakehouse.ml.dataset import build_training_set
 from lakehouse.ml.scoring import score_customers
 from lakehouse.ml.train import train_models
 from lakehouse.storage import table_uri
-from tests import synthetic_gold
+from lakehouse.ml import synthetic as synthetic_gold
 from tests.conftest import make_settings
 
 from tests.conftest import ML_DAYS as DAYS

@@ -1,4 +1,5 @@
-"""Small gold tables with a known churn mechanism, for testing the model stage on its own.
+"""Small gold tables with a known churn mechanism: for testing the model stage on its own, and for
+the walkthrough's demo champion (`lakehouse walkthrough`).
 
 The full pipeline (ingest -> silver -> gold) is exercised by test_gold and the DAG test; training
 needs many labelled dates, which the real path would take minutes per date to produce. These rows go
