@@ -9,13 +9,15 @@ export SUPPORT_API_TOKEN ?= local-dev-token
 export PII_HASH_KEY ?= local-dev-pii-key
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup venv jars demo test test-fast bench clean-lake help airflow
+.PHONY: setup venv jars demo test test-fast bench clean-lake help airflow distributed walkthrough
 
 help:
 	@echo "make setup   - create .venv, install pinned requirements, resolve JARs with Maven (idempotent)"
 	@echo "make demo    - generate the simulated sources and run the pipeline end to end (env=$(ENV))"
 	@echo "make test    - run the test suite"
 	@echo "make bench   - run the benchmarks (results in bench-results/ and docs/)"
+	@echo "make distributed - HDFS minicluster + Spark standalone master/worker on 127.0.0.1, daily jobs via spark://"
+	@echo "make walkthrough - run the DAG for a date and screenshot Airflow and MLflow into docs/img/walkthrough"
 	@echo "make airflow - Airflow standalone on http://127.0.0.1:8080 with this project's DAGs (SQLite metadata)"
 
 setup: venv jars
@@ -63,3 +65,10 @@ airflow: setup
 	@mkdir -p var/airflow
 	@echo "Airflow on http://127.0.0.1:8080 - user admin, password in var/airflow/simple_auth_manager_passwords.json.generated"
 	$(AIRFLOW_ENV) $(VENV)/bin/airflow standalone
+
+distributed: setup
+	$(VENV)/bin/lakehouse --env $(ENV) cluster local-run --days 1
+
+walkthrough: setup
+	$(VENV)/bin/pip install -q -r requirements-docs.txt
+	$(VENV)/bin/lakehouse --env $(ENV) walkthrough --out docs/img/walkthrough

@@ -341,6 +341,18 @@ def cmd_byod_check(args) -> int:
     return 0
 
 
+def cmd_byod_init(args) -> int:
+    from lakehouse.byod.draft import draft_profile
+
+    text = draft_profile(Path(args.file), args.shape, args.id, args.label, args.timestamp, args.name)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}; review it, then: lakehouse byod check {args.out} --file {args.file}")
+    else:
+        print(text)
+    return 0
+
+
 def cmd_byod_run(args) -> int:
     from lakehouse.byod.profile import load_profile
     from lakehouse.byod.run import run_profile
@@ -588,6 +600,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("profile")
     s.add_argument("--file", required=True)
     s.set_defaults(func=cmd_byod_check)
+    s = byod.add_parser("init", help="draft a profile from a file (guesses to review; no Spark)")
+    s.add_argument("file")
+    s.add_argument("--shape", choices=["snapshot", "event_log"], required=True)
+    s.add_argument("--id", help="customer id column (default: guessed from names)")
+    s.add_argument("--label", help="label column, snapshots (default: guessed)")
+    s.add_argument("--timestamp", help="event time column, event logs (default: guessed)")
+    s.add_argument("--name", help="profile name (default: from the file name)")
+    s.add_argument("--out", help="write the YAML here (default: print it)")
+    s.set_defaults(func=cmd_byod_init)
     s = byod.add_parser("example", help="write the guide's example files (a CRM extract and an order log)")
     s.add_argument("--out", default="var/byod/example")
     s.add_argument("--customers", type=int, default=3000)

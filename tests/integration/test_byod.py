@@ -160,3 +160,28 @@ def test_profile_validation_and_cli_check(tmp_path, capsys):
     assert main(["byod", "check", str(tmp_path / "p.yaml"), "--file", str(data)]) == 2
     err = capsys.readouterr().err
     assert "label column 'Churned?'" in err and "numeric column 'Monthly Fee'" in err
+
+
+def test_byod_init_drafts_a_profile_that_fits_the_file(tmp_path):
+    import yaml
+
+    from lakehouse.byod.draft import draft_profile
+    from lakehouse.byod.example import write_snapshot, write_event_log
+    from lakehouse.byod.profile import ProfileError, load_profile
+
+    write_snapshot(tmp_path / "crm.csv", customers=300, seed=2)
+    write_event_log(tmp_path / "orders.txt", customers=100, seed=3)
+    text = draft_profile(tmp_path / "crm.csv", "snapshot")
+    (tmp_path / "crm.yaml").write_text(text)
+    p = load_profile(tmp_path / "crm.yaml")
+    assert p.customer_id == "account_no" and p.label.column == "churned"
+    assert p.label.churned == ["yes"] and p.label.retained == ["no"]
+    assert set(p.numeric) == {"monthly_fee", "total_spent", "support_calls", "days_since_login", "tenure_months"}
+    assert set(p.categorical) == {"plan_type", "contract", "region"} and p.pii == ["e_mail"]
+    assert "signup_date" in p.drop
+    # a header-less log: the id cannot be guessed from names, and the error says what to pass
+    with pytest.raises(ProfileError, match=r"cannot tell which column is the id; pass it \(--id\)"):
+        draft_profile(tmp_path / "orders.txt", "event_log")
+    events = yaml.safe_load(draft_profile(tmp_path / "orders.txt", "event_log", customer_id="col1", timestamp="col2"))
+    assert events["source"]["format"] == "whitespace" and events["source"]["header"] is False
+    assert events["events"]["timestamp"] == {"column": "col2", "formats": ["yyyyMMdd"]}
