@@ -33,6 +33,10 @@ SOURCES = ["crm", "billing", "web", "support_api"]
 # environment of the scheduler/workers (read when the DAG file is parsed, no metadata-DB access).
 RETRIES = int(os.environ.get("CHURN_TASK_RETRIES", "3"))
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("CHURN_RETRY_DELAY_SECONDS", "120")))
+# A daily run still going this many hours after it was queued is late for the morning's scores.
+# 0 disables it: `airflow dags test` crashes at the end of a successful run of a DAG with a deadline
+# (apache/airflow#73428, open in 3.3.2), so the tests that use it switch the deadline off.
+DEADLINE_HOURS = float(os.environ.get("CHURN_DEADLINE_HOURS", "3"))
 
 default_args = {
     "owner": "data-platform",
@@ -66,9 +70,8 @@ with DAG(
     max_active_runs=1,  # dates run in order: gold for D reads the state left by D-1
     default_args=default_args,
     tags=["churn", "spark"],
-    # a daily run still going 3 hours after it was queued is late for the morning's scores: alert
-    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=3),
-                           callback=SyncCallback("churn_alerts.alert_deadline_missed")),
+    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=DEADLINE_HOURS),
+                           callback=SyncCallback("churn_alerts.alert_deadline_missed")) if DEADLINE_HOURS else None,
 ) as dag:
     ingest = [job(f"ingest_{source}") for source in SOURCES]
     silver = job("silver")

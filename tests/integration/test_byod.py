@@ -48,7 +48,7 @@ def events_run(spark, byod):
     from lakehouse.byod.run import run_profile
 
     settings, tmp, planted = byod
-    profile = _fast(load_profile(ROOT / "conf/base/byod/acme_orders.yaml"), ["logistic_regression", "random_forest"])
+    profile = _fast(load_profile(ROOT / "conf/base/byod/acme_orders.yaml"), ["logistic_regression"])
     return run_profile(spark, settings, profile, tmp / "files/acme_orders.txt", RUN_DATE, tmp / "out-events")
 
 
@@ -120,7 +120,7 @@ def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run)
         assert {cid for cid in active if cid not in after} == set(g.index[g["label"] == 1])
         some = sorted(active)[:20]
         assert all(g.loc[cid, "recency_days"] == (c - before[cid]).days for cid in some)
-    assert set(r.metrics) == {"logistic_regression", "random_forest"}
+    assert set(r.metrics) == {"logistic_regression"}  # all three run on the snapshot profile above
     assert r.metrics[r.best]["roc_auc"] >= 0.7, r.metrics
     assert (Path(r.out_dir) / "model_report.md").exists()
 
