@@ -29,7 +29,12 @@ from lakehouse.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The project folder (conf/, jobs/, .jars/). When the package itself is imported from a zip
+# (spark-submit --py-files), that zip is not the project: LAKEHOUSE_PROJECT_ROOT, else the working
+# directory, says where it is.
+PROJECT_ROOT = Path(os.environ.get("LAKEHOUSE_PROJECT_ROOT") or Path(__file__).resolve().parent.parent)
+if not PROJECT_ROOT.is_dir():
+    PROJECT_ROOT = Path.cwd()
 ENV_PREFIX = "LAKEHOUSE__"
 
 

@@ -216,6 +216,7 @@ def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "
             SparkStandalone(cores=worker_cores, memory=worker_memory) as cluster:
         log(f"HDFS {hdfs.uri} (WebHDFS {hdfs.webhdfs_url}); Spark {cluster.url} (UI {cluster.ui}); API {api.url}")
         env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=venv_python,
+                   LAKEHOUSE_PROJECT_ROOT=str(PROJECT_ROOT),
                    PYSPARK_DRIVER_PYTHON=venv_python, SUPPORT_API_TOKEN=token,
                    PII_HASH_KEY=os.environ.get("PII_HASH_KEY", "local-dev-pii-key"),
                    LAKEHOUSE__LAKE__ROOT=f"{hdfs.uri}/churn", LAKEHOUSE__LAKE__WEBHDFS_URL=hdfs.webhdfs_url,
