@@ -458,7 +458,7 @@ def cmd_cluster_local_run(args) -> int:
 def cmd_walkthrough(args) -> int:
     from lakehouse.walkthrough import run
 
-    print(json.dumps(run(Path(args.out), Path(args.work), args.customers), indent=2))
+    print(json.dumps(run(Path(args.out), Path(args.work), args.customers, args.shots_only), indent=2))
     return 0
 
 
@@ -580,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="docs/img/walkthrough")
     s.add_argument("--work", default="var/walkthrough")
     s.add_argument("--customers", type=int, default=300)
+    s.add_argument("--shots-only", action="store_true", help="reuse --work from a previous run; only photograph")
     s.set_defaults(func=cmd_walkthrough)
 
     s = sub.add_parser("tasks", help="run summary: per job execution status, duration, rows in/out, quality")

@@ -16,7 +16,6 @@ Needs ``requirements-docs.txt`` (Selenium) and the Debian packages chromium and 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import shutil
@@ -82,7 +81,16 @@ def _shot(browser, url: str, path: Path, wait_text: str | None = None, settle: f
     return path
 
 
-def run(out: Path, work: Path, customers: int = 300) -> dict:
+def _finished_run(text: str) -> str | None:
+    """The run id of a successful ``airflow dags test`` from its output."""
+    import re
+
+    m = re.search(r"DagRun Finished: .*?run_id=([^,\s]+),.*?state=success", text)
+    return m.group(1) if m else None
+
+
+def run(out: Path, work: Path, customers: int = 300, shots_only: bool = False) -> dict:
+    """Everything above; ``shots_only`` reuses ``work`` from a previous run and only photographs."""
     from lakehouse.ml import synthetic, tracking
     from lakehouse.ml.train import train_models
     from lakehouse.quality_runtime import shutdown_deequ
@@ -92,26 +100,29 @@ def run(out: Path, work: Path, customers: int = 300) -> dict:
 
     work = work.resolve()
     out = out.resolve()
-    shutil.rmtree(work, ignore_errors=True)
+    if not shots_only:
+        shutil.rmtree(work, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     mlflow_db = work / "mlflow" / "mlflow.db"
     common = {"mlflow": {"tracking_uri": f"sqlite:///{mlflow_db}", "artifact_root": str(work / "mlflow" / "artifacts")}}
     base = load_settings("local", overrides=common)
     sources = work / "sources"
-    summary = generate_sources(base.simulator.model_copy(update={"customers": customers}), sources)
-    day = summary["start_date"]
-
-    # 1. the demo champion, on synthetic gold tables in a lake of their own
     ml_settings = load_settings("local", overrides={**common, "lake": {"root": str(work / "ml-lake")},
                                                     "model": {"snapshot_every_days": 1, "cv_folds": 2,
                                                               "eval_fraction": 0.25}})
-    spark = build_session(ml_settings, "walkthrough-train")
-    try:
-        dates = synthetic.write(spark, ml_settings, dt.date(2026, 2, 1), 8, customers=700, seed=3)
-        trained = train_models(spark, ml_settings, dates[-1] + dt.timedelta(days=30), run_id="walkthrough-train")
-    finally:
-        shutdown_deequ(spark)
-        spark.stop()
+    champion = None
+    if not shots_only:
+        summary = generate_sources(base.simulator.model_copy(update={"customers": customers}), sources)
+        day = summary["start_date"]
+        # 1. the demo champion, on synthetic gold tables in a lake of their own
+        spark = build_session(ml_settings, "walkthrough-train")
+        try:
+            dates = synthetic.write(spark, ml_settings, dt.date(2026, 2, 1), 8, customers=700, seed=3)
+            champion = train_models(spark, ml_settings, dates[-1] + dt.timedelta(days=30),
+                                    run_id="walkthrough-train").champion_version
+        finally:
+            shutdown_deequ(spark)
+            spark.stop()
 
     # 2. the real DAG for one date
     token = os.environ.get("SUPPORT_API_TOKEN") or "local-dev-token"
@@ -137,20 +148,23 @@ def run(out: Path, work: Path, customers: int = 300) -> dict:
     airflow = str(venv_bin / "airflow")
     procs: list[subprocess.Popen] = []
     shots: dict[str, str] = {}
+    dag_seconds = None
     try:
-        with ApiServer(sources / "support", token, rate_limit_per_s=1000) as api:
-            env["LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL"] = api.url
-            subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-            t = time.perf_counter()
-            dag_run = subprocess.run([airflow, "dags", "test", "churn_pipeline", day], env=env, capture_output=True,
-                                     text=True, timeout=3600)
-            (work / "dags-test.log").write_text(dag_run.stdout + dag_run.stderr)
-            if dag_run.returncode != 0 or "state=success" not in dag_run.stdout + dag_run.stderr:
-                raise LakehouseError(f"airflow dags test failed; see {work / 'dags-test.log'}")
-            dag_seconds = round(time.perf_counter() - t, 1)
-        runs = json.loads(subprocess.run([airflow, "dags", "list-runs", "churn_pipeline", "-o", "json"], env=env,
-                                         check=True, capture_output=True, text=True, timeout=300).stdout)
-        run_id = runs[0]["run_id"]
+        if not shots_only:
+            with ApiServer(sources / "support", token, rate_limit_per_s=1000) as api:
+                env["LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL"] = api.url
+                subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+                t = time.perf_counter()
+                # --use-executor: tasks run under the executor's supervisor, so their logs are stored
+                # where the UI reads them (plain `dags test` only prints them)
+                dag_run = subprocess.run([airflow, "dags", "test", "churn_pipeline", day, "--use-executor"], env=env,
+                                         capture_output=True, text=True, timeout=3600)
+                (work / "dags-test.log").write_text(dag_run.stdout + dag_run.stderr)
+                dag_seconds = round(time.perf_counter() - t, 1)
+        log_file = work / "dags-test.log"
+        run_id = _finished_run(log_file.read_text()) if log_file.exists() else None
+        if not run_id:
+            raise LakehouseError(f"no successful `airflow dags test` run in {log_file}")
 
         # 3. the UIs, on 127.0.0.1
         af_port, ml_port = free_port(), free_port()
@@ -185,5 +199,5 @@ def run(out: Path, work: Path, customers: int = 300) -> dict:
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, 15)
-    return {"date": day, "dag_run_id": run_id, "dags_test_seconds": dag_seconds, "screenshots": shots,
-            "champion_version": trained.champion_version, "work": str(work)}
+    return {"dag_run_id": run_id, "dags_test_seconds": dag_seconds, "screenshots": shots,
+            "champion_version": champion, "work": str(work)}
