@@ -63,7 +63,9 @@ def _browser(width: int = 1600, height: int = 1000):
 
 
 def _shot(browser, url: str, path: Path, wait_text: str | None = None, settle: float = 4.0,
-          timeout: float = 60) -> Path:
+          timeout: float = 60, clicks: tuple[str, ...] = ()) -> Path:
+    """Open ``url``, wait for ``wait_text``, click every element matching each CSS selector in
+    ``clicks`` (close a side panel, expand a row), then save the screenshot."""
     from selenium.webdriver.common.by import By
 
     browser.get(url)
@@ -75,6 +77,12 @@ def _shot(browser, url: str, path: Path, wait_text: str | None = None, settle: f
     else:
         if wait_text:
             log.warning("%s: %r not seen within %.0fs; taking the screenshot anyway", url, wait_text, timeout)
+    for css in clicks:
+        for element in browser.find_elements(By.CSS_SELECTOR, css):
+            try:
+                element.click()
+            except Exception as exc:  # noqa: BLE001 - a cosmetic click must not lose the screenshot
+                log.debug("click %s: %s", css, exc)
     time.sleep(settle)
     browser.save_screenshot(str(path))
     log.info("screenshot %s <- %s", path, url)
@@ -189,10 +197,13 @@ def run(out: Path, work: Path, customers: int = 300, shots_only: bool = False) -
             browser.execute_script("window.localStorage.setItem('default_dag_view', JSON.stringify('grid'));")
             shots["airflow_task_log"] = str(_shot(browser, f"{af}/dags/churn_pipeline/runs/{run_id}/tasks/silver",
                                                   out / "airflow-task-log.png", "silver", settle=6))
-            shots["mlflow_experiment"] = str(_shot(browser, f"{ml}/#/experiments/{exp_id}", out / "mlflow-experiment.png",
-                                                   "train-"))
+            # MLflow 3 opens an assistant side panel: close it; expand the parent run to show its children
+            close = "button[aria-label='Close']"
+            shots["mlflow_experiment"] = str(_shot(
+                browser, f"{ml}/#/experiments/{exp_id}/runs", out / "mlflow-experiment.png", "train-",
+                clicks=(close, "button[data-component-id*='runnamecellrenderer']")))
             shots["mlflow_model"] = str(_shot(browser, f"{ml}/#/models/{ml_settings.model.name}",
-                                              out / "mlflow-registered-model.png", "Version"))
+                                              out / "mlflow-registered-model.png", "Version", clicks=(close,)))
         finally:
             browser.quit()
     finally:
