@@ -103,7 +103,9 @@ def type_rules(spec: TableRules) -> list[tuple[str, str]]:
         if cs.type == "string":
             continue
         # with standardize 'trim', text of blanks only is a missing value (reported as a fix), not a bad type
-        present = f"TRIM(`_raw_{col}`) != ''" if cs.standardize in ("trim", "decimal_comma") else f"`_raw_{col}` IS NOT NULL"
+        # (COALESCE: a null must read as "not present", or Deequ's compliance would count it as failing)
+        present = (f"COALESCE(TRIM(`_raw_{col}`) != '', FALSE)" if cs.standardize in ("trim", "decimal_comma")
+                   else f"`_raw_{col}` IS NOT NULL")
         out.append((f"{col}_type", f"{present} AND `{col}` IS NULL"))
     return out
 

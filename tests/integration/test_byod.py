@@ -89,6 +89,13 @@ def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
     report = (Path(r.out_dir) / "model_report.md").read_text()
     assert "roc_auc" in report and r.best in report and (Path(r.out_dir) / f"plots/{r.best}/roc.png").exists()
     assert "monthly_fee" in (Path(r.out_dir) / "quality_report.md").read_text()
+    # Deequ's metric agrees with the row counts: blank and empty cells are missing values, not type errors
+    import json
+
+    rules = {x["rule"]: x for x in json.loads((Path(r.out_dir) / "quality_findings.json").read_text())["rules"]}
+    assert rules["monthly_fee_type"]["failing_rows"] == 0 and rules["monthly_fee_type"]["metric"] == 1.0
+    n_ok = r.rows["lines"] - p.unparseable["support_calls"]
+    assert rules["support_calls_type"]["metric"] == pytest.approx(n_ok / r.rows["lines"])
     assert r.suggestions, "Deequ's constraint suggestions are part of the quality report"
     # tracked and registered in MLflow; the report travels with the run
     client = tracking.client(settings)
