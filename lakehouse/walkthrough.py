@@ -22,27 +22,13 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT, load_settings
 from lakehouse.errors import LakehouseError
-from lakehouse.localcluster import free_port
+from lakehouse.localcluster import _wait_http, free_port
 
 log = logging.getLogger(__name__)
-
-
-def _wait(url: str, proc: subprocess.Popen, what: str, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise LakehouseError(f"{what} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(1)
-    raise LakehouseError(f"{what} did not answer {url} within {timeout:.0f}s")
 
 
 def _browser(width: int = 1600, height: int = 1000):
@@ -172,7 +158,7 @@ def run(out: Path, work: Path, customers: int = 300, shots_only: bool = False) -
         logs = open(work / "servers.log", "a")
         procs.append(subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(af_port)], env=env,
                                       stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
-        _wait(f"{af}/api/v2/monitor/health", procs[0], "airflow api-server")
+        _wait_http(f"{af}/api/v2/monitor/health", procs[0], "airflow api-server", work / "servers.log", 180)
         if not shots_only:
             with ApiServer(sources / "support", token, rate_limit_per_s=1000) as api:
                 env["LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL"] = api.url
@@ -191,7 +177,7 @@ def run(out: Path, work: Path, customers: int = 300, shots_only: bool = False) -
                                        tracking.tracking_uri(ml_settings), "--host", "127.0.0.1", "--port",
                                        str(ml_port)], env=env, stdout=logs, stderr=subprocess.STDOUT,
                                       start_new_session=True))
-        _wait(f"{ml}/health", procs[1], "mlflow server")
+        _wait_http(f"{ml}/health", procs[1], "mlflow server", work / "servers.log", 180)
         exp_id = tracking.client(ml_settings).get_experiment_by_name(tracking.experiment_name(ml_settings)).experiment_id
         browser = _browser()
         try:
