@@ -4,7 +4,6 @@ and the simulated sources generated once at test scale."""
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -19,11 +18,9 @@ os.environ.setdefault("SUPPORT_API_TOKEN", "test-token")
 os.environ.setdefault("PII_HASH_KEY", "test-pii-key")
 TOKEN = os.environ["SUPPORT_API_TOKEN"]
 
+from lakehouse.localcluster import free_port  # noqa: E402,F401 - one helper for tests and the cluster runner
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
 
 
 def make_settings(tmp: Path, sources_dir: Path | None = None, **overrides):
