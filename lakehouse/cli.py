@@ -276,6 +276,27 @@ def cmd_table_vacuum(args) -> int:
     return 0
 
 
+def cmd_erase(args) -> int:
+    from lakehouse.erasure import erase_customer
+
+    settings = _settings(args)
+    if not args.yes:
+        raise LakehouseError("erase rewrites tables and raw files and (without --no-purge) destroys older "
+                             "table versions; add --yes to confirm")
+    with _spark(settings, "erase") as spark:
+        result = erase_customer(spark, settings, args.customer_id, args.requested_on, purge=not args.no_purge)
+    print(json.dumps(result.as_dict(), indent=2))
+    return 0
+
+
+def cmd_backfill_check(args) -> int:
+    from lakehouse.backfill_check import backfill_check
+
+    result = backfill_check(Path(args.work), args.days, args.customers, args.env)
+    print(json.dumps({k: v for k, v in result.items() if k != "tables"}, indent=2))
+    return 0 if result["identical"] else 1
+
+
 def cmd_runs(args) -> int:
     from lakehouse.versioning import ledger
 
@@ -559,6 +580,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("table", nargs="?", help="default: every table")
     s.add_argument("--apply", action="store_true")
     s.set_defaults(func=cmd_table_vacuum)
+
+    s = sub.add_parser("erase", help="remove one customer from every table, the raw zone and the online store")
+    s.add_argument("customer_id")
+    s.add_argument("--requested-on", required=True, type=lambda v: _dates(v)[0],
+                   help="date of the erasure request YYYY-MM-DD (recorded in ops.erasures)")
+    s.add_argument("--no-purge", action="store_true",
+                   help="keep older table versions until the retention policy's vacuum (default: purge now)")
+    s.add_argument("--yes", action="store_true", help="confirm; without it nothing is changed")
+    s.set_defaults(func=cmd_erase)
+
+    s = sub.add_parser("backfill-check", help="a backfill (one process) vs the same dates run one by one: "
+                       "compare every bronze/silver/gold table")
+    s.add_argument("--days", type=int, default=30)
+    s.add_argument("--customers", type=int, default=150)
+    s.add_argument("--work", default="var/backfill-check", help="folder for the sources and the two lakes")
+    s.set_defaults(func=cmd_backfill_check)
 
     s = sub.add_parser("eda", help="exploratory analysis of the gold tables: statistics, plots, HTML report")
     s.add_argument("--date", required=True, type=lambda v: _dates(v)[0], help="as-of date YYYY-MM-DD")

@@ -13,6 +13,8 @@ from typing import Iterable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.errors import LakehouseError
+
 log = logging.getLogger(__name__)
 
 
@@ -26,22 +28,64 @@ def commit_metadata(run_id: str, job: str, run_date: str, **extra) -> str:
     return json.dumps({"run_id": run_id, "job": job, "run_date": run_date, **extra}, sort_keys=True)
 
 
+CONFLICT_ATTEMPTS = 5
+
+
+def _conflict_types() -> tuple[type, ...]:
+    from delta import exceptions as dx
+
+    return (dx.DeltaConcurrentModificationException, dx.ConcurrentWriteException, dx.MetadataChangedException,
+            dx.ProtocolChangedException, dx.ConcurrentAppendException, dx.ConcurrentDeleteReadException,
+            dx.ConcurrentDeleteDeleteException, dx.ConcurrentTransactionException)
+
+
+def retry_on_conflict(write, uri: str, what: str, attempts: int = CONFLICT_ATTEMPTS) -> int:
+    """Run an idempotent ``write()``; when another writer committed to the table first (Delta's
+    optimistic concurrency), run it again against the new version. Returns the attempts used.
+
+    Only for writes that replace what they cover (partition or predicate replacement): the retry
+    then ends with exactly this writer's rows for that slice, never a mix or duplicates.
+    """
+    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+    retrying = Retrying(retry=retry_if_exception_type(_conflict_types()), stop=stop_after_attempt(attempts),
+                        wait=wait_random_exponential(multiplier=0.2, max=5), reraise=False,
+                        before_sleep=lambda rs: log.warning(
+                            "concurrent write to %s (%s) conflicted on attempt %d (%s); retrying", uri, what,
+                            rs.attempt_number, type(rs.outcome.exception()).__name__))
+    try:
+        for attempt in retrying:
+            with attempt:
+                write()
+        return retrying.statistics.get("attempt_number", 1)
+    except RetryError as exc:
+        cause = exc.last_attempt.exception()
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise LakehouseError(f"concurrent writes to {uri} ({what}) kept conflicting after {attempts} attempts: "
+                             f"{type(cause).__name__}: {first}") from cause
+
+
 def replace_partition(df: DataFrame, uri: str, partition_col: str, value: str, metadata: str,
-                      merge_schema: bool = False) -> None:
-    """Atomically replace one partition (``partition_col = value``) of a Delta table, creating it if new."""
+                      merge_schema: bool = False) -> int:
+    """Atomically replace one partition (``partition_col = value``) of a Delta table, creating it if new.
+
+    A conflict with a concurrent writer is retried (see ``retry_on_conflict``); returns the attempts."""
     writer = (df.write.format("delta").mode("overwrite").option("userMetadata", metadata)
               .option("replaceWhere", f"{partition_col} = '{value}'").partitionBy(partition_col))
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
-    writer.save(uri)
+    return retry_on_conflict(lambda: writer.save(uri), uri, f"{partition_col} = {value}")
 
 
-def replace_where(df: DataFrame, uri: str, where: str, metadata: str) -> None:
+def replace_where(df: DataFrame, uri: str, where: str, metadata: str) -> int:
     """Atomically replace the rows matching ``where`` (creating the table on first write)."""
-    writer = df.write.format("delta").option("userMetadata", metadata)
-    if is_delta(df.sparkSession, uri):
-        writer = writer.mode("overwrite").option("replaceWhere", where)
-    writer.save(uri)
+    def write():
+        writer = df.write.format("delta").option("userMetadata", metadata)
+        if is_delta(df.sparkSession, uri):
+            writer = writer.mode("overwrite").option("replaceWhere", where)
+        writer.save(uri)
+
+    return retry_on_conflict(write, uri, where)
 
 
 def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], order_by: str, metadata: str) -> None:

@@ -26,6 +26,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pipeline_env(lake_root: str, work: Path, sources: Path, api_url: str | None = None,
+                 mlflow_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    """Environment overrides that point the pipeline's jobs at one lake, work folder and set of
+    simulated sources (``LAKEHOUSE__*`` variables, read by lakehouse.config in every process)."""
+    mlflow_dir = mlflow_dir or work / "mlflow"
+    env = {"LAKEHOUSE__LAKE__ROOT": lake_root, "LAKEHOUSE__LOGS_DIR": str(work / "logs"),
+           "LAKEHOUSE__SOURCES__CRM__URL": f"jdbc:sqlite:{sources / 'crm' / 'crm.db'}",
+           "LAKEHOUSE__SOURCES__BILLING__INBOX": str(sources / "billing" / "inbox"),
+           "LAKEHOUSE__SOURCES__WEB__INBOX": str(sources / "web" / "logs"),
+           "LAKEHOUSE__FEATURE_STORE__ONLINE_PATH": str(work / "online" / "features.sqlite"),
+           "LAKEHOUSE__MLFLOW__TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+           "LAKEHOUSE__MLFLOW__ARTIFACT_ROOT": str(mlflow_dir / "artifacts")}
+    if api_url:
+        env["LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL"] = api_url
+    env.update(extra)
+    return env
+
+
 def spark_home() -> Path:
     import pyspark
 
@@ -219,15 +237,8 @@ def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "
                    LAKEHOUSE_PROJECT_ROOT=str(PROJECT_ROOT),
                    PYSPARK_DRIVER_PYTHON=venv_python, SUPPORT_API_TOKEN=token,
                    PII_HASH_KEY=os.environ.get("PII_HASH_KEY", "local-dev-pii-key"),
-                   LAKEHOUSE__LAKE__ROOT=f"{hdfs.uri}/churn", LAKEHOUSE__LAKE__WEBHDFS_URL=hdfs.webhdfs_url,
-                   LAKEHOUSE__LOGS_DIR=str(work / "logs"),
-                   LAKEHOUSE__SOURCES__CRM__URL=f"jdbc:sqlite:{sources / 'crm' / 'crm.db'}",
-                   LAKEHOUSE__SOURCES__BILLING__INBOX=str(sources / "billing" / "inbox"),
-                   LAKEHOUSE__SOURCES__WEB__INBOX=str(sources / "web" / "logs"),
-                   LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL=api.url,
-                   LAKEHOUSE__FEATURE_STORE__ONLINE_PATH=str(work / "online" / "features.sqlite"),
-                   LAKEHOUSE__MLFLOW__TRACKING_URI=f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
-                   LAKEHOUSE__MLFLOW__ARTIFACT_ROOT=str(work / "mlflow" / "artifacts"))
+                   **pipeline_env(f"{hdfs.uri}/churn", work, sources, api.url,
+                                  LAKEHOUSE__LAKE__WEBHDFS_URL=hdfs.webhdfs_url))
         submit = [str(spark_home() / "bin" / "spark-submit"), "--master", cluster.url, "--deploy-mode", "client",
                   "--jars", jars, "--py-files", str(py_files), "--conf", "spark.executor.memory=1g",
                   "--conf", f"spark.cores.max={worker_cores}", "--conf", "spark.ui.enabled=false"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT, load_settings
 from lakehouse.errors import LakehouseError
-from lakehouse.localcluster import _wait_http, free_port
+from lakehouse.localcluster import _wait_http, free_port, pipeline_env
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +132,7 @@ def run(out: Path, work: Path, customers: int = 300, shots_only: bool = False) -
                AIRFLOW_CONN_SPARK_CHURN='{"conn_type": "spark", "host": "local[2]"}',
                AIRFLOW_VAR_CHURN_PROJECT_DIR=str(PROJECT_ROOT),
                AIRFLOW_VAR_CHURN_JARS=",".join(str(j) for j in runtime_jars(base)), AIRFLOW_VAR_CHURN_ENV="local",
-               LAKEHOUSE__LAKE__ROOT=str(work / "lake"), LAKEHOUSE__LOGS_DIR=str(work / "logs"),
-               LAKEHOUSE__SOURCES__CRM__URL=f"jdbc:sqlite:{sources / 'crm' / 'crm.db'}",
-               LAKEHOUSE__SOURCES__BILLING__INBOX=str(sources / "billing" / "inbox"),
-               LAKEHOUSE__SOURCES__WEB__INBOX=str(sources / "web" / "logs"),
-               LAKEHOUSE__FEATURE_STORE__ONLINE_PATH=str(work / "online" / "features.sqlite"),
-               LAKEHOUSE__MLFLOW__TRACKING_URI=f"sqlite:///{mlflow_db}",
-               LAKEHOUSE__MLFLOW__ARTIFACT_ROOT=str(work / "mlflow" / "artifacts"))
+               **pipeline_env(str(work / "lake"), work, sources, mlflow_dir=mlflow_db.parent))
     airflow = str(venv_bin / "airflow")
     procs: list[subprocess.Popen] = []
     shots: dict[str, str] = {}

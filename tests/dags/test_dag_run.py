@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
+from lakehouse.localcluster import pipeline_env
 from lakehouse.storage import table_uri
 from tests.conftest import make_settings
 
@@ -65,15 +66,10 @@ def airflow_run(generated_sources, api, trained_model, tmp_path_factory):
                AIRFLOW_VAR_CHURN_ALERT_WEBHOOK=sink.url,
                CHURN_TASK_RETRIES="1", CHURN_RETRY_DELAY_SECONDS="1",
                CHURN_DEADLINE_HOURS="0",  # `dags test` + a deadline crashes: apache/airflow#73428
-               LAKEHOUSE__LAKE__ROOT=str(tmp_path / "lake"), LAKEHOUSE__LOGS_DIR=str(tmp_path / "logs"),
-               LAKEHOUSE__SOURCES__CRM__URL=f"jdbc:sqlite:{out / 'crm' / 'crm.db'}",
-               LAKEHOUSE__SOURCES__BILLING__INBOX=str(out / "billing" / "inbox"),
-               LAKEHOUSE__SOURCES__WEB__INBOX=str(out / "web" / "logs"),
-               LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL=api.url,
-               LAKEHOUSE__FEATURE_STORE__ONLINE_PATH=str(tmp_path / "online" / "features.sqlite"),
-               # the champion registered by the model tests (trained on synthetic gold rows)
-               LAKEHOUSE__MLFLOW__TRACKING_URI=ml_settings.mlflow.tracking_uri,
-               LAKEHOUSE__MLFLOW__ARTIFACT_ROOT=ml_settings.mlflow.artifact_root)
+               **pipeline_env(str(tmp_path / "lake"), tmp_path, out, api.url,
+                              # the champion registered by the model tests (trained on synthetic gold rows)
+                              LAKEHOUSE__MLFLOW__TRACKING_URI=ml_settings.mlflow.tracking_uri,
+                              LAKEHOUSE__MLFLOW__ARTIFACT_ROOT=ml_settings.mlflow.artifact_root))
     airflow = str(Path(venv_bin) / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
 
@@ -130,6 +126,15 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run
     assert tasks["silver"]["quality"].startswith("passed")
     assert tasks["silver"]["rows_in"] == sum(r.bronze_rows for r in recon)
     assert tasks["ingest_web"]["rows_out"] > 0
+    # the secrets the jobs used (API token, personal-data key) appear in no output, log, report,
+    # Delta log or Airflow metadata file of the run
+    secrets = [os.environ["SUPPORT_API_TOKEN"].encode(), os.environ["PII_HASH_KEY"].encode()]
+    assert not [s for s in secrets if s in output.encode()]
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".parquet"
+             and any(s in p.read_bytes() for s in secrets)]
+    assert leaks == []
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in files) and any(p.name == "airflow.db" for p in files)
 
 
 def test_a_source_down_retries_alerts_and_stops_downstream_leaving_data_intact(spark, airflow_run):

@@ -221,3 +221,64 @@ def test_a_bad_run_is_found_in_history_diffed_and_rolled_back(spark, gold_lake):
     assert versioning.history(spark, settings, f"gold.{features.TABLE}", limit=1)[0]["operation"] == "RESTORE"
     dry = versioning.vacuum(spark, settings, f"gold.{features.TABLE}")
     assert dry["retain_hours"] == settings.retention.deleted_file_retention_hours and dry["would_delete_files"] == 0
+
+
+def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_store(spark, gold_lake, tmp_path):
+    """On a copy of this module's lake (raw, bronze, silver, gold, ops, online store): erase the most
+    active customer, then look for the id everywhere: every file's bytes, every Parquet value (data
+    files referenced or not, checkpoints), every readable table version, the raw zone, SQLite."""
+    import hashlib
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    from lakehouse.erasure import erase_customer, find_traces
+    from lakehouse.storage import storage_for
+
+    settings, dates, _, _ = gold_lake
+    shutil.copytree(settings.path(settings.lake.root), tmp_path / "lake")
+    shutil.copy(settings.path(settings.feature_store.online_path), tmp_path / "features.sqlite")
+    copy = make_settings(tmp_path, lake={"root": str(tmp_path / "lake")},
+                         feature_store={"online_path": str(tmp_path / "features.sqlite")})
+    web_uri = table_uri(copy, "silver", "web_events")
+    web = delta_io.read(spark, web_uri)
+    cid = web.groupBy("customer_id").count().orderBy(F.col("count").desc(), "customer_id").first()["customer_id"]
+    others_before = delta_io.content_checksum(web.where(F.col("customer_id") != cid))
+    before = find_traces(copy, cid)
+    places = {p.split("/lake/", 1)[-1].split("/")[0] for p in before}
+    assert {"raw", "bronze", "silver", "gold"} <= places and str(tmp_path / "features.sqlite") in before
+
+    result = erase_customer(spark, copy, cid, dt.date(2026, 11, 26))
+
+    assert find_traces(copy, cid) == []
+    assert result.online_rows == 1 and result.raw_files and result.data_files_deleted > 0
+    assert {"bronze/web_events", "silver/web_events", "silver/customers", "gold/customer_daily_features"} <= set(result.tables)
+    storage = storage_for(copy)
+    from lakehouse.erasure import delta_tables
+    for rel, uri in delta_tables(spark, storage):
+        if rel in result.tables:  # history purged: the only readable version is the erased one
+            versions = [r[0] for r in spark.sql(f"DESCRIBE HISTORY delta.`{uri}`").select("version").collect()]
+            assert versions == [delta_io.latest_version(spark, uri)], rel
+            with pytest.raises(Exception):
+                delta_io.read(spark, uri, versions[0] - 1).count()
+        df = delta_io.read(spark, uri)
+        if "customer_id" in df.columns:
+            assert df.where(F.col("customer_id") == cid).count() == 0, rel
+    # nobody else was touched, and the raw manifests describe the rewritten bytes
+    assert delta_io.content_checksum(delta_io.read(spark, web_uri)) == others_before
+    for name in result.raw_files:
+        part, file = name.rsplit("/", 1)
+        manifest = json.loads((tmp_path / "lake" / part / "_manifest.json").read_text())
+        entry = next(f for f in manifest["files"] if f["name"] == file)
+        assert entry["sha256"] == hashlib.sha256((tmp_path / "lake" / name).read_bytes()).hexdigest()
+        assert manifest["erasures"][-1]["erasure_id"] == result.erasure_id
+    with sqlite3.connect(tmp_path / "features.sqlite") as con:
+        assert con.execute("SELECT COUNT(*) FROM customer_daily WHERE customer_id = ?", (cid,)).fetchone()[0] == 0
+        assert con.execute("SELECT COUNT(*) FROM customer_daily").fetchone()[0] > 100
+    record = delta_io.read(spark, table_uri(copy, "ops", "erasures")).collect()
+    assert len(record) == 1 and record[0]["erasure_id"] == result.erasure_id and cid not in str(record[0])
+    # the pipeline still runs on the erased lake: gold for the last date rebuilds without the customer
+    build_gold(spark, copy, dates[-1])
+    snap = _partition(spark, copy, features.TABLE, "snapshot_date", dates[-1])
+    assert snap.count() > 100 and snap.where(F.col("customer_id") == cid).count() == 0
+    assert Path(copy.path(copy.lake.root)).exists()
