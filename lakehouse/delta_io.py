@@ -19,9 +19,21 @@ log = logging.getLogger(__name__)
 
 
 def is_delta(spark: SparkSession, uri: str) -> bool:
+    """Whether ``uri`` holds a Delta table, as of now.
+
+    ``DeltaTable.isDeltaTable`` answers from the session's cached view of the log: once it has seen a
+    path without commits it keeps saying False after another process commits there (found by the
+    crash test). A negative answer is therefore re-checked by resolving the table, which refreshes it.
+    """
     from delta.tables import DeltaTable
 
-    return DeltaTable.isDeltaTable(spark, uri)
+    if DeltaTable.isDeltaTable(spark, uri):
+        return True
+    try:
+        spark.read.format("delta").load(uri)
+    except Exception:  # noqa: BLE001 - AnalysisException: no such path, or not a Delta table
+        return False
+    return True
 
 
 def commit_metadata(run_id: str, job: str, run_date: str, **extra) -> str:
@@ -104,8 +116,10 @@ def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str],
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
 
-def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], metadata: str) -> None:
-    """Insert the rows whose ``key`` is not in the table yet; stored rows are never rewritten."""
+def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], metadata: str) -> int | None:
+    """Insert the rows whose ``key`` is not in the table yet; stored rows are never rewritten.
+
+    Returns the rows inserted (Delta's MERGE metrics), so a caller can count re-delivered rows."""
     from delta.tables import DeltaTable
 
     if not is_delta(spark, uri):
@@ -113,9 +127,13 @@ def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", metadata)
     try:
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
-        DeltaTable.forPath(spark, uri).alias("t").merge(rows.alias("s"), cond).whenNotMatchedInsertAll().execute()
+        table = DeltaTable.forPath(spark, uri)
+        table.alias("t").merge(rows.alias("s"), cond).whenNotMatchedInsertAll().execute()
+        last = table.history(1).select("operation", "operationMetrics").first()
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    inserted = (last["operationMetrics"] or {}).get("numTargetRowsInserted") if last["operation"] == "MERGE" else None
+    return int(inserted) if inserted is not None else None
 
 
 def append(df: DataFrame, uri: str, metadata: str, partition_by: Iterable[str] = ()) -> None:

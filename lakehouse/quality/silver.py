@@ -56,6 +56,7 @@ class TableOutcome:
     quarantined: int = 0
     duplicates_removed: int = 0
     superseded: int = 0
+    already_stored: int = 0  # valid rows whose key silver already held (re-delivered records), not inserted again
     fixed_rows: int = 0
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -240,7 +241,9 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
             stamped = silver.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
                 .withColumn("_run_id", F.lit(run_id))
             if spec.write_mode == "insert_only":
-                delta_io.merge_insert_only(spark, table_uri(settings, "silver", name), stamped, spec.key, meta)
+                inserted = delta_io.merge_insert_only(spark, table_uri(settings, "silver", name), stamped, spec.key, meta)
+                if inserted is not None:
+                    outcome.already_stored = outcome.silver_rows - inserted
             else:
                 delta_io.merge_latest(spark, table_uri(settings, "silver", name), stamped, spec.key,
                                       spec.order_by, meta)
@@ -255,8 +258,9 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
         for w in outcome.warnings:
             log.warning("quality warning %s: %s", run_date, w)
         log.info("silver.%s %s: bronze %d = silver %d + quarantined %d + duplicates %d + superseded %d; "
-                 "%d rows fixed; %s", name, run_date, outcome.bronze_rows, outcome.silver_rows, outcome.quarantined,
-                 outcome.duplicates_removed, outcome.superseded, outcome.fixed_rows,
+                 "%d rows fixed; %d already stored by an earlier delivery; %s", name, run_date, outcome.bronze_rows,
+                 outcome.silver_rows, outcome.quarantined, outcome.duplicates_removed, outcome.superseded,
+                 outcome.fixed_rows, outcome.already_stored,
                  "passed" if outcome.passed else f"FAILED ({len(outcome.failures)} rule(s))")
         outcomes.append(outcome)
     _record_metrics(spark, settings, outcomes, run_id,

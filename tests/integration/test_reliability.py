@@ -64,7 +64,7 @@ def test_kill_9_during_delta_writes_leaves_old_or_new_version_and_rerun_converge
     for trial in range(TRIALS):
         proc = _start("crash", uri, str(committed + 1), str(DAYS))
         _wait_ready(proc)
-        delay = rng.uniform(0.0, 5.0)
+        delay = rng.uniform(0.0, 10.0)
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
@@ -80,7 +80,7 @@ def test_kill_9_during_delta_writes_leaves_old_or_new_version_and_rerun_converge
         committed = len(days)
     print(json.dumps(trials))
     # the kills landed at different points: after 0, 1, 2... commits of a trial (mid-run, not only at start)
-    assert len({t["commits"] for t in trials}) >= 2 and committed >= TRIALS // 2, trials
+    assert len({t["commits"] for t in trials}) >= 2 and committed >= 3, trials
     final = _start("crash", uri, str(committed + 1), str(DAYS))
     _wait_ready(final)
     out, _ = final.communicate(timeout=600)
