@@ -117,8 +117,7 @@ def test_two_writers_on_one_partition_never_mix_or_duplicate(spark, tmp_path):
     assert len(results) == 2 * rounds
     failed = [r for r in results if not r["ok"]]
     for r in failed:  # a writer that gives up says so clearly
-        assert "kept conflicting after" in r["error"] and "ConcurrentDeleteReadException" in r["error"] or \
-            "Concurrent" in r["error"], r
+        assert "kept conflicting after" in r["error"], r
     retried = sum(r.get("attempts", 1) - 1 for r in results if r["ok"])
     assert retried + len(failed) >= 1, "the two writers never collided: the test proved nothing"
     df = delta_io.read(spark, uri)
