@@ -40,12 +40,12 @@ def _run(env: dict, dates: str, log_path: Path) -> float:
 def backfill_check(work: Path, days: int = 30, customers: int = 150, env_name: str = "test",
                    out: Path | None = None) -> dict:
     from lakehouse import delta_io
-    from lakehouse.erasure import delta_tables
     from lakehouse.localcluster import pipeline_env
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
     from lakehouse.storage import storage_for
+    from lakehouse.versioning import tables as lake_tables
 
     work.mkdir(parents=True, exist_ok=True)
     base = load_settings(env_name)
@@ -73,8 +73,8 @@ def backfill_check(work: Path, days: int = 30, customers: int = 150, env_name: s
     settings = {n: load_settings(env_name, overrides={"lake": {"root": str(work / n / "lake")}}) for n in envs}
     spark = build_session(settings["backfill"], "backfill-check")
     tables, same = {}, True
-    names_a = [rel for rel, _ in delta_tables(spark, storage_for(settings["backfill"])) if not rel.startswith("ops/")]
-    names_b = [rel for rel, _ in delta_tables(spark, storage_for(settings["daily"])) if not rel.startswith("ops/")]
+    names_a = [f"{layer}/{n}" for layer, n in lake_tables(spark, settings["backfill"]) if layer != "ops"]
+    names_b = [f"{layer}/{n}" for layer, n in lake_tables(spark, settings["daily"]) if layer != "ops"]
     for rel in sorted(set(names_a) | set(names_b)):
         sums = {}
         for n in envs:

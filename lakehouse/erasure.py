@@ -46,10 +46,10 @@ from pyspark.sql.types import StringType
 from lakehouse import delta_io
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
-from lakehouse.storage import Storage, storage_for
+from lakehouse.storage import Storage, storage_for, table_uri
+from lakehouse.versioning import tables as lake_tables
 
 log = logging.getLogger(__name__)
-LAYERS = ("bronze", "silver", "gold", "ops")
 ERASURES_TABLE = ("ops", "erasures")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$")
 _DELTA_FILE = re.compile(r"^\.?(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)(\.crc)?$")
@@ -95,16 +95,6 @@ def check_customer_id(customer_id: str) -> str:
         raise LakehouseError(f"erase: {customer_id!r} has no letter; ids are matched as tokens in every text "
                              "column and raw line, where a bare number would also match amounts and counts")
     return cid
-
-
-def delta_tables(spark: SparkSession, storage: Storage) -> list[tuple[str, str]]:
-    """(layer/name, uri) of every Delta table in the lake's layers."""
-    found = []
-    for layer in LAYERS:
-        for name, is_dir, _ in storage.list_dir(layer):
-            if is_dir and storage.exists(f"{layer}/{name}/_delta_log"):
-                found.append((f"{layer}/{name}", storage.join(f"{layer}/{name}")))
-    return sorted(found)
 
 
 def _erase_from_table(spark: SparkSession, uri: str, pattern: str, metadata: str) -> int:
@@ -270,7 +260,7 @@ def erase_customer(spark: SparkSession, settings: Settings, customer_id: str, re
     pattern = token_pattern(cid)
     run_id = f"erase-{eid[:12]}"
     metadata = delta_io.commit_metadata(run_id, "erase", requested_on.isoformat(), erasure_id=eid)
-    tables = delta_tables(spark, storage)
+    tables = [(f"{layer}/{name}", table_uri(settings, layer, name)) for layer, name in lake_tables(spark, settings)]
     log.info("erasure %s: scanning %d Delta tables", eid, len(tables))
     for i, (rel, uri) in enumerate(tables, 1):
         if rel == "/".join(ERASURES_TABLE):

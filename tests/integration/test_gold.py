@@ -233,7 +233,6 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
     from pathlib import Path
 
     from lakehouse.erasure import erase_customer, find_traces
-    from lakehouse.storage import storage_for
 
     settings, dates, _, _ = gold_lake
     shutil.copytree(settings.path(settings.lake.root), tmp_path / "lake")
@@ -253,9 +252,9 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
     assert find_traces(copy, cid) == []
     assert result.online_rows == 1 and result.raw_files and result.data_files_deleted > 0
     assert {"bronze/web_events", "silver/web_events", "silver/customers", "gold/customer_daily_features"} <= set(result.tables)
-    storage = storage_for(copy)
-    from lakehouse.erasure import delta_tables
-    for rel, uri in delta_tables(spark, storage):
+    from lakehouse.versioning import tables as lake_tables
+    for layer, name in lake_tables(spark, copy):
+        rel, uri = f"{layer}/{name}", table_uri(copy, layer, name)
         if rel in result.tables:  # history purged: the only readable version is the erased one
             versions = [r[0] for r in spark.sql(f"DESCRIBE HISTORY delta.`{uri}`").select("version").collect()]
             assert versions == [delta_io.latest_version(spark, uri)], rel
