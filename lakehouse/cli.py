@@ -466,6 +466,19 @@ def cmd_bench_online(args) -> int:
     return 0
 
 
+def cmd_bench_features(args) -> int:
+    from lakehouse.bench_features import bench_features
+
+    settings = _settings(args)
+    root = settings.path(".")
+    results = bench_features([int(x) for x in args.customers.split(",")], [int(x) for x in args.history.split(",")],
+                             root / "bench-results" / "features.json", root / "docs" / "benchmarks-features.md",
+                             spark_memory=args.spark_memory)
+    print(f"{len(results)} scale(s) measured, outputs equal across engines; bench-results/features.json, "
+          "docs/benchmarks-features.md")
+    return 0
+
+
 # ---- demo -------------------------------------------------------------------------------------
 def cmd_cluster_local_run(args) -> int:
     from lakehouse.localcluster import local_run
@@ -687,6 +700,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scales", default="1,10")
     s.set_defaults(func=cmd_bench_validation)
 
+    s = bench.add_parser("features", help="as-of-date features: Spark full and incremental vs DuckDB and pandas")
+    s.add_argument("--customers", default="10000,100000", help="comma-separated customer counts (default 10000,100000)")
+    s.add_argument("--history", default="30,365", help="comma-separated days of history (default 30,365)")
+    s.add_argument("--spark-memory", default="6g", help="Spark driver memory (local mode; default 6g)")
+    s.set_defaults(func=cmd_bench_features)
     s = bench.add_parser("online", help="online feature store latency (in-process and HTTP)")
     s.add_argument("--lookups", type=int, default=2000)
     s.set_defaults(func=cmd_bench_online)

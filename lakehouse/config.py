@@ -203,6 +203,9 @@ class Settings(_Strict):
     sources: SourcesConfig
     simulator: SimulatorConfig
     logs_dir: str
+    # independent pieces of one step (sources of an ingest, tables of silver) run side by side in
+    # one Spark application, at most this many at a time (1 = one after another)
+    parallelism: int = Field(default=4, ge=1)
     schemas: dict[str, list[str]]
     demo: DemoConfig
     quality: QualityConfig

@@ -128,19 +128,31 @@ def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[
     try:
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
         table = DeltaTable.forPath(spark, uri)
+        before = table.history(1).select("version").first()[0]
         table.alias("t").merge(rows.alias("s"), cond).whenNotMatchedInsertAll().execute()
-        last = table.history(1).select("operation", "operationMetrics").first()
+        last = table.history(1).select("version", "operation", "operationMetrics").first()
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    inserted = (last["operationMetrics"] or {}).get("numTargetRowsInserted") if last["operation"] == "MERGE" else None
+    if last["version"] == before:
+        return 0  # Delta made no commit: every row was stored already
+    if last["operation"] != "MERGE":
+        return None
+    inserted = (last["operationMetrics"] or {}).get("numTargetRowsInserted")
     return int(inserted) if inserted is not None else None
 
 
 def append(df: DataFrame, uri: str, metadata: str, partition_by: Iterable[str] = ()) -> None:
+    """Append rows (creating the table on first write). A conflicting commit (two jobs creating the
+    table at once) committed nothing of ours, so the append is retried."""
     writer = df.write.format("delta").mode("append").option("userMetadata", metadata).option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    writer.save(uri)
+    retry_on_conflict(lambda: writer.save(uri), uri, "append")
+
+
+def has_rows(spark: SparkSession, uri: str, where: str) -> bool:
+    """Whether the table exists and holds a row matching ``where`` (one small pruned read, no commit)."""
+    return is_delta(spark, uri) and read(spark, uri).where(where).limit(1).count() > 0
 
 
 def latest_version(spark: SparkSession, uri: str) -> int | None:

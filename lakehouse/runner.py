@@ -15,6 +15,7 @@ from typing import Callable
 
 from lakehouse import logs
 from lakehouse.config import Settings
+from lakehouse.parallel import run_parallel
 
 log = logging.getLogger(__name__)
 SOURCES = ["crm", "billing", "web", "support_api"]
@@ -28,7 +29,8 @@ def _stage_funcs() -> dict[str, Callable]:
     from lakehouse.quality.run import validate_and_report
 
     def ingest(spark, settings, day):
-        return [ingest_source(spark, settings, s, day).as_dict() for s in SOURCES]
+        return [r.as_dict() for r in run_parallel(spark, SOURCES, lambda session, s: ingest_source(session, settings, s, day),
+                                                  settings.parallelism, name=lambda s: f"ingest of {s} {day}")]
 
     def score(spark, settings, day):
         from lakehouse.ml.scoring import score_customers

@@ -30,6 +30,7 @@ from pyspark.sql import types as T
 from lakehouse import delta_io
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
+from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import run_deequ
 from lakehouse.quality.rules import TableRules, load_rules
 from lakehouse.quality.transform import all_checks, annotate, deduplicate, pseudonymize, silver_columns, split
@@ -221,6 +222,70 @@ def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Tabl
     delta_io.replace_where(recon, table_uri(settings, "ops", "reconciliation"), where, meta)
 
 
+def _steps(specs: dict[str, TableRules]) -> list[list[str]]:
+    """Tables in steps: a table whose rules reference another table's silver (``references``) comes
+    in a later step than that table; the tables of one step are independent and run side by side
+    (two of one source share its quarantine table: a rare conflicting commit there is retried)."""
+    level: dict[str, int] = {}
+
+    def depth(name: str, seen: tuple = ()) -> int:
+        if name not in level:
+            if name in seen:
+                raise LakehouseError(f"silver rules reference each other in a cycle: {' -> '.join(seen + (name,))}")
+            refs = {r.table for r in specs[name].rules if r.check == "references" and r.table in specs and r.table != name}
+            level[name] = 1 + max((depth(t, seen + (name,)) for t in refs), default=-1)
+        return level[name]
+
+    for name in specs:
+        depth(name)
+    return [[n for n in specs if level[n] == lv] for lv in sorted(set(level.values()))]
+
+
+def _load_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
+                pii_key: str) -> TableOutcome:
+    """Validate one table for ``run_date`` and, if its gates pass, write silver, history and quarantine."""
+    name = spec.table
+    meta = delta_io.commit_metadata(run_id, "silver", run_date.isoformat(), table=name)
+    outcome, silver, quarantine, checked = validate_table(spark, settings, spec, run_date, run_id, pii_key)
+    try:
+        if outcome.passed:
+            _write_table(spark, settings, spec, run_date, run_id, meta, outcome, silver, quarantine)
+    finally:
+        checked.unpersist()
+    for w in outcome.warnings:
+        log.warning("quality warning %s: %s", run_date, w)
+    log.info("silver.%s %s: bronze %d = silver %d + quarantined %d + duplicates %d + superseded %d; "
+             "%d rows fixed; %d already stored by an earlier delivery; %s", name, run_date, outcome.bronze_rows,
+             outcome.silver_rows, outcome.quarantined, outcome.duplicates_removed, outcome.superseded,
+             outcome.fixed_rows, outcome.already_stored,
+             "passed" if outcome.passed else f"FAILED ({len(outcome.failures)} rule(s))")
+    return outcome
+
+
+def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
+                 meta: str, outcome: TableOutcome, silver: DataFrame, quarantine: DataFrame) -> None:
+    name, day = spec.table, run_date.isoformat()
+    uri = table_uri(settings, "silver", name)
+    stamped = silver.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
+    if outcome.silver_rows == 0 and delta_io.is_delta(spark, uri):
+        pass  # nothing to merge (a MERGE of no rows commits nothing either)
+    elif spec.write_mode == "insert_only":
+        inserted = delta_io.merge_insert_only(spark, uri, stamped, spec.key, meta)
+        if inserted is not None:
+            outcome.already_stored = outcome.silver_rows - inserted
+    else:
+        delta_io.merge_latest(spark, uri, stamped, spec.key, spec.order_by, meta)
+    if spec.write_mode != "insert_only":
+        delta_io.replace_partition(stamped, table_uri(settings, "silver", f"{name}_history"), "_ingest_date", day, meta)
+    q_uri = table_uri(settings, "silver", f"quarantine_{spec.source}")
+    q_where = f"_ingest_date = '{day}' AND table = '{name}'"
+    # an empty quarantine needs a commit only to clear rows an earlier run of this date left there
+    if outcome.quarantined or delta_io.has_rows(spark, q_uri, q_where):
+        q = quarantine.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
+        delta_io.replace_where(q, q_uri, q_where, meta)
+    outcome.silver_version = delta_io.latest_version(spark, uri)
+
+
 def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, tables: list[str] | None = None,
                run_id: str | None = None) -> SilverResult:
     """Validate and load every table (or ``tables``) for ``run_date``; raise QualityGateError on failures."""
@@ -231,38 +296,17 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
     if unknown:
         raise LakehouseError(f"unknown silver table(s) {sorted(unknown)} (known: {', '.join(rules)})")
     pii_key = secret(settings.quality.pii_key_env, "quality.pii_key_env")
-    outcomes = []
-    for name, spec in rules.items():
-        if tables and name not in tables:
-            continue
-        meta = delta_io.commit_metadata(run_id, "silver", run_date.isoformat(), table=name)
-        outcome, silver, quarantine, checked = validate_table(spark, settings, spec, run_date, run_id, pii_key)
-        if outcome.passed:
-            stamped = silver.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
-                .withColumn("_run_id", F.lit(run_id))
-            if spec.write_mode == "insert_only":
-                inserted = delta_io.merge_insert_only(spark, table_uri(settings, "silver", name), stamped, spec.key, meta)
-                if inserted is not None:
-                    outcome.already_stored = outcome.silver_rows - inserted
-            else:
-                delta_io.merge_latest(spark, table_uri(settings, "silver", name), stamped, spec.key,
-                                      spec.order_by, meta)
-                delta_io.replace_partition(stamped, table_uri(settings, "silver", f"{name}_history"),
-                                           "_ingest_date", run_date.isoformat(), meta)
-            q = quarantine.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")) \
-                .withColumn("_run_id", F.lit(run_id))
-            delta_io.replace_where(q, table_uri(settings, "silver", f"quarantine_{spec.source}"),
-                           f"_ingest_date = '{run_date}' AND table = '{name}'", meta)
-            outcome.silver_version = delta_io.latest_version(spark, table_uri(settings, "silver", name))
-        checked.unpersist()
-        for w in outcome.warnings:
-            log.warning("quality warning %s: %s", run_date, w)
-        log.info("silver.%s %s: bronze %d = silver %d + quarantined %d + duplicates %d + superseded %d; "
-                 "%d rows fixed; %d already stored by an earlier delivery; %s", name, run_date, outcome.bronze_rows,
-                 outcome.silver_rows, outcome.quarantined, outcome.duplicates_removed, outcome.superseded,
-                 outcome.fixed_rows, outcome.already_stored,
-                 "passed" if outcome.passed else f"FAILED ({len(outcome.failures)} rule(s))")
-        outcomes.append(outcome)
+    selected = {name: spec for name, spec in rules.items() if not tables or name in tables}
+    steps = _steps(selected)
+    log.info("silver %s: %d table(s) in %d step(s), up to %d at a time: %s", run_date, len(selected), len(steps),
+             settings.parallelism, " then ".join("+".join(step) for step in steps))
+    done: dict[str, TableOutcome] = {}
+    for step in steps:
+        for outcome in run_parallel(spark, step, lambda session, n: _load_table(session, settings, selected[n],
+                                                                                run_date, run_id, pii_key),
+                                    settings.parallelism, name=lambda n: f"silver.{n} {run_date}"):
+            done[outcome.table] = outcome
+    outcomes = [done[name] for name in selected]
     _record_metrics(spark, settings, outcomes, run_id,
                     delta_io.commit_metadata(run_id, "silver", run_date.isoformat()))
     result = SilverResult(run_date.isoformat(), run_id, round(time.perf_counter() - started, 2), outcomes)

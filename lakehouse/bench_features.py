@@ -1,0 +1,424 @@
+"""Feature-build benchmark: Spark (full and incremental) against DuckDB and pandas on the same events.
+
+``lakehouse bench features --customers 10000,100000 --history 30,365`` generates, per scale, an
+event table (Parquet, one file per day; ~0.3 events per customer and day, a tenth of them payments)
+and computes one as-of-date feature row per customer seen so far, for the last day D:
+
+    total_spend, spend_30d, spend_90d       (amounts in cents: sums are exact in every engine)
+    events_7d, events_30d, days_since_last_event
+
+by four routes, each checked equal to the DuckDB result (every column, every customer):
+
+* ``duckdb``: one SQL query over the Parquet files (threads = cores);
+* ``pandas``: read the needed columns, one groupby;
+* ``spark full``: the same SQL in Spark over the Parquet files (warm session: JVM start excluded);
+* ``spark incremental``: the daily update the pipeline's design calls for. It keeps per-customer
+  state as of D-1 (running totals, the window sums, the last event date) and per-day aggregates, and
+  for D reads only D's events, the state and the three day-aggregate partitions that leave the
+  windows (D-7, D-30, D-90): the cost follows customers and one day's events, not history length.
+
+Per step: wall seconds, events per second, peak resident memory of this process and its children
+(the Spark JVM) sampled every 50 ms, and files and bytes written. Results go to
+``bench-results/features.json`` and ``docs/benchmarks-features.md`` (table + plot). Nothing here
+asserts a target: people read the numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lakehouse.bench import machine
+
+log = logging.getLogger(__name__)
+START = dt.date(2025, 1, 1)
+WINDOWS = {"spend_30d": ("cents", 30), "spend_90d": ("cents", 90), "events_7d": ("n", 7), "events_30d": ("n", 30)}
+FEATURES = ["customer_id", "total_spend", "spend_30d", "spend_90d", "events_7d", "events_30d", "days_since_last_event"]
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+def generate_events(folder: Path, customers: int, days: int, seed: int = 7, rate: float = 0.3) -> dict:
+    """Events of ``customers`` over ``days`` days into ``folder/date=YYYY-MM-DD/part-0.parquet``.
+
+    Each customer has an activity level (gamma, mean ``rate`` events a day) and a first day (a third
+    arrive during the period); an event is a payment with probability 0.1 (amount in cents)."""
+    rng = np.random.default_rng(seed)
+    level = rng.gamma(0.8, rate / 0.8, customers)
+    first = np.where(rng.random(customers) < 0.33, rng.integers(0, max(days, 1), customers), 0)
+    total = 0
+    t0 = time.perf_counter()
+    for i in range(days):
+        day = START + dt.timedelta(days=i)
+        counts = rng.poisson(level * (first <= i))
+        ids = np.repeat(np.arange(customers, dtype=np.int64), counts)
+        n = len(ids)
+        secs = rng.integers(0, 86400, n)
+        base = np.datetime64(day.isoformat(), "s")
+        is_pay = rng.random(n) < 0.1
+        cents = np.where(is_pay, rng.integers(499, 9999, n), 0).astype(np.int64)
+        table = pa.table({"customer_id": ids, "ts": (base + secs.astype("timedelta64[s]")).astype("datetime64[us]"),
+                          "event_type": np.where(is_pay, "payment", "view"), "cents": cents})
+        part = folder / f"date={day.isoformat()}"
+        part.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, part / "part-0.parquet")
+        total += n
+    return {"events": total, "seconds": round(time.perf_counter() - t0, 1), "bytes": _size(folder)}
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def _files(path: Path) -> int:
+    return sum(1 for f in Path(path).rglob("*.parquet"))
+
+
+# ---- measuring ----------------------------------------------------------------------------------
+
+class PeakMemory:
+    """Peak resident memory (MiB) of this process plus its children while the block runs."""
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _rss(self) -> int:
+        total = self.proc.memory_info().rss
+        for child in self.proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except Exception:  # noqa: BLE001 - a child that just ended
+                pass
+        return total
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak = self.start = self._rss()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def mib(self) -> int:
+        return int(self.peak / 2**20)
+
+    @property
+    def rise_mib(self) -> int:
+        return int((self.peak - self.start) / 2**20)
+
+
+@dataclass
+class Step:
+    engine: str
+    seconds: float
+    peak_mib: int
+    rise_mib: int
+    rows_out: int
+    files_written: int
+    bytes_written: int
+
+
+# ---- the four routes ----------------------------------------------------------------------------
+
+def _full_sql(source: str, day: dt.date) -> str:
+    """As-of-``day`` features over every event on or before ``day`` (DuckDB and Spark SQL alike)."""
+    d = f"DATE '{day.isoformat()}'"
+    age = f"datediff_days({d}, CAST(ts AS DATE))"
+    parts = [f"SUM(cents) AS total_spend"]
+    for name, (what, n) in WINDOWS.items():
+        value = "cents" if what == "cents" else "1"
+        parts.append(f"SUM(CASE WHEN {age} < {n} THEN {value} ELSE 0 END) AS {name}")
+    parts.append(f"datediff_days({d}, MAX(CAST(ts AS DATE))) AS days_since_last_event")
+    return (f"SELECT customer_id, {', '.join(parts)} FROM {source} "
+            f"WHERE CAST(ts AS DATE) <= {d} GROUP BY customer_id")
+
+
+def duckdb_full(events: Path, day: dt.date, out: Path, threads: int) -> pd.DataFrame:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute("CREATE MACRO datediff_days(a, b) AS date_diff('day', b, a)")
+    sql = _full_sql(f"read_parquet('{events}/*/*.parquet')", day)
+    con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
+    df = con.execute(f"SELECT * FROM read_parquet('{out}')").df()
+    con.close()
+    return df
+
+
+def pandas_full(events: Path, day: dt.date, out: Path) -> pd.DataFrame:
+    df = pd.read_parquet(events, columns=["customer_id", "ts", "cents"])
+    date = df["ts"].dt.floor("D")
+    d = pd.Timestamp(day)
+    df = df[date <= d]
+    age = (d - date[date <= d]).dt.days
+    frame = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(), "total_spend": df["cents"].to_numpy()})
+    for name, (what, n) in WINDOWS.items():
+        inside = (age < n).to_numpy()
+        frame[name] = np.where(inside, df["cents"].to_numpy() if what == "cents" else 1, 0)
+    frame["last"] = (-age).to_numpy()  # max(-age) = -(days since last event)
+    agg = frame.groupby("customer_id", sort=False).agg(
+        total_spend=("total_spend", "sum"), **{k: (k, "sum") for k in WINDOWS}, last=("last", "max")).reset_index()
+    agg["days_since_last_event"] = -agg.pop("last")
+    agg.to_parquet(out, index=False)
+    return agg
+
+
+def spark_full(spark, events: Path, day: dt.date, out: Path) -> None:
+    spark.read.parquet(str(events)).createOrReplaceTempView("bench_events")
+    sql = _full_sql("bench_events", day).replace("datediff_days(", "datediff(")
+    spark.sql(sql).write.mode("overwrite").parquet(str(out))
+
+
+def spark_state(spark, events: Path, day: dt.date, daily_dir: Path, state_dir: Path) -> None:
+    """Bootstrap for the incremental route: per-day aggregates up to ``day`` and the state as of ``day``
+    (the one full pass an incremental pipeline makes once, when it starts or after a definition change)."""
+    from pyspark.sql import functions as F
+
+    ev = spark.read.parquet(str(events)).where(F.to_date("ts") <= F.lit(day.isoformat()).cast("date"))
+    daily = ev.groupBy("customer_id", F.to_date("ts").alias("day")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum("cents").alias("cents"))
+    daily.write.mode("overwrite").partitionBy("day").parquet(str(daily_dir))
+    spark.read.parquet(str(events)).createOrReplaceTempView("bench_events")
+    sql = _full_sql("bench_events", day).replace("datediff_days(", "datediff(")
+    (spark.sql(sql).withColumn("last_day", F.date_sub(F.lit(day.isoformat()).cast("date"),
+                                                      F.col("days_since_last_event")))
+     .drop("days_since_last_event").write.mode("overwrite").parquet(str(state_dir)))
+
+
+def spark_incremental(spark, events: Path, day: dt.date, daily_dir: Path, state_in: Path, state_out: Path,
+                      out: Path) -> None:
+    """Roll the state of ``day - 1`` forward by one day: add ``day``'s aggregates, subtract the days
+    leaving each window. Reads one day of events, the state and three small day partitions."""
+    from pyspark.sql import functions as F
+
+    d = F.lit(day.isoformat()).cast("date")
+    today = (spark.read.parquet(str(events / f"date={day.isoformat()}"))
+             .groupBy("customer_id").agg(F.count(F.lit(1)).alias("n"), F.sum("cents").alias("cents")))
+    today.withColumn("day", d).write.mode("overwrite").partitionBy("day").option(
+        "partitionOverwriteMode", "dynamic").parquet(str(daily_dir))
+
+    def leaving(n: int, what: str):
+        part = daily_dir / f"day={(day - dt.timedelta(days=n)).isoformat()}"
+        if not part.exists():
+            return None
+        col = "n" if what == "n" else "cents"
+        return spark.read.parquet(str(part)).select("customer_id", F.col(col).alias(f"out_{n}_{what}"))
+
+    state = spark.read.parquet(str(state_in))
+    rolled = state.join(today.select("customer_id", F.col("n").alias("in_n"), F.col("cents").alias("in_cents")),
+                        "customer_id", "full_outer")
+    for name, (what, n) in WINDOWS.items():
+        gone = leaving(n, what)
+        if gone is not None:
+            rolled = rolled.join(gone, "customer_id", "left")
+    cols = [F.col("customer_id"),
+            (F.coalesce("total_spend", F.lit(0)) + F.coalesce("in_cents", F.lit(0))).alias("total_spend")]
+    for name, (what, n) in WINDOWS.items():
+        out_col = f"out_{n}_{what}"
+        gone = F.coalesce(F.col(out_col), F.lit(0)) if out_col in rolled.columns else F.lit(0)
+        cols.append((F.coalesce(name, F.lit(0)) + F.coalesce(f"in_{what}", F.lit(0)) - gone).alias(name))
+    cols.append(F.when(F.col("in_n").isNotNull(), d).otherwise(F.col("last_day")).alias("last_day"))
+    new_state = rolled.select(*cols)
+    new_state.write.mode("overwrite").parquet(str(state_out))
+    (spark.read.parquet(str(state_out)).withColumn("days_since_last_event", F.datediff(d, "last_day"))
+     .drop("last_day").write.mode("overwrite").parquet(str(out)))
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+def _load(out: Path) -> pd.DataFrame:
+    df = pd.read_parquet(out)[FEATURES]
+    return df.astype({c: "int64" for c in FEATURES}).sort_values("customer_id").reset_index(drop=True)
+
+
+def _check_equal(expected: pd.DataFrame, got: pd.DataFrame, engine: str) -> None:
+    if len(expected) != len(got):
+        raise AssertionError(f"{engine}: {len(got)} customers, DuckDB has {len(expected)}")
+    for col in FEATURES:
+        bad = expected[col].to_numpy() != got[col].to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AssertionError(f"{engine}: {int(bad.sum())} customers differ from DuckDB in {col}, e.g. customer "
+                                 f"{expected['customer_id'][i]}: {got[col][i]} vs {expected[col][i]}")
+
+
+def _timed(engine: str, fn, out: Path) -> Step:
+    with PeakMemory() as mem:
+        t = time.perf_counter()
+        fn()
+        seconds = time.perf_counter() - t
+    rows = pq.ParquetFile(out).metadata.num_rows if out.is_file() else sum(
+        pq.ParquetFile(f).metadata.num_rows for f in out.rglob("*.parquet"))
+    return Step(engine, round(seconds, 2), mem.mib, mem.rise_mib, rows, _files(out) if out.is_dir() else 1, _size(out))
+
+
+def bench_features(customers: list[int], histories: list[int], out_json: Path, out_md: Path,
+                   spark_memory: str = "6g", work: Path | None = None) -> list[dict]:
+    from pyspark.sql import SparkSession
+
+    threads = os.cpu_count() or 2
+    base = Path(work or tempfile.mkdtemp(prefix="churn-bench-features-"))
+    spark = (SparkSession.builder.master(f"local[{threads}]").appName("bench-features")
+             .config("spark.driver.memory", spark_memory).config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", str(max(threads * 2, 4)))
+             .config("spark.sql.session.timeZone", "UTC").config("spark.sql.adaptive.enabled", "true")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    results = []
+    try:
+        spark.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().collect()  # warm the JVM
+        for n in customers:
+            for days in histories:
+                root = base / f"c{n}-d{days}"
+                shutil.rmtree(root, ignore_errors=True)
+                log.info("bench features: generating %d customers x %d days", n, days)
+                gen = generate_events(root / "events", n, days)
+                day = START + dt.timedelta(days=days - 1)
+                row = {"customers": n, "days": days, "events": gen["events"], "events_bytes": gen["bytes"],
+                       "generation_s": gen["seconds"], "as_of": day.isoformat(), "steps": []}
+                out = root / "out"
+                out.mkdir()
+                steps = [
+                    ("duckdb (full)", lambda: duckdb_full(root / "events", day, out / "duckdb.parquet", threads),
+                     out / "duckdb.parquet"),
+                    ("pandas (full)", lambda: pandas_full(root / "events", day, out / "pandas.parquet"),
+                     out / "pandas.parquet"),
+                    ("spark (full)", lambda: spark_full(spark, root / "events", day, out / "spark_full"),
+                     out / "spark_full"),
+                    ("spark state bootstrap (once, as of D-1)",
+                     lambda: spark_state(spark, root / "events", day - dt.timedelta(days=1), root / "daily",
+                                         root / "state_prev"), root / "state_prev"),
+                    ("spark (incremental day D)",
+                     lambda: spark_incremental(spark, root / "events", day, root / "daily", root / "state_prev",
+                                               root / "state", out / "spark_incremental"),
+                     out / "spark_incremental"),
+                ]
+                for engine, fn, target in steps:
+                    if engine.startswith("pandas") and gen["events"] > 400_000_000:
+                        continue  # would not fit in memory here
+                    step = _timed(engine, fn, target)
+                    row["steps"].append(step.__dict__)
+                    log.info("bench features %d x %d: %s %.2fs, peak %d MiB", n, days, engine, step.seconds,
+                             step.peak_mib)
+                expected = _load(out / "duckdb.parquet")
+                for name, path in (("pandas (full)", out / "pandas.parquet"), ("spark (full)", out / "spark_full"),
+                                   ("spark (incremental day D)", out / "spark_incremental")):
+                    if path.exists():
+                        _check_equal(expected, _load(path), name)
+                row["checked_equal"] = True
+                results.append(row)
+                out_json.parent.mkdir(parents=True, exist_ok=True)
+                out_json.write_text(json.dumps({"machine": machine(), "threads": threads, "results": results},
+                                               indent=2))
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        spark.stop()
+        if work is None:
+            shutil.rmtree(base, ignore_errors=True)
+    out_md.write_text(render_markdown(results, threads, out_md))
+    return results
+
+
+def render_markdown(results: list[dict], threads: int, out_md: Path) -> str:
+    lines = ["# Feature-build benchmark", "",
+             f"Machine: {machine()}. Measured by `lakehouse bench features` (`make bench`); one run, so treat "
+             "differences under ~10 % as noise. DuckDB runs with "
+             f"{threads} threads, Spark on `local[{threads}]` in a warm session (its JVM start-up, ~10-15 s, "
+             "is not in any cell), pandas single-threaded.",
+             "",
+             "Features per customer as of the last day D: total spend, spend in 30 and 90 days, events in 7 "
+             "and 30 days, days since the last event (the shape of the pipeline's gold windows). Every route's "
+             "output is checked equal to DuckDB's, every customer and column. *Incremental* is one daily update: "
+             "D's events + yesterday's state + the day aggregates leaving the windows; *bootstrap* is the one-off "
+             "full pass that builds that state.", "",
+             "Memory: *peak* is the resident memory of the whole process tree (Python + the Spark JVM, which stays up "
+             "through every step, so DuckDB's and pandas' rows include the idle JVM); *rise* is how far the peak "
+             "went above the tree's memory at the step's start.", "",
+             "| customers | days | events | route | seconds | M events/s | peak MiB | rise MiB | rows out | files | MiB written |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        for s in r["steps"]:
+            rate = r["events"] / s["seconds"] / 1e6 if s["seconds"] else 0
+            lines.append(f"| {r['customers']:,} | {r['days']} | {r['events']:,} | {s['engine']} | {s['seconds']:.2f} | "
+                         f"{rate:.1f} | {s['peak_mib']:,} | {s['rise_mib']:,} | {s['rows_out']:,} | {s['files_written']} | "
+                         f"{s['bytes_written'] / 2**20:.1f} |")
+    lines += ["", "## Ratios", "", "| customers | days | spark full / duckdb | spark incremental / duckdb full | "
+              "pandas / spark full | incremental / full (spark) |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        s = {x["engine"]: x["seconds"] for x in r["steps"]}
+        duck, full, inc = s.get("duckdb (full)"), s.get("spark (full)"), s.get("spark (incremental day D)")
+        pandas_s = s.get("pandas (full)")
+        lines.append(f"| {r['customers']:,} | {r['days']} | {full / duck:.2f}x | {inc / duck:.2f}x | "
+                     f"{(pandas_s / full) if pandas_s else float('nan'):.2f}x | {inc / full:.2f}x |")
+    by_n: dict[int, dict[int, float]] = {}
+    for r in results:
+        inc = next(x["seconds"] for x in r["steps"] if x["engine"].startswith("spark (incremental"))
+        by_n.setdefault(r["customers"], {})[r["days"]] = inc
+    spans = [(n, d) for n, d in by_n.items() if len(d) > 1]
+    if spans:
+        lines += ["", "Incremental daily update against history length (same customers):", "",
+                  "| customers | " + " | ".join(f"{d} days" for d in sorted(spans[0][1])) + " | longest / shortest |",
+                  "| --- " * (len(spans[0][1]) + 2) + "|"]
+        for n, d in spans:
+            ks = sorted(d)
+            lines.append(f"| {n:,} | " + " | ".join(f"{d[k]:.2f} s" for k in ks) + f" | {d[ks[-1]] / d[ks[0]]:.2f}x |")
+    plot = _plot(results, out_md.with_suffix(".png"))
+    if plot:
+        lines += ["", f"![feature build time by route]({plot.name})"]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(results: list[dict], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not results:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    engines = [s["engine"] for s in results[0]["steps"] if "bootstrap" not in s["engine"]]
+    labels = [f"{r['customers'] // 1000}k x {r['days']}d" for r in results]
+    width = 0.8 / len(engines)
+    for i, engine in enumerate(engines):
+        vals = [next((s["seconds"] for s in r["steps"] if s["engine"] == engine), np.nan) for r in results]
+        ax.bar(np.arange(len(results)) + i * width, vals, width, label=engine)
+    ax.set_xticks(np.arange(len(results)) + width * (len(engines) - 1) / 2, labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds (log)")
+    ax.set_title("As-of-date feature build, by route")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
