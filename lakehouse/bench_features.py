@@ -151,7 +151,7 @@ def _full_sql(source: str, day: dt.date) -> str:
     """As-of-``day`` features over every event on or before ``day`` (DuckDB and Spark SQL alike)."""
     d = f"DATE '{day.isoformat()}'"
     age = f"datediff_days({d}, CAST(ts AS DATE))"
-    parts = [f"SUM(cents) AS total_spend"]
+    parts = ["SUM(cents) AS total_spend"]
     for name, (what, n) in WINDOWS.items():
         value = "cents" if what == "cents" else "1"
         parts.append(f"SUM(CASE WHEN {age} < {n} THEN {value} ELSE 0 END) AS {name}")

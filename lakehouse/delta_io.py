@@ -93,9 +93,14 @@ def replace_where(df: DataFrame, uri: str, where: str, metadata: str) -> int:
     """Atomically replace the rows matching ``where`` (creating the table on first write)."""
     def write():
         writer = df.write.format("delta").option("userMetadata", metadata)
-        if is_delta(df.sparkSession, uri):
-            writer = writer.mode("overwrite").option("replaceWhere", where)
-        writer.save(uri)
+        if not is_delta(df.sparkSession, uri):
+            try:
+                writer.save(uri)  # creates the table; refused if another writer created it meanwhile
+                return
+            except Exception as exc:  # noqa: BLE001 - AnalysisException DELTA_PATH_EXISTS: replace below
+                if "already exist" not in str(exc):
+                    raise
+        writer.mode("overwrite").option("replaceWhere", where).save(uri)
 
     return retry_on_conflict(write, uri, where)
 

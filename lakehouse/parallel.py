@@ -5,8 +5,8 @@ Spark jobs and Delta commits whose cost is latency (planning, log reads, commit 
 CPU. Running independent tables from a few driver threads overlaps that latency; Spark schedules
 the threads' jobs on the same executors.
 
-Each task gets its own ``SparkSession.newSession()``: same SparkContext and caches, but its own SQL
-conf, so a task that sets a session option (MERGE commit metadata) cannot leak it into another.
+Each running task holds one of a few ``SparkSession.newSession()`` children: same SparkContext and
+caches, but its own SQL conf, so a task that sets a session option (MERGE commit metadata) cannot leak it into another.
 The first failure is raised after every task has finished (no half-cancelled Spark jobs), and its
 message names the item.
 """
@@ -14,6 +14,8 @@ message names the item.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
@@ -22,6 +24,23 @@ from pyspark.sql import SparkSession
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
+_LOCK = threading.Lock()
+
+
+def _child_sessions(spark: SparkSession, n: int) -> list[SparkSession]:
+    """``n`` sessions sharing ``spark``'s context, made once and reused by later calls (a long
+    backfill would otherwise leave a new session per table and date behind in the JVM)."""
+    with _LOCK:
+        children = spark.__dict__.setdefault("_lakehouse_children", [])
+        while len(children) < n:
+            child = spark.newSession()
+            # a session reused by getOrCreate() got its config as runtime settings, which a new
+            # session does not inherit: copy what the parent has set
+            for row in spark.sql("SET").collect():
+                if child.conf.isModifiable(row["key"]) and child.conf.get(row["key"], None) != row["value"]:
+                    child.conf.set(row["key"], row["value"])
+            children.append(child)
+        return children[:n]
 
 
 def run_parallel(spark: SparkSession, items: Iterable[T], task: Callable[[SparkSession, T], R],
@@ -30,8 +49,21 @@ def run_parallel(spark: SparkSession, items: Iterable[T], task: Callable[[SparkS
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [task(spark, item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="lakehouse") as pool:
-        futures = [pool.submit(task, spark.newSession(), item) for item in items]
+    n = min(workers, len(items))
+    sessions = _child_sessions(spark, n)
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    for session in sessions:
+        free.put(session)
+
+    def run(item):
+        session = free.get()
+        try:
+            return task(session, item)
+        finally:
+            free.put(session)
+
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="lakehouse") as pool:
+        futures = [pool.submit(run, item) for item in items]
         errors = []
         results = []
         for item, fut in zip(items, futures):

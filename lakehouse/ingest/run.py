@@ -195,9 +195,10 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         results.append(result)
     write_audit(spark, settings, run_id, all_attempts)
     outcome = IngestResult(source, run_date.isoformat(), run_id, round(time.perf_counter() - started, 2), results)
-    log.info("ingest of %s for %s done in %.1fs: %d records, %d unparseable kept, %d attempt(s) (run %s)", source,
-             run_date, outcome.seconds, sum(r.bronze_rows for r in results), sum(r.parse_errors for r in results),
-             len(all_attempts), run_id)
+    log.info("ingest of %s for %s done in %.1fs: %d records, %d unparseable kept, %d fetch attempt(s) for %d type(s), "
+             "%d of them failed and were retried (run %s)", source, run_date, outcome.seconds, sum(r.bronze_rows for r in results),
+             sum(r.parse_errors for r in results), len(all_attempts), len(results),
+             sum(1 for a in all_attempts if a.status == "retry"), run_id)
     return outcome
 
 

@@ -279,8 +279,9 @@ def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_
         delta_io.replace_partition(stamped, table_uri(settings, "silver", f"{name}_history"), "_ingest_date", day, meta)
     q_uri = table_uri(settings, "silver", f"quarantine_{spec.source}")
     q_where = f"_ingest_date = '{day}' AND table = '{name}'"
-    # an empty quarantine needs a commit only to clear rows an earlier run of this date left there
-    if outcome.quarantined or delta_io.has_rows(spark, q_uri, q_where):
+    # an empty quarantine needs a commit only to create the table or to clear rows an earlier run of
+    # this date left there
+    if outcome.quarantined or not delta_io.is_delta(spark, q_uri) or delta_io.has_rows(spark, q_uri, q_where):
         q = quarantine.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
         delta_io.replace_where(q, q_uri, q_where, meta)
     outcome.silver_version = delta_io.latest_version(spark, uri)
