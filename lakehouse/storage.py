@@ -10,8 +10,10 @@ folder is swapped into place, so a reader sees the old partition or the new one,
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import shutil
+import threading
 import urllib.parse
 from pathlib import Path
 
@@ -60,7 +62,8 @@ class LocalStorage(Storage):
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-probe"
+            # one probe per process and thread: jobs of one run check the same root side by side
+            probe = self.root / f".write-probe-{os.getpid()}-{threading.get_ident()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
