@@ -339,12 +339,12 @@ def bench_features(customers: list[int], histories: list[int], out_json: Path, o
                 out_json.parent.mkdir(parents=True, exist_ok=True)
                 out_json.write_text(json.dumps({"machine": machine(), "threads": threads, "results": results},
                                                indent=2))
+                out_md.write_text(render_markdown(results, threads, out_md))  # kept current after every scale
                 shutil.rmtree(root, ignore_errors=True)
     finally:
         spark.stop()
         if work is None:
             shutil.rmtree(base, ignore_errors=True)
-    out_md.write_text(render_markdown(results, threads, out_md))
     return results
 
 
