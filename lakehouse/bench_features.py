@@ -80,6 +80,8 @@ def generate_events(folder: Path, customers: int, days: int, seed: int = 7, rate
 
 
 def _size(path: Path) -> int:
+    if Path(path).is_file():
+        return Path(path).stat().st_size
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
