@@ -193,10 +193,14 @@ def pandas_full(events: Path, day: dt.date, out: Path) -> pd.DataFrame:
     return agg
 
 
-def spark_full(spark, events: Path, day: dt.date, out: Path) -> None:
+def _spark_features(spark, events: Path, day: dt.date):
+    """The full as-of-``day`` query in Spark SQL (Spark's ``datediff(end, start)`` is the macro)."""
     spark.read.parquet(str(events)).createOrReplaceTempView("bench_events")
-    sql = _full_sql("bench_events", day).replace("datediff_days(", "datediff(")
-    spark.sql(sql).write.mode("overwrite").parquet(str(out))
+    return spark.sql(_full_sql("bench_events", day).replace("datediff_days(", "datediff("))
+
+
+def spark_full(spark, events: Path, day: dt.date, out: Path) -> None:
+    _spark_features(spark, events, day).write.mode("overwrite").parquet(str(out))
 
 
 def spark_state(spark, events: Path, day: dt.date, daily_dir: Path, state_dir: Path) -> None:
@@ -208,9 +212,7 @@ def spark_state(spark, events: Path, day: dt.date, daily_dir: Path, state_dir: P
     daily = ev.groupBy("customer_id", F.to_date("ts").alias("day")).agg(
         F.count(F.lit(1)).alias("n"), F.sum("cents").alias("cents"))
     daily.write.mode("overwrite").partitionBy("day").parquet(str(daily_dir))
-    spark.read.parquet(str(events)).createOrReplaceTempView("bench_events")
-    sql = _full_sql("bench_events", day).replace("datediff_days(", "datediff(")
-    (spark.sql(sql).withColumn("last_day", F.date_sub(F.lit(day.isoformat()).cast("date"),
+    (_spark_features(spark, events, day).withColumn("last_day", F.date_sub(F.lit(day.isoformat()).cast("date"),
                                                       F.col("days_since_last_event")))
      .drop("days_since_last_event").write.mode("overwrite").parquet(str(state_dir)))
 

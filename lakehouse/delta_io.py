@@ -156,8 +156,8 @@ def append(df: DataFrame, uri: str, metadata: str, partition_by: Iterable[str] =
 
 
 def has_rows(spark: SparkSession, uri: str, where: str) -> bool:
-    """Whether the table exists and holds a row matching ``where`` (one small pruned read, no commit)."""
-    return is_delta(spark, uri) and read(spark, uri).where(where).limit(1).count() > 0
+    """Whether the (existing) table holds a row matching ``where``: one small pruned read, no commit."""
+    return read(spark, uri).where(where).limit(1).count() > 0
 
 
 def latest_version(spark: SparkSession, uri: str) -> int | None:
