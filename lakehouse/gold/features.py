@@ -25,7 +25,11 @@ TABLE = "customer_daily_features"
 FEATURE_VERSION = 1  # bump when a definition below changes (the feature registry records versions)
 
 
+WINDOW_DAYS = 90  # the longest window: a snapshot reads daily rows of its last 90 activity days only
+
+
 def _window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
+    """Windowed sums (up to 90 days back) per customer from the daily activity rows known on ``day``."""
     d = F.lit(day.isoformat()).cast("date")
     age = F.datediff(d, F.col("activity_date"))  # 0 = the snapshot day itself
 
@@ -35,19 +39,15 @@ def _window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
     def days_with(n: int, col: str):
         return F.sum(F.when((age < n) & (F.col(col) > 0), 1).otherwise(0))
 
-    def last_day(col: str):
-        return F.datediff(d, F.max(F.when(F.col(col) > 0, F.col("activity_date"))))
-
-    return daily.groupBy("customer_id").agg(
-        F.sum("paid_amount").alias("total_spend"),
+    oldest = F.lit((day - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()).cast("date")
+    # a plain bound on activity_date, so Delta skips the files of older days by their statistics
+    return daily.where(F.col("activity_date") >= oldest).groupBy("customer_id").agg(
         within(7, "paid_amount").alias("spend_7d"),
         within(30, "paid_amount").alias("spend_30d"),
         within(90, "paid_amount").alias("spend_90d"),
-        F.sum("paid_count").alias("payments_total"),
         within(30, "failed_count").alias("failed_payments_30d"),
         within(90, "failed_count").alias("failed_payments_90d"),
         within(90, "refund_amount").alias("refunds_90d"),
-        last_day("paid_count").alias("days_since_last_payment"),
         within(7, "sessions").alias("sessions_7d"),
         within(30, "sessions").alias("sessions_30d"),
         within(60, "sessions", lo=30).alias("sessions_prev_30d"),
@@ -55,16 +55,83 @@ def _window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
         within(30, "feature_uses").alias("feature_uses_30d"),
         days_with(7, "sessions").alias("active_days_7d"),
         days_with(30, "sessions").alias("active_days_30d"),
-        last_day("logins").alias("days_since_last_login"),
-        F.max_by("nps_score", "nps_at").alias("last_nps"),
-        F.datediff(d, F.to_date(F.max("nps_at"))).alias("days_since_last_nps"),
     )
+
+
+# ---- the lifetime state: what a snapshot needs from all history, rolled forward a day at a time ----
+STATE_TABLE = "customer_lifetime_state"
+
+
+def _lifetime(daily: DataFrame) -> DataFrame:
+    """Per customer: the all-history aggregates of ``daily`` rows. Money is summed as DECIMAL(20,2)
+    so a state rolled forward day by day equals one computed in a single pass, to the cent."""
+    def last_day(col: str):
+        return F.max(F.when(F.col(col) > 0, F.col("activity_date")))
+
+    return daily.groupBy("customer_id").agg(
+        F.sum(F.col("paid_amount").cast("decimal(20,2)")).cast("decimal(20,2)").alias("total_spend"),
+        F.sum("paid_count").alias("payments_total"),
+        last_day("paid_count").alias("last_payment_date"),
+        last_day("logins").alias("last_login_date"),
+        F.max_by("nps_score", "nps_at").alias("last_nps"),
+        F.max("nps_at").alias("last_nps_at"),
+        F.min("activity_date").alias("first_activity_date"),
+    )
+
+
+def _roll(previous: DataFrame, today: DataFrame) -> DataFrame:
+    """state(D) from state(D-1) and the lifetime aggregates of the rows that became visible on D."""
+    both = previous.select(*today.columns).unionByName(today)
+    return both.groupBy("customer_id").agg(
+        F.sum("total_spend").cast("decimal(20,2)").alias("total_spend"),
+        F.sum("payments_total").alias("payments_total"),
+        F.max("last_payment_date").alias("last_payment_date"),
+        F.max("last_login_date").alias("last_login_date"),
+        F.max_by("last_nps", "last_nps_at").alias("last_nps"),
+        F.max("last_nps_at").alias("last_nps_at"),
+        F.min("first_activity_date").alias("first_activity_date"),
+    )
+
+
+def _stored_daily(spark: SparkSession, settings: Settings, day: dt.date) -> DataFrame:
+    uri = table_uri(settings, "gold", act.TABLE)
+    if not delta_io.is_delta(spark, uri):
+        raise LakehouseError(f"gold.{act.TABLE} does not exist at {uri}: build activity for {day} first")
+    return delta_io.read(spark, uri)
+
+
+def _known_on(daily: DataFrame, day: dt.date) -> DataFrame:
+    d = F.lit(day.isoformat()).cast("date")
+    return daily.where(F.col("ingest_date") <= d).where(F.col("activity_date") <= d)
+
+
+def build_state(spark: SparkSession, settings: Settings, day: dt.date) -> tuple[DataFrame, str]:
+    """The ``as_of_date = day`` partition of ``gold.customer_lifetime_state`` and how it was made.
+
+    With D-1's state stored, D costs that state plus the daily rows that became visible on D: those
+    that arrived on D (event on or before D) and rows that arrived earlier dated D (a clock running
+    ahead). Without it (the first date, or after a gap) it is one pass over every daily row up to D.
+    Both give the same rows (tests/integration/test_gold.py).
+    """
+    d = F.lit(day.isoformat()).cast("date")
+    prev = (day - dt.timedelta(days=1)).isoformat()
+    daily = _stored_daily(spark, settings, day)
+    uri = table_uri(settings, "gold", STATE_TABLE)
+    if delta_io.is_delta(spark, uri) and delta_io.has_rows(spark, uri, f"as_of_date = '{prev}'"):
+        arrived = daily.where(((F.col("ingest_date") == d) & (F.col("activity_date") <= d))
+                              | ((F.col("ingest_date") < d) & (F.col("activity_date") == d)))
+        previous = delta_io.read(spark, uri).where(F.col("as_of_date") == F.lit(prev).cast("date"))
+        state, how = _roll(previous, _lifetime(arrived)), f"rolled forward from {prev}"
+    else:
+        state, how = _lifetime(_known_on(daily, day)), "full pass over the daily activity"
+    return state.select("*", d.alias("as_of_date")), how
 
 
 def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily: DataFrame | None = None) -> DataFrame:
     """Features of every customer active on ``day``, as known on ``day``.
 
-    ``daily`` replaces the stored ``customer_activity_daily`` (a full recompute passes a rebuild).
+    ``daily`` replaces the stored ``customer_activity_daily`` and lifetime state (a full recompute
+    passes a rebuilt activity table; the state is then computed from it in one pass).
     """
     d = F.lit(day.isoformat()).cast("date")
     subs = active_at(subscription_state(spark, settings, day), day)
@@ -84,14 +151,21 @@ def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily:
         F.sum(F.when((F.datediff(d, F.to_date("created_at")) < 90) & (F.col("category") == "billing"), 1)
               .otherwise(0)).alias("billing_tickets_90d"))
 
-    if daily is None:
-        uri = table_uri(settings, "gold", act.TABLE)
+    if daily is None:  # the stored activity and the stored state of D (gold.run writes it first)
+        daily = _stored_daily(spark, settings, day)
+        uri = table_uri(settings, "gold", STATE_TABLE)
         if not delta_io.is_delta(spark, uri):
-            raise LakehouseError(f"gold.{act.TABLE} does not exist at {uri}: build activity for {day} first")
-        daily = delta_io.read(spark, uri)
-    daily = daily.where(F.col("ingest_date") <= d).where(F.col("activity_date") <= d)
-    observed_since = daily.agg(F.min("activity_date")).first()[0]
-    windows = _window_sums(daily, day)
+            raise LakehouseError(f"gold.{STATE_TABLE} does not exist at {uri}: build the state for {day} first")
+        state = delta_io.read(spark, uri).where(F.col("as_of_date") == d)
+    else:
+        state = _lifetime(_known_on(daily, day))
+    windows = _window_sums(_known_on(daily, day), day)
+    observed_since = state.agg(F.min("first_activity_date")).first()[0]
+    lifetime = state.select(
+        "customer_id", F.col("total_spend").cast("double").alias("total_spend"), "payments_total",
+        F.datediff(d, F.col("last_payment_date")).alias("days_since_last_payment"),
+        F.datediff(d, F.col("last_login_date")).alias("days_since_last_login"),
+        "last_nps", F.datediff(d, F.to_date("last_nps_at")).alias("days_since_last_nps"))
 
     zero_fill = ["total_spend", "spend_7d", "spend_30d", "spend_90d", "payments_total", "failed_payments_30d",
                  "failed_payments_90d", "refunds_90d", "sessions_7d", "sessions_30d", "sessions_prev_30d",
@@ -99,7 +173,7 @@ def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily:
                  "tickets_30d", "billing_tickets_90d"]
     observed = F.lit((day - observed_since).days + 1 if observed_since else 0)
     out = (base.join(then, "subscription_id", "left").join(windows, "customer_id", "left")
-           .join(ticket_counts, "customer_id", "left").fillna(0, subset=zero_fill))
+           .join(lifetime, "customer_id", "left").join(ticket_counts, "customer_id", "left").fillna(0, subset=zero_fill))
     tenure = F.datediff(d, F.coalesce(F.col("signup_date"), F.col("start_date")))
     return out.select(
         F.col("customer_id"),

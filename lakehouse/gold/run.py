@@ -56,6 +56,9 @@ def build_gold(spark: SparkSession, settings: Settings, run_date: dt.date, run_i
     day = run_date.isoformat()
     _write(spark, settings, activity.TABLE, activity.build_activity(spark, settings, run_date),
            "ingest_date", day, meta, result)
+    state, how = features.build_state(spark, settings, run_date)
+    _write(spark, settings, features.STATE_TABLE, state, "as_of_date", day, meta, result)
+    log.info("gold.%s %s: %s", features.STATE_TABLE, day, how)
     _write(spark, settings, features.TABLE, features.build_snapshot(spark, settings, run_date),
            "snapshot_date", day, meta, result)
     lab = labels.build_labels(spark, settings, run_date)

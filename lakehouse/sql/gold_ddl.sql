@@ -27,6 +27,21 @@ COMMENT 'Per customer and day activity; the incremental base of the windowed fea
 ALTER TABLE gold.customer_activity_daily ADD CONSTRAINT activity_non_negative
   CHECK (sessions >= 0 AND events >= 0 AND paid_amount >= 0 AND failed_count >= 0);
 
+CREATE TABLE IF NOT EXISTS gold.customer_lifetime_state (
+  customer_id          STRING        NOT NULL COMMENT 'Customer business key',
+  total_spend          DECIMAL(20,2)          COMMENT 'Paid amount since records began',
+  payments_total       BIGINT                 COMMENT 'Paid transactions since records began',
+  last_payment_date    DATE                   COMMENT 'Last day with a paid transaction',
+  last_login_date      DATE                   COMMENT 'Last day with a login',
+  last_nps             INT                    COMMENT 'Latest NPS score (0-10)',
+  last_nps_at          TIMESTAMP              COMMENT 'When the latest NPS response was submitted',
+  first_activity_date  DATE                   COMMENT 'First day with any activity row',
+  as_of_date           DATE          NOT NULL COMMENT 'State as known on this date; partition key'
+) USING DELTA
+PARTITIONED BY (as_of_date)
+LOCATION '${lake}/gold/customer_lifetime_state'
+COMMENT 'All-history aggregates per customer as of each date: state(D) = state(D-1) + rows visible on D';
+
 CREATE TABLE IF NOT EXISTS gold.customer_daily_features (
   customer_id             STRING  NOT NULL COMMENT 'Customer business key',
   snapshot_date           DATE    NOT NULL COMMENT 'As-of date D: only data with event time <= D that had arrived by D',

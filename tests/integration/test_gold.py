@@ -59,6 +59,13 @@ def test_incremental_snapshots_equal_a_full_recompute_from_silver(spark, gold_la
         stored = _partition(spark, settings, features.TABLE, "snapshot_date", day)
         rebuilt = features.build_snapshot(spark, settings, day, daily=full_daily)
         assert delta_io.content_checksum(stored) == delta_io.content_checksum(rebuilt), day
+        # the lifetime state, rolled forward from the day before, equals one pass over the rebuild
+        state = _partition(spark, settings, features.STATE_TABLE, "as_of_date", day).drop("as_of_date")
+        one_pass = features._lifetime(features._known_on(full_daily, day))
+        assert delta_io.content_checksum(state) == delta_io.content_checksum(one_pass), day
+    # ...and the stored states after the first date were indeed rolled, not recomputed
+    assert features.build_state(spark, settings, dates[3])[1] == f"rolled forward from {dates[2]}"
+    assert features.build_state(spark, settings, dates[0])[1] == "full pass over the daily activity"
     full_daily.unpersist()
 
 
@@ -102,7 +109,8 @@ def test_labels_match_the_simulated_cancellations(spark, gold_lake):
 
 def test_rerunning_gold_for_a_date_leaves_identical_tables(spark, gold_lake):
     settings, dates, _, _ = gold_lake
-    names = [(activity.TABLE, "ingest_date"), (features.TABLE, "snapshot_date"), (labels.TABLE, "snapshot_date")]
+    names = [(activity.TABLE, "ingest_date"), (features.STATE_TABLE, "as_of_date"), (features.TABLE, "snapshot_date"),
+             (labels.TABLE, "snapshot_date")]
     before = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
     build_gold(spark, settings, dates[3])
     after = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
