@@ -246,3 +246,69 @@ def bench_online(settings: Settings, lookups: int, out_json: Path, out_md: Path)
         "local TCP round trip. A served deployment behind the same interface would use Redis or a key-value "
         "table in PostgreSQL.", ""]))
     return result
+
+
+def bench_gold(settings: Settings, dates: list[dt.date], out_json: Path, out_md: Path, repeats: int = 3) -> list[dict]:
+    """The gold snapshot's cost against the age of the lake, on the configured lake.
+
+    For each date D (the lake must hold gold activity up to D, e.g. after ``lakehouse run``): the
+    lifetime state of D rolled forward from D-1's against one pass over all daily activity up to D,
+    and the snapshot read from the stored state against the full recompute (state computed in the
+    same query). The states of D-1 and D are written as the pipeline writes them (same rows, so the
+    lake's tables keep their content).
+    """
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.gold import features
+    from lakehouse.spark import build_session
+    from lakehouse.storage import table_uri
+
+    spark = build_session(settings, "bench-gold")
+    results = []
+    try:
+        state_uri = table_uri(settings, "gold", features.STATE_TABLE)
+        daily = features._stored_daily(spark, settings, dates[0])
+        first = daily.agg(F.min("activity_date")).first()[0]
+        for day in dates:
+            known = features._known_on(daily, day)
+            rows_all = known.count()
+            rows_window = known.where(F.col("activity_date") > F.lit(
+                (day - dt.timedelta(days=features.WINDOW_DAYS)).isoformat()).cast("date")).count()
+            for d in (day - dt.timedelta(days=1), day):  # store D-1's state, then D's (rolled)
+                state, how = features.build_state(spark, settings, d)
+                delta_io.replace_partition(state, state_uri, "as_of_date", d.isoformat(), "bench-gold")
+            steps = {
+                "state: one pass over all daily rows": lambda: features._lifetime(known).count(),
+                "state: rolled forward from D-1": lambda: features.build_state(spark, settings, day)[0].count(),
+                "snapshot from the stored state (daily run)": lambda: features.build_snapshot(spark, settings, day).count(),
+                "snapshot, full recompute (state in the query)":
+                    lambda: features.build_snapshot(spark, settings, day, daily=daily).count(),
+            }
+            for name, fn in steps.items():
+                fn()  # warm-up
+                times = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t)
+                results.append({"date": day.isoformat(), "history_days": (day - first).days + 1,
+                                "daily_rows_known": rows_all, "daily_rows_in_window": rows_window, "step": name,
+                                "best_s": round(min(times), 3), "median_s": round(sorted(times)[len(times) // 2], 3)})
+                log.info("bench gold %s: %s", day, results[-1])
+    finally:
+        spark.stop()
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps({"machine": machine(), "lake": settings.lake_uri, "results": results}, indent=2))
+    lines = ["# Gold snapshot against the age of the lake", "",
+             f"Machine: {machine()}. Lake: the configured one (`{settings.lake_uri}`), warm Spark session; best and "
+             f"median of {repeats} runs after a warm-up; each step ends in a count. The daily run reads the stored "
+             "state of D (rolled from D-1 by the step above it) and the daily activity rows of the last "
+             f"{features.WINDOW_DAYS} activity days; the full recompute aggregates every daily row up to D.", "",
+             "| date | days of history | daily rows up to D | of them in the window | step | best s | median s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r['date']} | {r['history_days']} | {r['daily_rows_known']:,} | {r['daily_rows_in_window']:,} | "
+                     f"{r['step']} | {r['best_s']} | {r['median_s']} |")
+    out_md.write_text("\n".join(lines) + "\n")
+    return results

@@ -466,6 +466,17 @@ def cmd_bench_online(args) -> int:
     return 0
 
 
+def cmd_bench_gold(args) -> int:
+    from lakehouse.bench import bench_gold
+
+    settings = _settings(args)
+    root = settings.path(".")
+    results = bench_gold(settings, [d for part in args.dates.split(",") for d in _dates(part)],
+                         root / "bench-results" / "gold.json", root / "docs" / "benchmarks-gold.md")
+    print(f"{len(results)} measurements written to bench-results/gold.json and docs/benchmarks-gold.md")
+    return 0
+
+
 def cmd_bench_features(args) -> int:
     from lakehouse.bench_features import bench_features
 
@@ -705,6 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--history", default="30,365", help="comma-separated days of history (default 30,365)")
     s.add_argument("--spark-memory", default="6g", help="Spark driver memory (local mode; default 6g)")
     s.set_defaults(func=cmd_bench_features)
+    s = bench.add_parser("gold", help="gold snapshot cost against the age of the lake (rolled state vs full pass)")
+    s.add_argument("--dates", required=True, help="comma-separated dates (or FIRST:LAST ranges) the configured lake holds gold activity for")
+    s.set_defaults(func=cmd_bench_gold)
     s = bench.add_parser("online", help="online feature store latency (in-process and HTTP)")
     s.add_argument("--lookups", type=int, default=2000)
     s.set_defaults(func=cmd_bench_online)
