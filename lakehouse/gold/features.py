@@ -160,7 +160,8 @@ def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily:
     else:
         state = _lifetime(_known_on(daily, day))
     windows = _window_sums(_known_on(daily, day), day)
-    observed_since = state.agg(F.min("first_activity_date")).first()[0]
+    # the lake's first activity day, joined in (one row) rather than collected by a separate job
+    first_seen = state.agg(F.min("first_activity_date").alias("_first_seen"))
     lifetime = state.select(
         "customer_id", F.col("total_spend").cast("double").alias("total_spend"), "payments_total",
         F.datediff(d, F.col("last_payment_date")).alias("days_since_last_payment"),
@@ -171,9 +172,10 @@ def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily:
                  "failed_payments_90d", "refunds_90d", "sessions_7d", "sessions_30d", "sessions_prev_30d",
                  "events_30d", "feature_uses_30d", "active_days_7d", "active_days_30d", "open_tickets",
                  "tickets_30d", "billing_tickets_90d"]
-    observed = F.lit((day - observed_since).days + 1 if observed_since else 0)
+    observed = F.coalesce(F.datediff(d, F.col("_first_seen")) + 1, F.lit(0))
     out = (base.join(then, "subscription_id", "left").join(windows, "customer_id", "left")
-           .join(lifetime, "customer_id", "left").join(ticket_counts, "customer_id", "left").fillna(0, subset=zero_fill))
+           .join(lifetime, "customer_id", "left").join(ticket_counts, "customer_id", "left").fillna(0, subset=zero_fill)
+           .crossJoin(F.broadcast(first_seen)))
     tenure = F.datediff(d, F.coalesce(F.col("signup_date"), F.col("start_date")))
     return out.select(
         F.col("customer_id"),

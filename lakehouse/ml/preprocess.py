@@ -34,14 +34,26 @@ def stages(numeric: list[str], categorical: list[str], scale: bool = True) -> li
 
 
 def feature_names(model_stages, numeric: list[str], categorical: list[str]) -> list[str]:
-    """Names of the assembled vector's slots (numeric first, then one slot per category)."""
-    from pyspark.ml.feature import StringIndexerModel
+    """Names of the assembled vector's slots (numeric first, then the one-hot slots of each category).
+
+    With ``handleInvalid="keep"`` the indexer sends a value unseen in training to an extra last index
+    (nulls are a category of their own, ``__missing__``), and the encoder (keep + dropLast) gives that
+    index a slot: named ``<column>=<unseen>``.
+    """
+    from pyspark.ml.feature import OneHotEncoderModel, StringIndexerModel
 
     names = list(numeric)
     indexers = {s.getInputCol()[:-5]: s for s in model_stages if isinstance(s, StringIndexerModel)}
+    encoder = next((s for s in model_stages if isinstance(s, OneHotEncoderModel)), None)
+    sizes = dict(zip([c[:-5] for c in encoder.getInputCols()], encoder.categorySizes)) if encoder else {}
     for c in categorical:
-        labels = indexers[c].labels if c in indexers else []
-        names += [f"{c}={v}" for v in labels]  # keep + dropLast: an unseen value is all zeros
+        labels = list(indexers[c].labels) if c in indexers else []
+        size = sizes.get(c, len(labels) + 1)
+        if encoder is not None:
+            keep, drop = encoder.getHandleInvalid() == "keep", encoder.getDropLast()
+            size = size + 1 if keep and not drop else size - 1 if drop and not keep else size
+        slots = labels + ["<unseen>"] * max(0, size - len(labels))
+        names += [f"{c}={v}" for v in slots[:size]]
     return names
 
 

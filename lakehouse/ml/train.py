@@ -89,6 +89,9 @@ def _importances(model, numeric: list[str], categorical: list[str]) -> list[tupl
     names = preprocess.feature_names(model.stages, numeric, categorical)
     clf = model.stages[-1]
     values = (clf.coefficients.toArray() if hasattr(clf, "coefficients") else clf.featureImportances.toArray())
+    if len(names) != len(values):
+        raise LakehouseError(f"{len(names)} feature names for {len(values)} model inputs: the names would be "
+                             "misaligned (preprocess.feature_names)")
     return list(zip(names, [float(v) for v in values]))
 
 

@@ -141,3 +141,27 @@ def test_drift_is_flagged_on_a_shifted_scenario_and_not_on_a_steady_one(spark, m
     drift = delta_io.read(spark, table_uri(settings, "ops", "feature_drift"))
     flagged = {r["feature"] for r in drift.where(F.col("score_date") == F.lit(shifted_day)).where("drifted").collect()}
     assert {"sessions_7d", "sessions_30d", "failed_payments_30d"} & flagged
+
+
+def test_feature_names_match_the_assembled_vector_slot_by_slot(spark):
+    """Importance plots and coefficients are labelled by these names: Spark's own slot metadata must agree."""
+    from pyspark.ml import Pipeline
+
+    from lakehouse.ml import preprocess
+
+    rows = [(1.0, None, "monthly", "basic"), (2.0, 3.0, "annual", "premium"), (None, 1.0, "monthly", None)]
+    frame = spark.createDataFrame(rows, "a double, b double, contract string, plan string")
+    model = Pipeline(stages=preprocess.stages(["a", "b"], ["contract", "plan"], scale=False)).fit(frame)
+    names = preprocess.feature_names(model.stages, ["a", "b"], ["contract", "plan"])
+    attrs = model.transform(frame).schema[preprocess.FEATURES_COL].metadata["ml_attr"]["attrs"]
+    slots = sorted((a["idx"], a["name"]) for group in attrs.values() for a in group)
+    assert len(names) == len(slots) == 2 + 3 + 4  # contract: annual, monthly, unseen; plan: + __missing__
+    # Spark names a slot "<input column>_<value>"; ours are "<feature>=<value>"
+    for name, (_, spark_name) in zip(names, slots):
+        col, _, value = name.partition("=")
+        if value:
+            assert spark_name.startswith(f"{col}__ohe_") and spark_name.endswith(
+                "__unknown" if value == "<unseen>" else value), (name, spark_name)
+        else:
+            assert spark_name.endswith(f"_{col}__imp"), (name, spark_name)
+    assert names[2:5] == ["contract=annual", "contract=monthly", "contract=<unseen>"]
