@@ -34,6 +34,17 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
+def repeat_timed(fn, repeats: int) -> dict:
+    """Best and median wall seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return {"best_s": round(min(times), 3), "median_s": round(sorted(times)[len(times) // 2], 3)}
+
+
 def bench_ingest(settings: Settings, scales: list[float], days: int, out_json: Path, out_md: Path) -> list[dict]:
     from lakehouse.ingest.run import ingest_source
     from lakehouse.simulator.api import ApiServer
@@ -154,14 +165,8 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                 checked.unpersist()
 
             for name, fn in (("plain scan", plain_scan), ("validation (Deequ + row rules + dedup)", validation)):
-                fn()  # warm-up
-                times = []
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    fn()
-                    times.append(time.perf_counter() - t)
                 results.append({"scale": scale, "table": table, "rows": rows, "step": name,
-                                "best_s": round(min(times), 3), "median_s": round(sorted(times)[len(times) // 2], 3)})
+                                **repeat_timed(fn, repeats)})
                 log.info("bench validation x%g %s: %s", scale, name, results[-1])
     finally:
         if spark is not None:
@@ -286,15 +291,9 @@ def bench_gold(settings: Settings, dates: list[dt.date], out_json: Path, out_md:
                     lambda: features.build_snapshot(spark, settings, day, daily=daily).count(),
             }
             for name, fn in steps.items():
-                fn()  # warm-up
-                times = []
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    fn()
-                    times.append(time.perf_counter() - t)
                 results.append({"date": day.isoformat(), "history_days": (day - first).days + 1,
                                 "daily_rows_known": rows_all, "daily_rows_in_window": rows_window, "step": name,
-                                "best_s": round(min(times), 3), "median_s": round(sorted(times)[len(times) // 2], 3)})
+                                **repeat_timed(fn, repeats)})
                 log.info("bench gold %s: %s", day, results[-1])
     finally:
         spark.stop()
