@@ -46,14 +46,9 @@ def feature_names(model_stages, numeric: list[str], categorical: list[str]) -> l
     indexers = {s.getInputCol()[:-5]: s for s in model_stages if isinstance(s, StringIndexerModel)}
     encoder = next((s for s in model_stages if isinstance(s, OneHotEncoderModel)), None)
     sizes = dict(zip([c[:-5] for c in encoder.getInputCols()], encoder.categorySizes)) if encoder else {}
-    for c in categorical:
-        labels = list(indexers[c].labels) if c in indexers else []
-        size = sizes.get(c, len(labels) + 1)
-        if encoder is not None:
-            keep, drop = encoder.getHandleInvalid() == "keep", encoder.getDropLast()
-            size = size + 1 if keep and not drop else size - 1 if drop and not keep else size
-        slots = labels + ["<unseen>"] * max(0, size - len(labels))
-        names += [f"{c}={v}" for v in slots[:size]]
+    for c in categorical:  # stages() encodes with keep + dropLast: one slot per label, then the unseen slot
+        labels = list(indexers[c].labels)
+        names += [f"{c}={v}" for v in labels] + [f"{c}=<unseen>"] * (sizes[c] - len(labels))
     return names
 
 
