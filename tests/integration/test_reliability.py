@@ -22,7 +22,7 @@ from tests.procs.delta_writer import ROWS_PER_DAY, day_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = ROOT / "tests" / "procs" / "delta_writer.py"
-TRIALS = int(os.environ.get("CRASH_TRIALS", "20"))
+TRIALS = int(os.environ.get("CRASH_TRIALS", "12"))  # a longer soak: CRASH_TRIALS=50
 DAYS = 40  # more days than the trials can reach: every trial is killed mid-run
 
 
