@@ -150,20 +150,16 @@ class Step:
 # ---- the four routes ----------------------------------------------------------------------------
 
 def _full_sql(source: str, day: dt.date) -> str:
-    """As-of-``day`` features over every event on or before ``day`` (DuckDB and Spark SQL alike).
-
-    Each event's age in days is computed once, in a subquery, and every window and the recency read
-    it (the days since the last event are the smallest age): one date conversion per event instead
-    of six. Both engines run this same text."""
+    """As-of-``day`` features over every event on or before ``day`` (DuckDB and Spark SQL alike)."""
     d = f"DATE '{day.isoformat()}'"
+    age = f"datediff_days({d}, CAST(ts AS DATE))"
     parts = ["SUM(cents) AS total_spend"]
     for name, (what, n) in WINDOWS.items():
         value = "cents" if what == "cents" else "1"
-        parts.append(f"SUM(CASE WHEN age < {n} THEN {value} ELSE 0 END) AS {name}")
-    parts.append("MIN(age) AS days_since_last_event")
-    return (f"SELECT customer_id, {', '.join(parts)} FROM ("
-            f"SELECT customer_id, cents, datediff_days({d}, CAST(ts AS DATE)) AS age FROM {source}) AS e "
-            f"WHERE age >= 0 GROUP BY customer_id")
+        parts.append(f"SUM(CASE WHEN {age} < {n} THEN {value} ELSE 0 END) AS {name}")
+    parts.append(f"datediff_days({d}, MAX(CAST(ts AS DATE))) AS days_since_last_event")
+    return (f"SELECT customer_id, {', '.join(parts)} FROM {source} "
+            f"WHERE CAST(ts AS DATE) <= {d} GROUP BY customer_id")
 
 
 def duckdb_full(events: Path, day: dt.date, out: Path, threads: int) -> pd.DataFrame:
