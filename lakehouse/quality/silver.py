@@ -33,7 +33,8 @@ from lakehouse.errors import LakehouseError
 from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import run_deequ
 from lakehouse.quality.rules import TableRules, load_rules
-from lakehouse.quality.transform import all_checks, annotate, deduplicate, pseudonymize, silver_columns, split
+from lakehouse.quality.transform import (all_checks, annotate, latest, original_json, pseudonymize, row_counts,
+                                        silver_columns, split)
 from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,6 @@ def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> di
     return refs
 
 
-def _is_rule(name: str):
-    return lambda v: v["rule"] == name  # Spark counts a lambda's parameters: no default arguments here
-
-
 def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
                    pii_key: str, bronze: DataFrame | None = None) -> tuple[TableOutcome, DataFrame, DataFrame, DataFrame]:
     """Check one table for one date (its bronze rows of that date, or the given ``bronze`` rows).
@@ -121,23 +118,15 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     deequ = run_deequ(spark, annotated, spec, run_date,
                       table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json"))
     kept, quarantined = split(annotated, spec)
-    exact, latest = deduplicate(kept, spec)
     checks = all_checks(spec, run_date)
     names = [c[0] for c in checks]
-    is_bad = F.col("_quarantine_reason").isNotNull()
-    row = annotated.agg(
-        F.count(F.lit(1)).alias("_n"), F.sum(is_bad.cast("long")).alias("_q"),
-        F.sum((~is_bad & (F.size("_fixes") > 0)).cast("long")).alias("_fixed"),
-        *[F.sum(F.exists("_violations", _is_rule(n)).cast("long")).alias(n) for n in names]).first()
-    failing = {n: int(row[n] or 0) for n in names}
-    n_annotated, outcome.quarantined, outcome.fixed_rows = int(row["_n"]), int(row["_q"] or 0), int(row["_fixed"] or 0)
-    n_kept = n_annotated - outcome.quarantined
-    n_exact = exact.count()
-    outcome.silver_rows = latest.count()
-    outcome.duplicates_removed = n_kept - n_exact
-    outcome.superseded = n_exact - outcome.silver_rows
-    if n_annotated != outcome.bronze_rows:
-        raise LakehouseError(f"{spec.table} {run_date}: {outcome.bronze_rows} bronze rows but {n_annotated} checked")
+    counts = row_counts(annotated, spec, names)
+    failing = {n: counts[n] for n in names}
+    outcome.quarantined, outcome.fixed_rows, outcome.silver_rows = counts["quarantined"], counts["fixed"], counts["keys"]
+    outcome.duplicates_removed = counts["rows"] - outcome.quarantined - counts["distinct_rows"]
+    outcome.superseded = counts["distinct_rows"] - outcome.silver_rows
+    if counts["rows"] != outcome.bronze_rows:
+        raise LakehouseError(f"{spec.table} {run_date}: {outcome.bronze_rows} bronze rows but {counts['rows']} checked")
 
     resolution = {r.name: r.resolution for r in spec.rules}
     by_rule = {o.rule: o for o in deequ}
@@ -186,12 +175,12 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
         raise LakehouseError(f"{spec.table} {run_date}: reconciliation broken: bronze {outcome.bronze_rows} != "
                              f"silver {outcome.silver_rows} + quarantined {outcome.quarantined} + duplicates "
                              f"{outcome.duplicates_removed} + superseded {outcome.superseded}")
-    silver = pseudonymize(latest, spec, pii_key).select(*silver_columns(spec), *META)
+    silver = pseudonymize(latest(kept, spec), spec, pii_key).select(*silver_columns(spec), *META)
     quarantine_rows = quarantined.select(
         F.lit(spec.table).alias("table"), F.col("_quarantine_reason.rule").alias("rule"),
         F.col("_quarantine_reason.reason_code").alias("reason_code"),
         F.transform("_violations", lambda v: v["rule"]).alias("violations"),
-        "_source_file", "_line", "_parse_error", "_original", "_raw_record")
+        "_source_file", "_line", "_parse_error", original_json(bronze.columns).alias("_original"), "_raw_record")
     return outcome, silver, quarantine_rows, annotated
 
 

@@ -115,10 +115,12 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
     """Typed, standardized rows with ``_fixes``, ``_violations`` and ``_quarantine_reason``.
 
     ``references`` maps a rule name (check 'references') to a one-column frame of valid keys.
-    Output columns: the declared columns (typed), ``_raw_<col>`` for each, the bronze metadata
-    (``_source_file``, ``_line``, ``_parse_error``, ``_raw_record``), ``_original`` (the bronze
-    row as JSON), ``_fixes`` (columns standardized, formats repaired, values imputed),
-    ``_violations`` (array of struct(rule, severity, resolution, reason_code)).
+    Output columns: the declared columns (typed), ``_raw_<col>`` for each and for every undeclared
+    column bronze has, the bronze metadata (``_source_file``, ``_line``, ``_parse_error``,
+    ``_raw_record``), ``_fixes`` (columns standardized, formats repaired, values imputed),
+    ``_violations`` (array of struct(rule, severity, resolution, reason_code)). ``original_json``
+    rebuilds the bronze row as it came from the ``_raw_`` columns; it is not computed here, as only
+    quarantined rows need it.
     """
     present = set(bronze.columns)
     business = [c for c in bronze.columns if not c.startswith("_")]
@@ -134,9 +136,9 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
             fixes.append(F.when(typed.isNull() & raw.isNull(), F.lit(f"impute:{name}")))
             typed = F.coalesce(typed, F.lit(cs.impute).cast(_spark_type(cs)))
         cols += [typed.cast(_spark_type(cs)).alias(name), raw.alias(f"_raw_{name}")]
+    cols += [F.col(f"`{c}`").alias(f"_raw_{c}") for c in business if c not in spec.columns]
     meta = [F.col(c) for c in ("_source_file", "_line", "_parse_error", "_raw_record") if c in present]
-    df = bronze.select(*cols, *meta, F.to_json(F.struct(*[F.col(f"`{c}`") for c in business]), {"ignoreNullFields": "false"}).alias("_original"),
-                       F.array_compact(F.array(*fixes)).alias("_fixes"))
+    df = bronze.select(*cols, *meta, F.array_compact(F.array(*fixes)).alias("_fixes"))
     for rule in spec.rules:
         if rule.check == "references":
             keys = (references or {}).get(rule.name)
@@ -181,19 +183,57 @@ def split(annotated: DataFrame, spec: TableRules) -> tuple[DataFrame, DataFrame]
     return annotated.where(~bad), annotated.where(bad)
 
 
-def deduplicate(kept: DataFrame, spec: TableRules) -> DataFrame:
-    """(rows without exact duplicates, one row per business key: the latest by ``order_by``).
+def original_json(bronze_columns: list[str]) -> Column:
+    """The bronze row's business columns as JSON, as they came (from ``annotate``'s ``_raw_`` columns)."""
+    business = [c for c in bronze_columns if not c.startswith("_")]
+    return F.to_json(F.struct(*[F.col(f"`_raw_{c}`").alias(c) for c in business]), {"ignoreNullFields": "false"})
 
-    The caller counts rows before and after each step: duplicates removed, versions superseded.
+
+def _is_rule(name: str):
+    return lambda v: v["rule"] == name  # Spark counts a lambda's parameters: no default arguments here
+
+
+def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str]) -> dict[str, int]:
+    """Every count the reconciliation needs, in one pass and one shuffle of narrow columns.
+
+    ``rows``, ``quarantined``, ``fixed`` (kept rows with a fix), ``distinct_rows`` (kept rows left
+    once exact duplicates are dropped), ``keys`` (distinct business keys among kept rows: the silver
+    rows) and each rule's failing rows. Rows are grouped as ``dropDuplicates`` and a window would
+    group them (nulls equal). Hash-partitioning on (quarantined, key) once serves both groupings, as
+    the key is part of the business columns.
+    """
+    business, key = list(spec.columns), list(spec.key)
+    bad = F.col("_quarantine_reason").isNotNull()
+    flags = [F.exists("_violations", _is_rule(n)).cast("long").alias(f"_r{i}") for i, n in enumerate(rules)]
+    narrow = annotated.select(*[F.col(f"`{c}`") for c in business], bad.alias("_bad"),
+                              (~bad & (F.size("_fixes") > 0)).cast("long").alias("_fixed"), *flags)
+    sums = ["_fixed", *[f"_r{i}" for i in range(len(rules))]]
+    per_row = (narrow.repartition("_bad", *key)
+               .groupBy("_bad", *business).agg(F.count(F.lit(1)).alias("_n"), *[F.sum(c).alias(c) for c in sums])
+               .groupBy("_bad", *key).agg(F.sum("_n").alias("_n"), F.count(F.lit(1)).alias("_distinct"),
+                                          *[F.sum(c).alias(c) for c in sums]))
+    kept = ~F.col("_bad")
+    row = per_row.agg(
+        F.sum("_n").alias("rows"), F.sum(F.when(F.col("_bad"), F.col("_n"))).alias("quarantined"),
+        F.sum(F.when(kept, F.col("_distinct"))).alias("distinct_rows"), F.sum(kept.cast("long")).alias("keys"),
+        *[F.sum(c).alias(c) for c in sums]).first()
+    out = {k: int(row[k] or 0) for k in ("rows", "quarantined", "distinct_rows", "keys")}
+    out["fixed"] = int(row["_fixed"] or 0)
+    out.update({n: int(row[f"_r{i}"] or 0) for i, n in enumerate(rules)})
+    return out
+
+
+def latest(kept: DataFrame, spec: TableRules) -> DataFrame:
+    """One row per business key: the latest by ``order_by``, then the highest line number.
+
+    Exact duplicates need no step of their own: they tie on every column the order looks at but
+    ``_line``, and the one kept carries the same business values whichever it is.
     """
     from pyspark.sql import Window
 
-    business = list(spec.columns)
-    exact = kept.dropDuplicates(business)
-    w = Window.partitionBy(*[F.col(k) for k in spec.key]).orderBy(F.col(spec.order_by).desc_nulls_last(),
-                                                                   F.col("_line").desc())
-    latest = exact.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
-    return exact, latest
+    ties = [F.col(c).desc() for c in ("_line", "_source_file") if c in kept.columns]
+    w = Window.partitionBy(*[F.col(k) for k in spec.key]).orderBy(F.col(spec.order_by).desc_nulls_last(), *ties)
+    return kept.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
 
 
 def pseudonymize(df: DataFrame, spec: TableRules, key: str) -> DataFrame:
