@@ -169,6 +169,9 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                 quarantine.count()
                 checked.unpersist()
 
+            def phases() -> dict:
+                return _validation_phases(spark, run, spec, day, bronze)
+
             for mode, conf in SQL_MODES.items():
                 for key, value in conf.items():
                     spark.conf.set(key, value)
@@ -176,6 +179,10 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                     results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": name,
                                     **repeat_timed(fn, repeats)})
                     log.info("bench validation x%g %s %s: %s", scale, mode, name, results[-1])
+                phases()  # warm-up, then the median of each phase over the repeats
+                runs = [phases() for _ in range(repeats)]
+                results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": "phases",
+                                "phases": {k: round(sorted(r[k] for r in runs)[len(runs) // 2], 3) for k in runs[0]}})
     finally:
         if spark is not None:
             from lakehouse.quality_runtime import shutdown_deequ
@@ -197,13 +204,67 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for scale in scales:
         for mode in SQL_MODES:
-            part = [r for r in results if r["scale"] == scale and r["mode"] == mode]
+            part = [r for r in results if r["scale"] == scale and r["mode"] == mode and r["step"] != "phases"]
             base = next(r["median_s"] for r in part if r["step"] == "plain scan")
             for r in part:
                 lines.append(f"| x{scale:g} | {r['rows']} | {mode} | {r['step']} | {r['best_s']} | {r['median_s']} | "
                              f"{r['median_s'] / base:.1f}x |")
+    phase_rows = [r for r in results if r["step"] == "phases"]
+    names = list(phase_rows[0]["phases"]) if phase_rows else []
+    lines += ["", "## Where the time goes", "",
+              "The same validation timed step by step (median seconds of the repeats; `validate_table` "
+              "runs these steps, the last two as the silver MERGE and the quarantine write read them). "
+              "The plain scan's median is in the last column for scale.", "",
+              "| scale | Spark SQL | " + " | ".join(PHASES[n] for n in names) + " | plain scan |",
+              "| --- | --- | " + " | ".join("---" for _ in names) + " | --- |"]
+    for r in phase_rows:
+        base = next(x["median_s"] for x in results
+                    if x["scale"] == r["scale"] and x["mode"] == r["mode"] and x["step"] == "plain scan")
+        lines.append(f"| x{r['scale']:g} | {r['mode']} | " + " | ".join(str(r["phases"][n]) for n in names)
+                     + f" | {base} |")
     out_md.write_text("\n".join(lines) + "\n")
     return results
+
+
+PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache", "bronze_count": "bronze count",
+          "deequ": "Deequ suite", "counts": "all counts (one shuffle)", "latest": "latest per key (window)",
+          "quarantine": "quarantine rows + JSON"}
+
+
+def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) -> dict:
+    """Wall seconds of each step ``validate_table`` takes, run one by one on the same rows."""
+    from lakehouse.quality import transform
+    from lakehouse.quality.deequ_checks import run_deequ
+    from lakehouse.quality.silver import _references
+    from lakehouse.storage import table_uri
+
+    out = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        value = fn()
+        out[name] = time.perf_counter() - t
+        return value
+
+    def noop(df):
+        df.write.format("noop").mode("overwrite").save()
+
+    annotated = transform.annotate(bronze, spec, day, _references(spark, settings, spec))
+    timed("annotate", lambda: noop(annotated))
+    annotated = annotated.cache()
+    try:
+        timed("cache", annotated.count)
+        timed("bronze_count", bronze.count)
+        timed("deequ", lambda: run_deequ(spark, annotated, spec, day,
+                                         table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json")))
+        names = [c[0] for c in transform.all_checks(spec, day)]
+        timed("counts", lambda: transform.row_counts(annotated, spec, names))
+        kept, quarantined = transform.split(annotated, spec)
+        timed("latest", lambda: noop(transform.latest(kept, spec)))
+        timed("quarantine", lambda: noop(quarantined.select(transform.original_json(bronze.columns))))
+    finally:
+        annotated.unpersist()
+    return out
 
 
 def bench_online(settings: Settings, lookups: int, out_json: Path, out_md: Path) -> dict:
