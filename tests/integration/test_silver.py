@@ -261,3 +261,20 @@ def test_duplicates_and_versions_are_counted_in_one_pass(spark):
     assert newest == {"e1": ("home", 2), "e2": ("new", 4), "e4": ("home", 7)}
     original = [json.loads(r[0]) for r in quarantined.select(original_json(bronze.columns)).collect()]
     assert original == [dict(zip(cols, rows[4][:7]))] * 2
+
+
+def test_freshness_ignores_quarantined_rows(spark, tmp_path):
+    """A stale batch stays stale when one of its rows carries a far-future time (quarantined)."""
+    from lakehouse.quality.deequ_checks import run_deequ
+
+    spec = RULES["web_events"]
+    day = dt.date(2026, 1, 20)
+    schema = ("event_id string, customer_id string, session_id string, event_type string, page string, "
+              "device string, ts string, _source_file string, _line long, _parse_error string, _raw_record string")
+    rows = [(f"e{i}", "c1", "s1", "login", None, "web", "2026-01-05T08:00:00Z", "f", i, None, None) for i in range(5)]
+    rows.append(("e9", "c1", "s1", "login", None, "web", "2099-01-01T00:00:00Z", "f", 9, None, None))
+    ann = annotate(spark.createDataFrame(rows, schema), spec, day).cache()
+    outcomes = {o.rule: o for o in run_deequ(spark, ann, spec, day, str(tmp_path / "deequ.json"))}
+    ann.unpersist()
+    assert outcomes["ts_not_future"].status == "Failure"  # the 2099 row, quarantined
+    assert outcomes["freshness"].metric == 15 and outcomes["freshness"].status == "Failure"
