@@ -133,16 +133,16 @@ def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[
     try:
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
         table = DeltaTable.forPath(spark, uri)
-        before = table.history(1).select("version").first()[0]
+        before, _ = last_commit(spark, uri)
         table.alias("t").merge(rows.alias("s"), cond).whenNotMatchedInsertAll().execute()
-        last = table.history(1).select("version", "operation", "operationMetrics").first()
+        version, info = last_commit(spark, uri)
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    if last["version"] == before:
+    if version == before:
         return 0  # Delta made no commit: every row was stored already
-    if last["operation"] != "MERGE":
+    if info.get("operation") != "MERGE":
         return None
-    inserted = (last["operationMetrics"] or {}).get("numTargetRowsInserted")
+    inserted = (info.get("operationMetrics") or {}).get("numTargetRowsInserted")
     return int(inserted) if inserted is not None else None
 
 
@@ -160,22 +160,42 @@ def has_rows(spark: SparkSession, uri: str, where: str) -> bool:
     return read(spark, uri).where(where).limit(1).count() > 0
 
 
-def latest_version(spark: SparkSession, uri: str) -> int | None:
-    from delta.tables import DeltaTable
+def last_commit(spark: SparkSession, uri: str) -> tuple[int, dict]:
+    """(version, commitInfo) of an existing table's newest commit, read from its ``_delta_log``.
 
+    A commit is the file ``<version>.json`` (Delta's protocol), so this is one listing and one small
+    read through Hadoop's file system (local or HDFS): ~0.01 s, where ``DeltaTable.history(1)``
+    took ~0.2 s, and a date asks this of ~25 tables. ``operationMetrics`` values are strings, as in
+    ``history()``.
+    """
+    jvm = spark._jvm
+    log_dir = jvm.org.apache.hadoop.fs.Path(uri.rstrip("/") + "/_delta_log")
+    fs = log_dir.getFileSystem(spark._jsc.hadoopConfiguration())
+    names = [status.getPath().getName() for status in fs.listStatus(log_dir)]
+    versions = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
+    if not versions:
+        raise LakehouseError(f"{uri}: no commit file in _delta_log")
+    version = max(versions)
+    stream = fs.open(jvm.org.apache.hadoop.fs.Path(log_dir, f"{version:020d}.json"))
+    try:
+        text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+    info = next((a["commitInfo"] for a in map(json.loads, text.splitlines()) if "commitInfo" in a), {})
+    return version, info
+
+
+def latest_version(spark: SparkSession, uri: str) -> int | None:
     if not is_delta(spark, uri):
         return None
-    return DeltaTable.forPath(spark, uri).history(1).select("version").first()[0]
+    return last_commit(spark, uri)[0]
 
 
 def last_commit_rows(spark: SparkSession, uri: str) -> tuple[int, int | None]:
     """(version, rows written) of the table's latest commit, from Delta's operation metrics."""
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, uri).history(1).select("version", "operationMetrics").first()
-    metrics = row["operationMetrics"] or {}
-    written = metrics.get("numOutputRows")
-    return row["version"], int(written) if written is not None else None
+    version, info = last_commit(spark, uri)
+    written = (info.get("operationMetrics") or {}).get("numOutputRows")
+    return version, int(written) if written is not None else None
 
 
 def read(spark: SparkSession, uri: str, version: int | None = None) -> DataFrame:

@@ -34,3 +34,22 @@ def test_deequ_verification_suite_runs(spark):
     status = {r.constraint.split("(")[0]: r.constraint_status for r in rows}
     assert status == {"CompletenessConstraint": "Failure", "UniquenessConstraint": "Failure",
                       "ComplianceConstraint": "Failure", "SizeConstraint": "Success"}
+
+
+def test_last_commit_read_from_the_log_matches_delta_history(spark, tmp_path):
+    from delta.tables import DeltaTable
+
+    from lakehouse import delta_io
+
+    path = str(tmp_path / "log")
+    spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string").write.format("delta").save(path)
+    fresh = spark.createDataFrame([(2, "b"), (3, "c"), (4, "d")], "id int, v string")
+    assert delta_io.merge_insert_only(spark, path, fresh, ["id"], "{}") == 2
+    assert delta_io.merge_insert_only(spark, path, fresh, ["id"], "{}") == 0  # no commit at all
+    spark.createDataFrame([(5, "e")], "id int, v string").write.format("delta").mode("append").save(path)
+    last = DeltaTable.forPath(spark, path).history(1).select("version", "operation", "operationMetrics").first()
+    version, info = delta_io.last_commit(spark, path)
+    assert (version, info["operation"], info["operationMetrics"]) == (2, "WRITE", last["operationMetrics"])
+    assert last["version"] == version == delta_io.latest_version(spark, path)
+    assert delta_io.last_commit_rows(spark, path) == (2, 1)
+    assert delta_io.latest_version(spark, str(tmp_path / "none")) is None
