@@ -169,9 +169,6 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                 quarantine.count()
                 checked.unpersist()
 
-            def phases() -> dict:
-                return _validation_phases(spark, run, spec, day, bronze)
-
             for mode, conf in SQL_MODES.items():
                 for key, value in conf.items():
                     spark.conf.set(key, value)
@@ -179,8 +176,8 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                     results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": name,
                                     **repeat_timed(fn, repeats)})
                     log.info("bench validation x%g %s %s: %s", scale, mode, name, results[-1])
-                phases()  # warm-up, then the median of each phase over the repeats
-                runs = [phases() for _ in range(repeats)]
+                # a warm-up, then the median of each step over the repeats
+                runs = [_validation_phases(spark, run, spec, day, bronze) for _ in range(repeats + 1)][1:]
                 results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": "phases",
                                 "phases": {k: round(sorted(r[k] for r in runs)[len(runs) // 2], 3) for k in runs[0]}})
     finally:
@@ -242,9 +239,8 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
 
     def timed(name, fn):
         t = time.perf_counter()
-        value = fn()
+        fn()
         out[name] = time.perf_counter() - t
-        return value
 
     def noop(df):
         df.write.format("noop").mode("overwrite").save()
