@@ -211,8 +211,19 @@ def content_checksum(df: DataFrame, exclude: Iterable[str] = ()) -> tuple[int, s
     Run-specific metadata (``_run_id``, ``_ingested_at``) is excluded by callers, so two runs that
     loaded the same data compare equal.
     """
+    row = df.agg(*_checksum_columns(df, exclude)).first()
+    return int(row["n"]), f"{row['s'] or 0}"
+
+
+def checksums_by(df: DataFrame, column: str, exclude: Iterable[str] = ()) -> dict:
+    """``content_checksum`` of each value's rows of ``column``, in one aggregation: the same
+    (count, checksum) as ``content_checksum(df.where(column == value))`` for every value present."""
+    rows = df.groupBy(column).agg(*_checksum_columns(df, exclude)).collect()
+    return {r[column]: (int(r["n"]), f"{r['s'] or 0}") for r in rows}
+
+
+def _checksum_columns(df: DataFrame, exclude: Iterable[str]) -> list:
     skip = set(exclude)
     cols = sorted(c for c in df.columns if c not in skip)
     row_hash = F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u0000null")) for c in cols])
-    row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(row_hash.cast("decimal(38,0)")).alias("s")).first()
-    return int(row["n"]), f"{row['s'] or 0}"
+    return [F.count(F.lit(1)).alias("n"), F.sum(row_hash.cast("decimal(38,0)")).alias("s")]

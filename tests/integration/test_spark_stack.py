@@ -53,3 +53,18 @@ def test_last_commit_read_from_the_log_matches_delta_history(spark, tmp_path):
     assert last["version"] == version == delta_io.latest_version(spark, path)
     assert delta_io.last_commit_rows(spark, path) == (2, 1)
     assert delta_io.latest_version(spark, str(tmp_path / "none")) is None
+
+
+def test_checksums_by_value_equal_each_filtered_checksum(spark):
+    from lakehouse import delta_io
+
+    rows = [("a", 1, None), ("a", 2, "x"), ("b", 1, "y"), ("c", None, None), ("c", None, None)]
+    df = spark.createDataFrame(rows, "k string, n int, s string")
+    by_k = delta_io.checksums_by(df, "k")
+    assert set(by_k) == {"a", "b", "c"}
+    for key, sums in by_k.items():
+        assert sums == delta_io.content_checksum(df.where(df.k == key)), key
+    assert [by_k[k][0] for k in "abc"] == [2, 1, 2]
+    assert by_k["a"] != by_k["c"] and len({s for _, s in by_k.values()}) == 3
+    # excluded columns leave the checksum as if they were not there
+    assert delta_io.checksums_by(df.withColumn("_run_id", df.n * 7), "k", exclude=["_run_id"]) == by_k
