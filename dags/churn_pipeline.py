@@ -5,6 +5,8 @@ its JARs are comes from Airflow Variables (``churn_project_dir``, ``churn_jars``
 rendered at run time; the Spark master and its settings come from the Airflow connection
 ``spark_churn``.
 
+The driver's memory comes from the Variable ``churn_driver_memory`` (default 2g).
+
 ``churn_pipeline`` (daily): the four ingestion jobs in parallel -> PyDeequ validation into silver
 (fails the run on error-level quality rules, so nothing downstream runs on bad data) -> gold
 (activity, point-in-time feature snapshot, matured labels) -> online-store materialization ->
@@ -27,6 +29,9 @@ from churn_alerts import alert_on_failure
 PROJECT = "{{ var.value.get('churn_project_dir', '/opt/churn') }}"
 JARS = "{{ var.value.get('churn_jars', '') }}"
 ENV = "{{ var.value.get('churn_env', 'local') }}"
+# The driver's heap is fixed when spark-submit starts its JVM, before a job reads conf/<env>: it is
+# set here (Variable ``churn_driver_memory``), else spark-submit's 1g default would apply.
+DRIVER_MEMORY = "{{ var.value.get('churn_driver_memory', '2g') }}"
 SOURCES = ["crm", "billing", "web", "support_api"]
 
 # Retry policy: 3 retries, 2 min doubling up to 30 min. The deployment may tune it through the
@@ -56,7 +61,7 @@ def job(task_id: str, script: str | None = None, extra: list[str] | None = None,
         application_args=["--run-date", "{{ ds }}", "--env", ENV, *(extra or [])],
         jars=JARS,
         name=f"churn-{task_id}-{{{{ ds }}}}",
-        conf={"spark.ui.enabled": "false"},
+        conf={"spark.ui.enabled": "false", "spark.driver.memory": DRIVER_MEMORY},
         **kwargs,
     )
 

@@ -40,6 +40,19 @@ def runtime_jars(settings: Settings) -> list[Path]:
     return jars
 
 
+# Settings read only when the driver JVM starts: under spark-submit that JVM is already running when
+# the job reads its config, so these must be given to spark-submit (--conf, the Airflow operator).
+LAUNCH_ONLY_CONF = ("spark.driver.memory", "spark.driver.extraJavaOptions", "spark.driver.extraClassPath",
+                    "spark.driver.extraLibraryPath", "spark.jars.packages")
+
+
+def ignored_launch_conf(wanted: dict[str, str], submitted: dict[str, str]) -> list[str]:
+    """Launch-time settings of ``wanted`` (the config's spark.conf) that the running driver JVM,
+    started by spark-submit with ``submitted``, does not have: one line per key."""
+    return [f"{key}={wanted[key]!r} (spark-submit gave {submitted.get(key, 'nothing')!r})"
+            for key in LAUNCH_ONLY_CONF if key in wanted and submitted.get(key) != str(wanted[key])]
+
+
 def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] | None = None):
     """Create (or return the running) SparkSession configured for this project."""
     prepare_environment()
@@ -72,6 +85,12 @@ def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] 
         builder = builder.config("spark.jars", ",".join(jars))
     conf = dict(settings.spark.conf)
     conf.update(extra_conf or {})
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        ignored = ignored_launch_conf(conf, dict(submitted.getAll()))
+        if ignored:
+            log.warning("the driver JVM was started by spark-submit without %s from conf/%s: pass them to "
+                        "spark-submit (--conf, or the Airflow operator's conf); they cannot change now",
+                        "; ".join(ignored), settings.env)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

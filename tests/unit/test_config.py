@@ -101,3 +101,15 @@ def test_cli_help_lists_subcommands():
     assert res.returncode == 0
     for cmd in ("config", "check", "simulate", "demo"):
         assert cmd in res.stdout
+
+
+def test_launch_only_spark_settings_missing_from_spark_submit_are_named():
+    from lakehouse.spark import ignored_launch_conf
+
+    wanted = {"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": "2",
+              "spark.driver.extraJavaOptions": "-Xss4m"}
+    assert ignored_launch_conf(wanted, {"spark.driver.memory": "2g", "spark.driver.extraJavaOptions": "-Xss4m"}) == []
+    lines = ignored_launch_conf(wanted, {"spark.driver.memory": "1g"})
+    assert lines == ["spark.driver.memory='2g' (spark-submit gave '1g')",
+                     "spark.driver.extraJavaOptions='-Xss4m' (spark-submit gave 'nothing')"]
+    assert ignored_launch_conf({"spark.sql.shuffle.partitions": "2"}, {}) == []  # runtime settings apply later
