@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from lakehouse import delta_io
 from tests.procs.delta_writer import ROWS_PER_DAY, day_rows
 
