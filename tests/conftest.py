@@ -3,15 +3,21 @@ and the simulated sources generated once at test scale."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-# Airflow reads its home at import time: keep the tests' Airflow state out of ~/airflow
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="churn-airflow-"))
+# Airflow reads its home at import time: keep the tests' Airflow state out of ~/airflow, in a
+# folder made only when none is set (this module is also imported by tests' child processes) and
+# removed when the process ends
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="churn-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
 os.environ.setdefault("SUPPORT_API_TOKEN", "test-token")
