@@ -9,10 +9,10 @@ export SUPPORT_API_TOKEN ?= local-dev-token
 export PII_HASH_KEY ?= local-dev-pii-key
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup venv jars demo test test-fast bench clean-lake help airflow distributed walkthrough
+.PHONY: setup venv jars cds demo test test-fast bench clean-lake help airflow distributed walkthrough
 
 help:
-	@echo "make setup   - create .venv, install pinned requirements, resolve JARs with Maven (idempotent)"
+	@echo "make setup   - create .venv, install pinned requirements, resolve JARs with Maven, build the JVM class archive (idempotent)"
 	@echo "make demo    - generate the simulated sources and run the pipeline end to end (env=$(ENV))"
 	@echo "make test    - run the test suite"
 	@echo "make bench   - run the benchmarks (results in bench-results/ and docs/)"
@@ -20,7 +20,7 @@ help:
 	@echo "make walkthrough - run the DAG for a date and screenshot Airflow and MLflow into docs/img/walkthrough"
 	@echo "make airflow - Airflow standalone on http://127.0.0.1:8080 with this project's DAGs (SQLite metadata)"
 
-setup: venv jars
+setup: venv jars cds
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -36,6 +36,13 @@ jars: .jars/.resolved
 	mvn -q -B -f jvm/runtime/pom.xml dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory=$(CURDIR)/.jars/runtime
 	mvn -q -B -f jvm/minicluster/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.jars/minicluster
 	@touch $@
+
+# The driver JVM's class-data-sharing archive (lakehouse/jvm_archive.py): jobs start ~8 s sooner.
+# Optional: when it cannot be built, setup warns and jobs start without it.
+cds: .jars/cds/spark-driver.jsa
+.jars/cds/spark-driver.jsa: .jars/.resolved $(VENV)/.installed
+	@echo "building the Spark driver's class archive (about a minute, once)"
+	-$(PY) -m lakehouse.jvm_archive $@
 
 demo: setup
 	$(VENV)/bin/lakehouse --env $(ENV) demo

@@ -62,6 +62,9 @@ class SparkConfig(_Strict):
     # Used only when nothing else (spark-submit --master) chose a master.
     default_master: str | None = None
     jars_dir: str = ".jars/runtime"
+    # class-data-sharing archive of the driver JVM's classes, built by `make setup`
+    # (lakehouse.jvm_archive); used when present, None to never use one
+    class_archive: str | None = ".jars/cds/spark-driver.jsa"
     conf: dict[str, str] = Field(default_factory=dict)
 
 

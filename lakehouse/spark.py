@@ -91,9 +91,20 @@ def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] 
             log.warning("the driver JVM was started by spark-submit without %s from conf/%s: pass them to "
                         "spark-submit (--conf, or the Airflow operator's conf); they cannot change now",
                         "; ".join(ignored), settings.env)
+    else:
+        # the JVM starts below: map the class archive if one was built (see lakehouse.jvm_archive)
+        from lakehouse.jvm_archive import archive_path, java_options
+
+        archive = archive_path(settings)
+        if archive:
+            conf["spark.driver.extraJavaOptions"] = " ".join(
+                filter(None, [conf.get("spark.driver.extraJavaOptions"), java_options(archive)]))
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    log.info("spark session %s on %s (Spark %s)", app_name, spark.sparkContext.master, spark.version)
+    options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions", "")
+    archive_used = next((o.split("=", 1)[1] for o in options.split() if o.startswith("-XX:SharedArchiveFile=")), None)
+    log.info("spark session %s on %s (Spark %s; %s)", app_name, spark.sparkContext.master, spark.version,
+             f"class archive {archive_used}" if archive_used else "no class archive")
     return spark

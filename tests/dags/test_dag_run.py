@@ -104,6 +104,8 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run
     # the DAG gives spark-submit the driver memory conf/test asks for (else the job's log warns)
     silver_log = (tmp_path / "logs" / "silver" / f"{day}.log").read_text()
     assert "lakehouse.spark: spark session silver" in silver_log
+    # ...and the class archive `make setup` built (lakehouse/jvm_archive.py)
+    assert f"class archive {ROOT / '.jars' / 'cds' / 'spark-driver.jsa'}" in silver_log, silver_log[-2000:]
     assert "started by spark-submit without" not in silver_log, silver_log[-2000:]
 
     features = delta_io.read(spark, table_uri(settings, "gold", "customer_daily_features")).where(

@@ -68,3 +68,22 @@ def test_checksums_by_value_equal_each_filtered_checksum(spark):
     assert by_k["a"] != by_k["c"] and len({s for _, s in by_k.values()}) == 3
     # excluded columns leave the checksum as if they were not there
     assert delta_io.checksums_by(df.withColumn("_run_id", df.n * 7), "k", exclude=["_run_id"]) == by_k
+
+
+def test_the_driver_jvm_maps_the_class_archive_setup_built(spark, test_settings):
+    """`make setup` writes the driver's class-data-sharing archive; this session's JVM was started with
+    it, on the JDK and class path the archive records, and a JVM that must map it (-Xshare:on) starts."""
+    import json
+
+    from lakehouse import jvm_archive
+
+    archive = jvm_archive.archive_path(test_settings)
+    assert archive is not None, "no class archive: `make setup` builds .jars/cds/spark-driver.jsa"
+    jvm = spark.sparkContext._jvm
+    args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert f"-XX:SharedArchiveFile={archive}" in args and "-Xlog:all=warning:stderr" in args
+    recorded = json.loads(archive.with_suffix(".json").read_text())
+    assert jvm.System.getProperty("java.class.path") == recorded["class_path"]
+    assert jvm.System.getProperty("java.home") == recorded["java_home"]
+    usable, message = jvm_archive.verify(archive)
+    assert usable, message

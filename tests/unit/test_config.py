@@ -113,3 +113,16 @@ def test_launch_only_spark_settings_missing_from_spark_submit_are_named():
     assert lines == ["spark.driver.memory='2g' (spark-submit gave '1g')",
                      "spark.driver.extraJavaOptions='-Xss4m' (spark-submit gave 'nothing')"]
     assert ignored_launch_conf({"spark.sql.shuffle.partitions": "2"}, {}) == []  # runtime settings apply later
+
+
+def test_class_archive_options_only_for_a_built_archive(tmp_path):
+    from lakehouse import jvm_archive
+    from lakehouse.config import load_settings
+
+    settings = load_settings("test", overrides={"spark": {"class_archive": str(tmp_path / "a.jsa")}})
+    assert jvm_archive.archive_path(settings) is None  # not built: no option, the JVM starts as usual
+    (tmp_path / "a.jsa").write_bytes(b"x")
+    assert jvm_archive.archive_path(settings) == tmp_path / "a.jsa"
+    assert jvm_archive.java_options(tmp_path / "a.jsa").split() == [
+        f"-XX:SharedArchiveFile={tmp_path / 'a.jsa'}", "-Xlog:disable", "-Xlog:all=warning:stderr"]
+    assert jvm_archive.archive_path(load_settings("test", overrides={"spark": {"class_archive": None}})) is None
