@@ -466,6 +466,15 @@ def cmd_bench_online(args) -> int:
     return 0
 
 
+def cmd_bench_jvm(args) -> int:
+    from lakehouse.jvm_archive import bench_startup
+
+    root = _settings(args).path(".")
+    results = bench_startup(args.runs, root / "bench-results" / "jvm.json", root / "docs" / "benchmarks-jvm.md")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
 def cmd_bench_gold(args) -> int:
     from lakehouse.bench import bench_gold
 
@@ -719,6 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = bench.add_parser("gold", help="gold snapshot cost against the age of the lake (rolled state vs full pass)")
     s.add_argument("--dates", required=True, help="comma-separated dates (or FIRST:LAST ranges) the configured lake holds gold activity for")
     s.set_defaults(func=cmd_bench_gold)
+    s = bench.add_parser("jvm", help="a Spark JVM's cold start with and without the class archive (make cds)")
+    s.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
+    s.set_defaults(func=cmd_bench_jvm)
     s = bench.add_parser("online", help="online feature store latency (in-process and HTTP)")
     s.add_argument("--lookups", type=int, default=2000)
     s.set_defaults(func=cmd_bench_online)

@@ -52,6 +52,12 @@ def test_last_commit_read_from_the_log_matches_delta_history(spark, tmp_path):
     assert (version, info["operation"], info["operationMetrics"]) == (2, "WRITE", last["operationMetrics"])
     assert last["version"] == version == delta_io.latest_version(spark, path)
     assert delta_io.last_commit_rows(spark, path) == (2, 1)
+    # the newest commits, newest first, as Delta's history has them (the run ledger reads these)
+    entries = DeltaTable.forPath(spark, path).history(3).select("version", "operation", "operationMetrics",
+                                                                "userMetadata").collect()
+    assert [(v, i["operation"], i["operationMetrics"], i.get("userMetadata"))
+            for v, i in delta_io.commits(spark, path, 3)] == [tuple(r) for r in entries]
+    assert [v for v, _ in delta_io.commits(spark, path, 10)] == [2, 1, 0]
     assert delta_io.latest_version(spark, str(tmp_path / "none")) is None
 
 
