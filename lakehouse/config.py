@@ -165,6 +165,12 @@ class CostConfig(_Strict):
     offer_success_rate: float = Field(ge=0, le=1)
 
 
+class ModelSizes(_Strict):
+    """Size of the tree ensembles (the tests train smaller ones on their small data)."""
+    forest_trees: int = Field(default=60, ge=1)      # random forest: trees
+    boosting_rounds: int = Field(default=30, ge=1)   # gradient-boosted trees: iterations
+
+
 class ModelConfig(_Strict):
     name: str
     experiment_prefix: str
@@ -181,6 +187,7 @@ class ModelConfig(_Strict):
     risk_bands: dict[str, float]
     drift_psi_threshold: float = Field(gt=0)
     drift_exclude: list[str] = Field(default_factory=list)
+    sizes: ModelSizes = Field(default_factory=ModelSizes)
 
 
 class MlflowConfig(_Strict):

@@ -113,7 +113,9 @@ def ingested(spark, lake):
 
 
 ML_DAYS = 8
-ML_MODEL = {"snapshot_every_days": 1, "cv_folds": 2, "eval_fraction": 0.25}
+# test-scale models as test-scale data: smaller ensembles than conf/base's 60 trees and 30 rounds
+ML_MODEL = {"snapshot_every_days": 1, "cv_folds": 2, "eval_fraction": 0.25,
+            "sizes": {"forest_trees": 20, "boosting_rounds": 10}}
 
 
 @pytest.fixture(scope="session")

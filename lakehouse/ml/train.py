@@ -26,7 +26,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import PROJECT_ROOT, Settings
+from lakehouse.config import PROJECT_ROOT, ModelSizes, Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.ml import metrics as M
 from lakehouse.ml import preprocess, tracking
@@ -59,19 +59,20 @@ class TrainResult:
         return asdict(self)
 
 
-def _classifier(name: str, seed: int):
+def _classifier(name: str, seed: int, sizes: ModelSizes | None = None):
     from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
     from pyspark.ml.tuning import ParamGridBuilder
 
+    sizes = sizes or ModelSizes()
     if name == "logistic_regression":
         clf = LogisticRegression(labelCol="label", weightCol="weight", maxIter=50)
         grid = ParamGridBuilder().addGrid(clf.regParam, [0.001, 0.03]).addGrid(clf.elasticNetParam, [0.0]).build()
     elif name == "random_forest":
-        clf = RandomForestClassifier(labelCol="label", weightCol="weight", numTrees=60, seed=seed,
+        clf = RandomForestClassifier(labelCol="label", weightCol="weight", numTrees=sizes.forest_trees, seed=seed,
                                      featureSubsetStrategy="sqrt")
         grid = ParamGridBuilder().addGrid(clf.maxDepth, [5, 8]).build()
     elif name == "gbt":
-        clf = GBTClassifier(labelCol="label", weightCol="weight", maxIter=30, stepSize=0.1, seed=seed)
+        clf = GBTClassifier(labelCol="label", weightCol="weight", maxIter=sizes.boosting_rounds, stepSize=0.1, seed=seed)
         grid = ParamGridBuilder().addGrid(clf.maxDepth, [3, 5]).build()
     else:
         raise LakehouseError(f"unknown algorithm {name!r}")
@@ -160,7 +161,8 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
 
 
 def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
-                   algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path) -> tuple[dict, dict]:
+                   algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path,
+                   sizes: ModelSizes | None = None) -> tuple[dict, dict]:
     """Tune each algorithm by k-fold CV on ``train`` (ROC AUC), score ``evaluation``, log a nested
     MLflow run per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
     import mlflow
@@ -173,7 +175,7 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
     models = {}
     for algo in algorithms:
         t0 = time.perf_counter()
-        clf, grid = _classifier(algo, seed)
+        clf, grid = _classifier(algo, seed, sizes)
         cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
                             evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=1)
         cv_model = cv.fit(train)
@@ -244,13 +246,14 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                            "train_dates": f"{train_dates[0]}..{train_dates[-1]} ({len(train_dates)})",
                            "eval_dates": f"{eval_dates[0]}..{eval_dates[-1]} ({len(eval_dates)})",
                            "positive_class_weight": round(pos_weight, 3), "cv_folds": cfg.cv_folds,
+                           "forest_trees": cfg.sizes.forest_trees, "boosting_rounds": cfg.sizes.boosting_rounds,
                            **{f"table_version.{t}": v for t, v in ts.retrieval.table_versions.items()}})
         mlflow.log_metrics({f"rows_{k}": v for k, v in rows.items()})
         mlflow.log_dict({"dates": [d.isoformat() for d in ts.dates], "train_dates": [d.isoformat() for d in train_dates],
                          "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict()},
                         "training_set.json")
         results, models = fit_algorithms(train, evaluation, ts.numeric, ts.categorical, cfg.algorithms,
-                                         cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp))
+                                         cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp), cfg.sizes)
 
         best = max(results, key=lambda a: results[a][cfg.selection_metric])
         best_model = models[best]
