@@ -88,14 +88,16 @@ def _workload(archive_tmp: str, work: str) -> None:
 
 def build(archive: Path, driver_memory: str = "2g") -> Path:
     """Write ``archive`` (and its ``.json`` record of JDK and class path) by running one small job."""
+    from lakehouse.config import load_settings
     from lakehouse.localcluster import spark_home
+    from lakehouse.spark import runtime_jars
 
     archive = archive.resolve()
     archive.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="churn-cds-") as work:
         tmp = Path(work) / archive.name
-        jars = ",".join(str(j) for j in sorted((Path(__file__).resolve().parents[1] / ".jars" / "runtime").glob("*.jar")))
+        jars = ",".join(str(j) for j in runtime_jars(load_settings("test")))
         cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", "local[2]", "--jars", jars,
                "--conf", "spark.ui.enabled=false", "--conf", f"spark.driver.memory={driver_memory}",
                "--conf", f"spark.driver.extraJavaOptions=-XX:ArchiveClassesAtExit={tmp} {LOG_TO_STDERR}",
