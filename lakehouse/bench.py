@@ -223,7 +223,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
     return results
 
 
-PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache", "bronze_count": "bronze count",
+PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache",
           "deequ": "Deequ suite", "counts": "all counts (one shuffle)", "latest": "latest per key (window)",
           "quarantine": "quarantine rows + JSON"}
 
@@ -250,7 +250,6 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     annotated = annotated.cache()
     try:
         timed("cache", annotated.count)
-        timed("bronze_count", bronze.count)
         timed("deequ", lambda: run_deequ(spark, annotated, spec, day,
                                          table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json")))
         names = [c[0] for c in transform.all_checks(spec, day)]

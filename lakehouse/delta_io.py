@@ -105,20 +105,39 @@ def replace_where(df: DataFrame, uri: str, where: str, metadata: str) -> int:
     return retry_on_conflict(write, uri, where)
 
 
-def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], order_by: str, metadata: str) -> None:
-    """Upsert ``rows`` on ``key``; a stored row is replaced only by an equal or newer ``order_by``."""
+def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], order_by: str, metadata: str,
+                 ignore: Iterable[str] = ("_run_id",)) -> bool:
+    """Upsert ``rows`` (one per ``key``) on ``key``; a stored row is replaced only by a newer
+    ``order_by``, or by an equal one that differs in some column other than ``ignore``. Returns
+    whether Delta committed.
+
+    The rows that change nothing (older than, or the same as, what is stored) are dropped before the
+    MERGE: Delta rewrites every file holding a key the source matches, whether or not the update's
+    condition holds (delta-io/delta#1812), so a re-run would rewrite files unchanged and add a table
+    version. When no row is left there is no MERGE and no commit.
+    """
     from delta.tables import DeltaTable
 
     if not is_delta(spark, uri):
         rows.limit(0).write.format("delta").save(uri)
+    o = f"`{order_by}`"
+    same = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in rows.columns if c not in set(ignore))
+    newer = f"s.{o} > t.{o} OR (t.{o} IS NULL AND s.{o} IS NOT NULL) OR ((s.{o} <=> t.{o}) AND NOT ({same}))"
+    cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
+    table = DeltaTable.forPath(spark, uri)
+    stored = table.toDF().alias("t")
+    changes = (rows.alias("s").join(stored, F.expr(cond), "left")
+               .where(F.expr(" AND ".join(f"t.`{k}` IS NULL" for k in key)) | F.expr(newer)).select("s.*"))
+    if changes.isEmpty():
+        return False
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", metadata)
     try:
-        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
-        (DeltaTable.forPath(spark, uri).alias("t").merge(rows.alias("s"), cond)
-         .whenMatchedUpdateAll(condition=f"s.`{order_by}` >= t.`{order_by}` OR t.`{order_by}` IS NULL")
-         .whenNotMatchedInsertAll().execute())
+        before = latest_version(spark, uri)
+        (table.alias("t").merge(changes.alias("s"), cond)
+         .whenMatchedUpdateAll(condition=newer).whenNotMatchedInsertAll().execute())
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    return latest_version(spark, uri) != before
 
 
 def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], metadata: str) -> int | None:
@@ -153,6 +172,16 @@ def append(df: DataFrame, uri: str, metadata: str, partition_by: Iterable[str] =
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     retry_on_conflict(lambda: writer.save(uri), uri, "append")
+
+
+def holds_exactly(spark: SparkSession, uri: str, where: str, rows: DataFrame, n: int,
+                  exclude: Iterable[str] = ("_run_id",)) -> bool:
+    """Whether the table's rows matching ``where`` are ``rows`` (``n`` of them), ignoring ``exclude``:
+    a pruned count and checksum of the stored slice, and of ``rows`` only when the counts agree."""
+    if not is_delta(spark, uri):
+        return False
+    stored = content_checksum(read(spark, uri).where(where), exclude)
+    return stored[0] == n and (n == 0 or stored == content_checksum(rows, exclude))
 
 
 def has_rows(spark: SparkSession, uri: str, where: str) -> bool:

@@ -113,20 +113,20 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     from); the caller unpersists the last once it has written the first two.
     """
     bronze = bronze if bronze is not None else _bronze_for(spark, settings, spec, run_date)
+    # annotate keeps every bronze row (a projection and a left join to distinct reference keys), so
+    # the checked rows counted below are the bronze rows: no separate count of bronze
     annotated = annotate(bronze, spec, run_date, _references(spark, settings, spec)).cache()
-    outcome = TableOutcome(spec.table, run_date.isoformat(), bronze.count())
     deequ = run_deequ(spark, annotated, spec, run_date,
                       table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json"))
     kept, quarantined = split(annotated, spec)
     checks = all_checks(spec, run_date)
     names = [c[0] for c in checks]
     counts = row_counts(annotated, spec, names)
+    outcome = TableOutcome(spec.table, run_date.isoformat(), counts["rows"])
     failing = {n: counts[n] for n in names}
     outcome.quarantined, outcome.fixed_rows, outcome.silver_rows = counts["quarantined"], counts["fixed"], counts["keys"]
     outcome.duplicates_removed = counts["rows"] - outcome.quarantined - counts["distinct_rows"]
     outcome.superseded = counts["distinct_rows"] - outcome.silver_rows
-    if counts["rows"] != outcome.bronze_rows:
-        raise LakehouseError(f"{spec.table} {run_date}: {outcome.bronze_rows} bronze rows but {counts['rows']} checked")
 
     resolution = {r.name: r.resolution for r in spec.rules}
     by_rule = {o.rule: o for o in deequ}
@@ -256,22 +256,30 @@ def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_
     name, day = spec.table, run_date.isoformat()
     uri = table_uri(settings, "silver", name)
     stamped = silver.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
+    # whether silver changed: if not, this is a re-run that brings the rows stored already, and the
+    # history and quarantine slices are compared before they are rewritten (no new table versions)
+    changed = True
     if outcome.silver_rows == 0 and delta_io.is_delta(spark, uri):
-        pass  # nothing to merge (a MERGE of no rows commits nothing either)
+        changed = False  # nothing to merge (a MERGE of no rows commits nothing either)
     elif spec.write_mode == "insert_only":
         inserted = delta_io.merge_insert_only(spark, uri, stamped, spec.key, meta)
         if inserted is not None:
             outcome.already_stored = outcome.silver_rows - inserted
+        changed = inserted != 0
     else:
-        delta_io.merge_latest(spark, uri, stamped, spec.key, spec.order_by, meta)
+        changed = delta_io.merge_latest(spark, uri, stamped, spec.key, spec.order_by, meta)
     if spec.write_mode != "insert_only":
-        delta_io.replace_partition(stamped, table_uri(settings, "silver", f"{name}_history"), "_ingest_date", day, meta)
+        h_uri = table_uri(settings, "silver", f"{name}_history")
+        if changed or not delta_io.holds_exactly(spark, h_uri, f"_ingest_date = '{day}'", stamped, outcome.silver_rows):
+            delta_io.replace_partition(stamped, h_uri, "_ingest_date", day, meta)
     q_uri = table_uri(settings, "silver", f"quarantine_{spec.source}")
     q_where = f"_ingest_date = '{day}' AND table = '{name}'"
-    # an empty quarantine needs a commit only to create the table or to clear rows an earlier run of
-    # this date left there
-    if outcome.quarantined or not delta_io.is_delta(spark, q_uri) or delta_io.has_rows(spark, q_uri, q_where):
-        q = quarantine.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
+    q = quarantine.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
+    if outcome.quarantined:
+        rewrite = changed or not delta_io.holds_exactly(spark, q_uri, q_where, q, outcome.quarantined)
+    else:  # an empty quarantine needs a commit only to create the table or to clear rows an earlier run left
+        rewrite = not delta_io.is_delta(spark, q_uri) or delta_io.has_rows(spark, q_uri, q_where)
+    if rewrite:
         delta_io.replace_where(q, q_uri, q_where, meta)
     outcome.silver_version = delta_io.latest_version(spark, uri)
 
