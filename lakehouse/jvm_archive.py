@@ -74,7 +74,8 @@ def _workload(archive_tmp: str, work: str) -> None:
 
     rows = spark.range(200).select(F.col("id"), (F.col("id") % 7).alias("day"), F.sha2(F.col("id").cast("string"), 256).alias("v"))
     delta_io.replace_partition(rows.where("day = 1"), uri, "day", "1", delta_io.commit_metadata("cds", "cds", "1"))
-    delta_io.merge_latest(spark, uri, rows.where("day = 1").withColumn("v", F.upper("v")), ["id"], "v",
+    # every row with a newer "v", so the MERGE really updates (rows that change nothing never reach it)
+    delta_io.merge_latest(spark, uri, rows.where("day = 1").withColumn("v", F.concat("v", F.lit("+"))), ["id"], "v",
                           delta_io.commit_metadata("cds", "cds", "1"))
     table = delta_io.read(spark, uri)
     table.groupBy("day").agg(F.count("*"), F.max("v")).collect()

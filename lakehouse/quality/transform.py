@@ -130,7 +130,8 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
         raw = F.col(f"`{name}`") if name in present else F.lit(None).cast("string")
         std = _standardized(raw, cs.standardize)
         typed, repaired = _typed(std, cs)
-        changed = raw.isNotNull() & ~std.eqNullSafe(raw)
+        # (a column kept as it came cannot have changed: no self-comparison, which Spark warns about)
+        changed = F.lit(False) if std is raw else raw.isNotNull() & ~std.eqNullSafe(raw)
         fixes.append(F.when(changed | repaired, F.lit(f"format:{name}")))
         if cs.impute is not None:
             fixes.append(F.when(typed.isNull() & raw.isNull(), F.lit(f"impute:{name}")))
