@@ -166,12 +166,13 @@ def bench_startup(runs: int, out_json: Path, out_md: Path) -> list[dict]:
         values = sorted(r[key] for r in results if r["archive"] == use)
         return f"{values[0]}-{values[-1]} s" if len(values) > 1 else f"{values[0]} s"
 
+    shown = archive.relative_to(Path.cwd()) if archive.is_relative_to(Path.cwd()) else archive  # no home paths in docs
     out_md.write_text("\n".join([
         "# Benchmark: a Spark JVM's cold start with and without the class archive",
         "",
         f"Machine: {machine()}. {runs} run(s) each, alternating; each run a new Python process: "
         "session start, `range(10).count()`, a 10-row Delta write and read (`lakehouse bench jvm`).",
-        f"Archive: `{archive}` ({archive.stat().st_size / 1e6:.0f} MB, `lakehouse/jvm_archive.py`).",
+        f"Archive: `{shown}` ({archive.stat().st_size / 1e6:.0f} MB, `lakehouse/jvm_archive.py`).",
         "",
         "| | session start | whole process |",
         "| --- | --- | --- |",

@@ -270,6 +270,35 @@ def test_duplicates_and_versions_are_counted_in_one_pass(spark):
     assert original == [dict(zip(cols, rows[4][:7]))] * 2
 
 
+def test_upsert_replaces_only_newer_or_changed_rows_and_skips_a_merge_that_changes_nothing(spark, tmp_path):
+    """merge_latest row by row: newer wins, older is ignored, equal order with other values wins, the
+    same row again (another run id) is no change; a source of no changes makes no commit."""
+    uri = str(tmp_path / "upsert")
+    schema = "k string, o int, v string, _run_id string"
+    meta = delta_io.commit_metadata("t", "silver", "2026-01-01")
+    stored = [("k1", 1, "a", "r1"), ("k2", 2, "b", "r1"), ("k3", 1, "c", "r1"), ("k5", 1, "e", "r1")]
+    assert delta_io.merge_latest(spark, uri, spark.createDataFrame(stored, schema), ["k"], "o", meta)
+    v1 = delta_io.latest_version(spark, uri)
+    source = [("k1", 2, "x", "r2"),  # newer: replaces
+              ("k2", 1, "y", "r2"),  # older: ignored
+              ("k3", 1, "c", "r2"),  # the same row from another run: no change
+              ("k5", 1, "z", "r2"),  # same order, other value: replaces
+              ("k4", 1, "d", "r2")]  # new key: inserted
+    assert delta_io.merge_latest(spark, uri, spark.createDataFrame(source, schema), ["k"], "o", meta)
+    v2 = delta_io.latest_version(spark, uri)
+    rows = {r["k"]: (r["o"], r["v"], r["_run_id"]) for r in delta_io.read(spark, uri).collect()}
+    assert rows == {"k1": (2, "x", "r2"), "k2": (2, "b", "r1"), "k3": (1, "c", "r1"), "k4": (1, "d", "r2"),
+                    "k5": (1, "z", "r2")}
+    assert v2 == v1 + 1
+    _, info = delta_io.last_commit(spark, uri)
+    assert info["operationMetrics"]["numTargetRowsUpdated"] == "2"
+    assert info["operationMetrics"]["numTargetRowsInserted"] == "1"
+    # nothing newer or different: no MERGE, no new version
+    again = [("k1", 2, "x", "r3"), ("k2", 1, "y", "r3"), ("k3", 1, "c", "r3")]
+    assert not delta_io.merge_latest(spark, uri, spark.createDataFrame(again, schema), ["k"], "o", meta)
+    assert delta_io.latest_version(spark, uri) == v2
+
+
 def test_freshness_ignores_quarantined_rows(spark, tmp_path):
     """A stale batch stays stale when one of its rows carries a far-future time (quarantined)."""
     from lakehouse.quality.deequ_checks import run_deequ
