@@ -109,12 +109,12 @@ def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str],
                  ignore: Iterable[str] = ("_run_id",)) -> bool:
     """Upsert ``rows`` (one per ``key``) on ``key``; a stored row is replaced only by a newer
     ``order_by``, or by an equal one that differs in some column other than ``ignore``. Returns
-    whether Delta committed.
+    whether it merged anything.
 
     The rows that change nothing (older than, or the same as, what is stored) are dropped before the
     MERGE: Delta rewrites every file holding a key the source matches, whether or not the update's
     condition holds (delta-io/delta#1812), so a re-run would rewrite files unchanged and add a table
-    version. When no row is left there is no MERGE and no commit.
+    version. When no row is left there is no MERGE and no commit (and False is returned).
     """
     from delta.tables import DeltaTable
 
@@ -131,13 +131,12 @@ def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str],
     if changes.isEmpty():
         return False
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", metadata)
-    try:
-        before = latest_version(spark, uri)
+    try:  # every row left inserts or updates (the condition stays, against a concurrent writer)
         (table.alias("t").merge(changes.alias("s"), cond)
          .whenMatchedUpdateAll(condition=newer).whenNotMatchedInsertAll().execute())
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    return latest_version(spark, uri) != before
+    return True
 
 
 def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], metadata: str) -> int | None:

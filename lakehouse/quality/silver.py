@@ -275,11 +275,8 @@ def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_
     q_uri = table_uri(settings, "silver", f"quarantine_{spec.source}")
     q_where = f"_ingest_date = '{day}' AND table = '{name}'"
     q = quarantine.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
-    if outcome.quarantined:
-        rewrite = changed or not delta_io.holds_exactly(spark, q_uri, q_where, q, outcome.quarantined)
-    else:  # an empty quarantine needs a commit only to create the table or to clear rows an earlier run left
-        rewrite = not delta_io.is_delta(spark, q_uri) or delta_io.has_rows(spark, q_uri, q_where)
-    if rewrite:
+    # (an empty quarantine needs a commit only to create the table or to clear rows an earlier run left)
+    if (changed and outcome.quarantined) or not delta_io.holds_exactly(spark, q_uri, q_where, q, outcome.quarantined):
         delta_io.replace_where(q, q_uri, q_where, meta)
     outcome.silver_version = delta_io.latest_version(spark, uri)
 
