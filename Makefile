@@ -55,6 +55,7 @@ bench: setup
 	$(VENV)/bin/lakehouse --env $(ENV) bench validation --scales 1,10
 	$(VENV)/bin/lakehouse --env $(ENV) bench features --customers 10000,100000,1000000 --history 30,365
 	$(VENV)/bin/lakehouse --env $(ENV) bench jvm --runs 3
+	$(VENV)/bin/lakehouse --env test bench cpu --days 3
 
 test-fast: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -13,12 +13,14 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from lakehouse.config import Settings, load_settings
+from lakehouse.errors import LakehouseError
 
 log = logging.getLogger(__name__)
 SOURCES = ["crm", "billing", "web", "support_api"]
@@ -45,6 +47,20 @@ def repeat_timed(fn, repeats: int) -> dict:
     return {"best_s": round(min(times), 3), "median_s": round(sorted(times)[len(times) // 2], 3)}
 
 
+def _lake_settings(settings: Settings, root: Path, api_url: str, **overrides) -> Settings:
+    """``settings`` with the lake, logs and source folders under ``root`` (sources in root/sources)."""
+    from lakehouse.config import deep_merge
+
+    src = root / "sources"
+    return load_settings(settings.env, overrides=deep_merge({
+        "lake": {"root": str(root / "lake")}, "logs_dir": str(root / "logs"),
+        "sources": {"crm": {"url": f"jdbc:sqlite:{src / 'crm' / 'crm.db'}"},
+                    "billing": {"inbox": str(src / "billing" / "inbox")},
+                    "web": {"inbox": str(src / "web" / "logs")},
+                    "support_api": {"base_url": api_url}},
+        "feature_store": {"online_path": str(root / "online" / "features.sqlite")}}, overrides))
+
+
 def bench_ingest(settings: Settings, scales: list[float], days: int, out_json: Path, out_md: Path) -> list[dict]:
     from lakehouse.ingest.run import ingest_source
     from lakehouse.simulator.api import ApiServer
@@ -64,13 +80,7 @@ def bench_ingest(settings: Settings, scales: list[float], days: int, out_json: P
             summary = generate_sources(sim, root / "sources")
             gen_s = time.perf_counter() - t0
             with ApiServer(root / "sources" / "support", token, rate_limit_per_s=10000) as api:
-                src = root / "sources"
-                run = load_settings(settings.env, overrides={
-                    "lake": {"root": str(root / "lake")}, "logs_dir": str(root / "logs"),
-                    "sources": {"crm": {"url": f"jdbc:sqlite:{src / 'crm' / 'crm.db'}"},
-                                "billing": {"inbox": str(src / "billing" / "inbox")},
-                                "web": {"inbox": str(src / "web" / "logs")},
-                                "support_api": {"base_url": api.url}}})
+                run = _lake_settings(settings, root, api.url)
                 if spark is None:
                     spark = build_session(run, "bench")
                 for i in range(days):
@@ -379,3 +389,121 @@ def bench_gold(settings: Settings, dates: list[dt.date], out_json: Path, out_md:
                      f"{r['step']} | {r['best_s']} | {r['median_s']} |")
     out_md.write_text("\n".join(lines) + "\n")
     return results
+
+
+def _cpu_seconds(stat: str) -> float:
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, threads that ended included."""
+    return _cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Name and CPU seconds (user + system) of each live thread of process ``pid``, by thread id, read
+    from /proc (Linux). A thread that ended is no longer listed (see _process_cpu)."""
+    threads: dict[int, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended between listing and reading
+            continue
+        threads[int(task.name)] = (stat[stat.index("(") + 1:stat.rindex(")")], _cpu_seconds(stat))
+    return threads
+
+
+def cpu_by_group(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each thread group used between two ``_thread_cpu`` readings: threads whose names
+    differ only in digits (C2 CompilerThread0/1, Executor task launch worker-3...) are one group."""
+    groups: dict[str, float] = {}
+    for tid, (name, cpu) in after.items():
+        key = re.sub(r"\d+", "N", name)
+        groups[key] = groups.get(key, 0.0) + cpu - before.get(tid, (name, 0.0))[1]
+    return groups
+
+
+def bench_cpu(settings: Settings, days: int, out_json: Path, out_md: Path) -> dict:
+    """Where the pipeline's time goes on small data: ``days`` simulated dates through ingest, silver
+    and gold in one Spark session (the runner's path), with per date the stage times, and over the
+    run the driver JVM's CPU per thread group, the Python process's CPU and the Spark jobs started."""
+    from lakehouse.runner import run_range
+    from lakehouse.simulator.api import ApiServer
+    from lakehouse.simulator.systems import generate_sources
+    from lakehouse.spark import build_session
+
+    if not Path("/proc/self/task").is_dir():
+        raise LakehouseError("bench cpu reads thread CPU times from /proc: Linux only")
+    work = Path(tempfile.mkdtemp(prefix="churn-bench-cpu-"))
+    token = os.environ.setdefault(settings.simulator.api.token_env, "bench-token")
+    spark = None
+    try:
+        sim = settings.simulator.model_copy(update={"days": max(days, settings.simulator.days)})
+        summary = generate_sources(sim, work / "sources")
+        with ApiServer(work / "sources" / "support", token, rate_limit_per_s=10000) as api:
+            run = _lake_settings(settings, work, api.url)
+            t0 = time.perf_counter()
+            spark = build_session(run, "bench-cpu")
+            session_s = time.perf_counter() - t0
+            jvm = spark.sparkContext._jvm
+            pid = int(jvm.ProcessHandle.current().pid())
+            scheduler = spark.sparkContext._jsc.sc().dagScheduler()
+            jobs0, cpu0, total0, py0 = int(scheduler.nextJobId()), _thread_cpu(pid), _process_cpu(pid), os.times()
+            t0 = time.perf_counter()
+            start = dt.date.fromisoformat(summary["start_date"])
+            dates = [start + dt.timedelta(days=i) for i in range(days)]
+            stages = run_range(spark, run, dates, ["ingest", "silver", "gold"])
+            wall = time.perf_counter() - t0
+            jobs, cpu1, total1, py1 = (int(scheduler.nextJobId()) - jobs0, _thread_cpu(pid), _process_cpu(pid),
+                                       os.times())
+    finally:
+        if spark is not None:
+            from lakehouse.quality_runtime import shutdown_deequ
+
+            shutdown_deequ(spark)
+            spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    threads = {k: round(v, 1) for k, v in cpu_by_group(cpu0, cpu1).items() if v >= 0.05}
+    # threads that ended during the run (idle executor workers leave after 60 s) are not in the live
+    # list: what the process total has beyond the live threads is theirs
+    ended = round(total1 - total0 - sum(threads.values()), 1)
+    if ended >= 0.05:
+        threads["(threads that ended)"] = ended
+    result = {"machine": machine(), "env": settings.env, "customers": sim.customers, "days": days,
+              "session_s": round(session_s, 1), "wall_s": round(wall, 1), "spark_jobs": jobs,
+              "python_cpu_s": round(py1.user - py0.user + py1.system - py0.system, 1),
+              "jvm_cpu_s": round(total1 - total0, 1),
+              "jvm_threads": dict(sorted(threads.items(), key=lambda kv: -kv[1])), "stages": stages}
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=2))
+    out_md.write_text(render_cpu_markdown(result))
+    return result
+
+
+# Linux keeps 15 characters of a thread's name; digits are folded by _thread_cpu
+THREAD_LABELS = {"CN CompilerThre": "JIT compilers (C1, C2)", "Executor task l": "executor tasks",
+                 "Thread-N": "Py4J threads (driver work asked by Python: planning, commits)",
+                 "GN Conc#N": "G1 concurrent marking", "GC Thread#N": "GC workers",
+                 "dag-scheduler-e": "DAG scheduler", "Sweeper thread": "code cache sweeper",
+                 "spark-listener-": "Spark listeners"}
+
+
+def render_cpu_markdown(r: dict) -> str:
+    cores = os.cpu_count() or 1
+    busy = (r["jvm_cpu_s"] + r["python_cpu_s"]) / (r["wall_s"] * cores) if r["wall_s"] else 0
+    lines = ["# Where a pipeline date's time goes", "",
+             f"Machine: {r['machine']}. `lakehouse --env {r['env']} bench cpu --days {r['days']}`: "
+             f"{r['customers']} simulated customers, {r['days']} dates through ingest, silver and gold in one "
+             "Spark session (the runner's path). Thread CPU is read from /proc; one run.", "",
+             "| date | ingest s | silver s | gold s |", "| --- | --- | --- | --- |"]
+    lines += [f"| {s['date']} | {s.get('ingest', '')} | {s.get('silver', '')} | {s.get('gold', '')} |"
+              for s in r["stages"]]
+    lines += ["", f"Session start {r['session_s']} s (not in the dates). Over the {r['days']} dates: wall "
+              f"{r['wall_s']} s, {r['spark_jobs']} Spark jobs, driver JVM CPU {r['jvm_cpu_s']} s, Python CPU "
+              f"{r['python_cpu_s']} s: the {cores} cores were {busy:.0%} busy.", "",
+              "| JVM thread group | CPU s | share of JVM CPU |", "| --- | --- | --- |"]
+    total = r["jvm_cpu_s"] or 1
+    lines += [f"| {THREAD_LABELS.get(name, name)} | {sec} | {sec / total:.0%} |"
+              for name, sec in list(r["jvm_threads"].items())[:12]]
+    return "\n".join(lines) + "\n"

@@ -444,6 +444,17 @@ def cmd_bench_ingest(args) -> int:
     return 0
 
 
+def cmd_bench_cpu(args) -> int:
+    from lakehouse.bench import bench_cpu
+
+    settings = _settings(args)
+    root = settings.path(".")
+    r = bench_cpu(settings, args.days, root / "bench-results" / "cpu.json", root / "docs" / "benchmarks-cpu.md")
+    print(f"{r['days']} dates in {r['wall_s']} s: {r['spark_jobs']} Spark jobs, JVM CPU {r['jvm_cpu_s']} s, "
+          f"Python CPU {r['python_cpu_s']} s; bench-results/cpu.json and docs/benchmarks-cpu.md")
+    return 0
+
+
 def cmd_bench_validation(args) -> int:
     from lakehouse.bench import bench_validation
 
@@ -731,6 +742,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = bench.add_parser("jvm", help="a Spark JVM's cold start with and without the class archive (make cds)")
     s.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
     s.set_defaults(func=cmd_bench_jvm)
+    s = bench.add_parser("cpu", help="where a date's time goes: stage times, JVM CPU per thread group, Spark jobs")
+    s.add_argument("--days", type=int, default=3, help="simulated dates to run (default 3)")
+    s.set_defaults(func=cmd_bench_cpu)
     s = bench.add_parser("online", help="online feature store latency (in-process and HTTP)")
     s.add_argument("--lookups", type=int, default=2000)
     s.set_defaults(func=cmd_bench_online)

@@ -1,0 +1,53 @@
+"""The CPU benchmark's thread accounting (lakehouse/bench.py), on this test process."""
+
+import os
+import threading
+import time
+
+from lakehouse.bench import _process_cpu, _thread_cpu, cpu_by_group, render_cpu_markdown
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_busy_thread_is_counted_in_its_group_and_in_the_process_after_it_ended():
+    pid = os.getpid()
+    before, total_before = _thread_cpu(pid), _process_cpu(pid)
+    go_on = threading.Event()
+
+    def work():
+        _spin(0.3)
+        go_on.wait(10)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    while worker.native_id is None or worker.native_id not in _thread_cpu(pid):
+        time.sleep(0.01)
+    time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while _thread_cpu(pid)[worker.native_id][1] < 0.25 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    live = _thread_cpu(pid)
+    groups = cpu_by_group(before, live)
+    assert live[worker.native_id][1] >= 0.25  # the spinning thread, by its id
+    # Linux names a new thread after the process; digits fold ("python3.11" -> "pythonN.N")
+    assert all(not any(ch.isdigit() for ch in name) for name in groups)
+    assert sum(groups.values()) >= 0.25
+    go_on.set()
+    worker.join()
+    assert worker.native_id not in _thread_cpu(pid)
+    assert _process_cpu(pid) - total_before >= 0.25  # the ended thread's CPU stays in the process total
+
+
+def test_the_report_names_thread_groups_and_the_share_of_the_cores():
+    result = {"machine": "test box", "env": "test", "customers": 300, "days": 1, "session_s": 4.0,
+              "wall_s": 10.0, "spark_jobs": 42, "python_cpu_s": 1.0, "jvm_cpu_s": 8.0,
+              "jvm_threads": {"CN CompilerThre": 6.0, "Thread-N": 2.0},
+              "stages": [{"date": "2026-01-01", "ingest": 2.0, "silver": 5.0, "gold": 3.0}]}
+    text = render_cpu_markdown(result)
+    assert "| JIT compilers (C1, C2) | 6.0 | 75% |" in text
+    assert "42 Spark jobs" in text and "| 2026-01-01 | 2.0 | 5.0 | 3.0 |" in text
+    assert f"{9.0 / (10.0 * (os.cpu_count() or 1)):.0%} busy" in text
