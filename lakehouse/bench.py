@@ -47,18 +47,16 @@ def repeat_timed(fn, repeats: int) -> dict:
     return {"best_s": round(min(times), 3), "median_s": round(sorted(times)[len(times) // 2], 3)}
 
 
-def _lake_settings(settings: Settings, root: Path, api_url: str, **overrides) -> Settings:
+def _lake_settings(settings: Settings, root: Path, api_url: str) -> Settings:
     """``settings`` with the lake, logs and source folders under ``root`` (sources in root/sources)."""
-    from lakehouse.config import deep_merge
-
     src = root / "sources"
-    return load_settings(settings.env, overrides=deep_merge({
+    return load_settings(settings.env, overrides={
         "lake": {"root": str(root / "lake")}, "logs_dir": str(root / "logs"),
         "sources": {"crm": {"url": f"jdbc:sqlite:{src / 'crm' / 'crm.db'}"},
                     "billing": {"inbox": str(src / "billing" / "inbox")},
                     "web": {"inbox": str(src / "web" / "logs")},
                     "support_api": {"base_url": api_url}},
-        "feature_store": {"online_path": str(root / "online" / "features.sqlite")}}, overrides))
+        "feature_store": {"online_path": str(root / "online" / "features.sqlite")}})
 
 
 def bench_ingest(settings: Settings, scales: list[float], days: int, out_json: Path, out_md: Path) -> list[dict]:
@@ -433,6 +431,8 @@ def bench_cpu(settings: Settings, days: int, out_json: Path, out_md: Path) -> di
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
 
+    if days < 1:
+        raise LakehouseError(f"bench cpu needs at least one date (--days {days})")
     if not Path("/proc/self/task").is_dir():
         raise LakehouseError("bench cpu reads thread CPU times from /proc: Linux only")
     work = Path(tempfile.mkdtemp(prefix="churn-bench-cpu-"))
@@ -481,7 +481,7 @@ def bench_cpu(settings: Settings, days: int, out_json: Path, out_md: Path) -> di
     return result
 
 
-# Linux keeps 15 characters of a thread's name; digits are folded by _thread_cpu
+# Linux keeps 15 characters of a thread's name; cpu_by_group folds digits to N
 THREAD_LABELS = {"CN CompilerThre": "JIT compilers (C1, C2)", "Executor task l": "executor tasks",
                  "Thread-N": "Py4J threads (driver work asked by Python: planning, commits)",
                  "GN Conc#N": "G1 concurrent marking", "GC Thread#N": "GC workers",
