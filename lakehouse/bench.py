@@ -446,8 +446,7 @@ def bench_cpu(settings: Settings, days: int, out_json: Path, out_md: Path) -> di
             t0 = time.perf_counter()
             spark = build_session(run, "bench-cpu")
             session_s = time.perf_counter() - t0
-            jvm = spark.sparkContext._jvm
-            pid = int(jvm.ProcessHandle.current().pid())
+            pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())
             scheduler = spark.sparkContext._jsc.sc().dagScheduler()
             jobs0, cpu0, total0, py0 = int(scheduler.nextJobId()), _thread_cpu(pid), _process_cpu(pid), os.times()
             t0 = time.perf_counter()
@@ -464,10 +463,11 @@ def bench_cpu(settings: Settings, days: int, out_json: Path, out_md: Path) -> di
             shutdown_deequ(spark)
             spark.stop()
         shutil.rmtree(work, ignore_errors=True)
-    threads = {k: round(v, 1) for k, v in cpu_by_group(cpu0, cpu1).items() if v >= 0.05}
+    groups = cpu_by_group(cpu0, cpu1)
+    threads = {k: round(v, 1) for k, v in groups.items() if v >= 0.05}
     # threads that ended during the run (idle executor workers leave after 60 s) are not in the live
     # list: what the process total has beyond the live threads is theirs
-    ended = round(total1 - total0 - sum(threads.values()), 1)
+    ended = round(total1 - total0 - sum(groups.values()), 1)
     if ended >= 0.05:
         threads["(threads that ended)"] = ended
     result = {"machine": machine(), "env": settings.env, "customers": sim.customers, "days": days,
