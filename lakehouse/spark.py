@@ -46,11 +46,25 @@ LAUNCH_ONLY_CONF = ("spark.driver.memory", "spark.driver.extraJavaOptions", "spa
                     "spark.driver.extraLibraryPath", "spark.jars.packages")
 
 
+# Launch settings that are lists of JVM options: the submitted value may carry more options than the
+# config asks for (the Airflow DAG adds the class archive's), so each wanted option must be in it.
+OPTION_LISTS = ("spark.driver.extraJavaOptions",)
+
+
+def _launch_conf_holds(key: str, wanted: str, submitted: str | None) -> bool:
+    if submitted is None:
+        return False
+    if key in OPTION_LISTS:
+        return set(wanted.split()) <= set(submitted.split())
+    return submitted == wanted
+
+
 def ignored_launch_conf(wanted: dict[str, str], submitted: dict[str, str]) -> list[str]:
     """Launch-time settings of ``wanted`` (the config's spark.conf) that the running driver JVM,
     started by spark-submit with ``submitted``, does not have: one line per key."""
     return [f"{key}={wanted[key]!r} (spark-submit gave {submitted.get(key, 'nothing')!r})"
-            for key in LAUNCH_ONLY_CONF if key in wanted and submitted.get(key) != str(wanted[key])]
+            for key in LAUNCH_ONLY_CONF
+            if key in wanted and not _launch_conf_holds(key, str(wanted[key]), submitted.get(key))]
 
 
 def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] | None = None):

@@ -113,6 +113,14 @@ def test_launch_only_spark_settings_missing_from_spark_submit_are_named():
     assert lines == ["spark.driver.memory='2g' (spark-submit gave '1g')",
                      "spark.driver.extraJavaOptions='-Xss4m' (spark-submit gave 'nothing')"]
     assert ignored_launch_conf({"spark.sql.shuffle.partitions": "2"}, {}) == []  # runtime settings apply later
+    # JVM options: spark-submit may give more than the config asks for (the DAG adds the class archive's),
+    # not fewer, and their order does not matter
+    jit = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"}
+    given = "-XX:SharedArchiveFile=/a.jsa -XX:ReservedCodeCacheSize=256m -XX:TieredStopAtLevel=1"
+    assert ignored_launch_conf(jit, {"spark.driver.extraJavaOptions": given}) == []
+    assert ignored_launch_conf(jit, {"spark.driver.extraJavaOptions": "-XX:SharedArchiveFile=/a.jsa"}) == [
+        f"spark.driver.extraJavaOptions={jit['spark.driver.extraJavaOptions']!r} "
+        "(spark-submit gave '-XX:SharedArchiveFile=/a.jsa')"]
 
 
 def test_class_archive_options_only_for_a_built_archive(tmp_path):
