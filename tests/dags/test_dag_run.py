@@ -88,7 +88,8 @@ def airflow_run(generated_sources, api, trained_model, tmp_path_factory):
 
 
 # JIT for short JVMs: each of this run's 9 spark-submits lives 25-100 s, too short for the C2 compiler to
-# pay off; C1 only took 17 % off a test-scale silver job and 10 % off gold (2 cores, 2026-11-27), while
+# pay off; C1 only took 10 % off a test-scale gold job and 17 % off silver (with -XX:+UseSerialGC, which
+# alone changed nothing; 2 cores, 2026-11-27), while
 # a long in-process session is slower with it (docs/benchmarks.md, session 13). Given through the
 # Variable the DAG documents; the source-down test below runs the DAG's default options.
 SHORT_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
