@@ -12,11 +12,13 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
+from lakehouse.jvm_archive import java_options
 from lakehouse.localcluster import pipeline_env
 from lakehouse.storage import table_uri
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+ARCHIVE = ROOT / ".jars" / "cds" / "spark-driver.jsa"  # the class archive `make setup` builds
 
 # A hang guard, not a speed target. pytest-timeout counts a test's fixture set-up: the first test here
 # also trains the session's champion (trained_model, 4-6 min) before its ~9 spark-submits (6-10 min on
@@ -96,12 +98,9 @@ SHORT_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
 
 def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run):
-    from lakehouse.jvm_archive import java_options
-
     dags_test, tmp_path, summary, sink = airflow_run
     day = summary["start_date"]
-    archive = ROOT / ".jars" / "cds" / "spark-driver.jsa"
-    code, output = dags_test(day, AIRFLOW_VAR_CHURN_DRIVER_JAVA_OPTIONS=f"{java_options(archive)} {SHORT_JVM}")
+    code, output = dags_test(day, AIRFLOW_VAR_CHURN_DRIVER_JAVA_OPTIONS=f"{java_options(ARCHIVE)} {SHORT_JVM}")
     assert code == 0, output[-3000:]
     assert "DagRun Finished" in output and "state=success" in output
     assert SHORT_JVM in output  # the provider logs each spark-submit command: the Variable reached it
@@ -122,7 +121,7 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run
     silver_log = (tmp_path / "logs" / "silver" / f"{day}.log").read_text()
     assert "lakehouse.spark: spark session silver" in silver_log
     # ...and the class archive `make setup` built (lakehouse/jvm_archive.py)
-    assert f"class archive {ROOT / '.jars' / 'cds' / 'spark-driver.jsa'}" in silver_log, silver_log[-2000:]
+    assert f"class archive {ARCHIVE}" in silver_log, silver_log[-2000:]
     assert "started by spark-submit without" not in silver_log, silver_log[-2000:]
 
     features = delta_io.read(spark, table_uri(settings, "gold", "customer_daily_features")).where(
@@ -185,7 +184,7 @@ def test_a_source_down_retries_alerts_and_stops_downstream_leaving_data_intact(s
         assert not (tmp_path / "logs" / job / f"{day}.log").exists(), job
     # the DAG's default driver options (no Variable given here) map the class archive `make setup` built
     crm_log = (tmp_path / "logs" / "ingest_crm" / f"{day}.log").read_text()
-    assert f"class archive {ROOT / '.jars' / 'cds' / 'spark-driver.jsa'}" in crm_log, crm_log[-2000:]
+    assert f"class archive {ARCHIVE}" in crm_log, crm_log[-2000:]
     alerts = [a for a in sink.received if a["task"] == "ingest_support_api"]
     assert alerts and alerts[-1]["dag"] == "churn_pipeline" and day in alerts[-1]["logical_date"]
     after = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, *t))) for t in watched}
