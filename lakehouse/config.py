@@ -171,6 +171,22 @@ class ModelSizes(_Strict):
     boosting_rounds: int = Field(default=30, ge=1)   # gradient-boosted trees: iterations
 
 
+class ModelGrids(_Strict):
+    """Values cross-validation tries per algorithm: every combination of one algorithm's lists is a
+    candidate (names are Spark MLlib parameters of that classifier). One value per list: no tuning."""
+    logistic_regression: dict[str, list[float]]
+    random_forest: dict[str, list[int]]
+    gbt: dict[str, list[int]]
+
+    @field_validator("*")
+    @classmethod
+    def _non_empty(cls, grid: dict[str, list]) -> dict[str, list]:
+        empty = [name for name, values in grid.items() if not values]
+        if empty:
+            raise ValueError(f"no values to try for {', '.join(empty)}")
+        return grid
+
+
 class ModelConfig(_Strict):
     name: str
     experiment_prefix: str
@@ -188,6 +204,7 @@ class ModelConfig(_Strict):
     drift_psi_threshold: float = Field(gt=0)
     drift_exclude: list[str] = Field(default_factory=list)
     sizes: ModelSizes = Field(default_factory=ModelSizes)
+    grid: ModelGrids
 
 
 class MlflowConfig(_Strict):

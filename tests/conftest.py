@@ -113,9 +113,8 @@ def ingested(spark, lake):
 
 
 ML_DAYS = 8
-# test-scale models as test-scale data: smaller ensembles than conf/base's 60 trees and 30 rounds
-ML_MODEL = {"snapshot_every_days": 1, "cv_folds": 2, "eval_fraction": 0.25,
-            "sizes": {"forest_trees": 20, "boosting_rounds": 10}}
+# every synthetic date, two folds (the ensembles' sizes and the grid are conf/test's)
+ML_MODEL = {"snapshot_every_days": 1, "cv_folds": 2, "eval_fraction": 0.25}
 
 
 @pytest.fixture(scope="session")

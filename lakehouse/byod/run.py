@@ -444,9 +444,6 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
 def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: DataFrame, numeric: list[str],
            split_info: dict, versions: dict, sha: str, run_date: dt.date, run_id: str, out_dir: Path):
     import mlflow
-    import mlflow.spark
-    import numpy as np
-    from mlflow.models import infer_signature
 
     from lakehouse.ml import tracking
     from lakehouse.ml.train import _code_version, fit_algorithms
@@ -466,13 +463,11 @@ def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: D
                          "numeric": numeric, "categorical": categorical}, "training_set.json")
         results, models = fit_algorithms(train, evaluation, numeric, categorical, profile.training.algorithms,
                                          profile.training.cv_folds, profile.evaluation.seed, settings.model.costs,
-                                         out_dir / "plots")
+                                         out_dir / "plots", settings.model.sizes, settings.model.grid)
         best = max(results, key=lambda a: results[a]["roc_auc"] if not math.isnan(results[a]["roc_auc"]) else -1)
         example = train.select(*numeric, *categorical).limit(5).toPandas()
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
-            info = mlflow.spark.log_model(models[best], artifact_path="model", input_example=example,
-                                          signature=infer_signature(example, np.zeros(len(example))),
-                                          registered_model_name=profile.table)
+            info = tracking.log_spark_model(models[best], example, profile.table)
         mlflow.log_metric("best_roc_auc", results[best]["roc_auc"])
         parent_id = parent.info.run_id
     train.unpersist()

@@ -51,3 +51,26 @@ def client(settings: Settings):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri(settings), registry_uri=tracking_uri(settings))
+
+
+def pip_requirements() -> list[str]:
+    """The packages a logged model needs to load, pinned to the versions that trained it.
+
+    Given explicitly: without them MLflow infers them by loading the model in a child Python process
+    (with a Spark JVM of its own), about 30 s per logged model here."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", "pyspark", "numpy", "pandas")]
+
+
+def log_spark_model(model, example, registered_model_name: str):
+    """Log a fitted Spark ``PipelineModel`` under ``model`` in the active run, register it, and return
+    MLflow's ModelInfo. ``example`` (a few feature rows as pandas) gives the signature and input example."""
+    import mlflow.spark
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    return mlflow.spark.log_model(model, artifact_path="model", input_example=example,
+                                  signature=infer_signature(example, np.zeros(len(example))),
+                                  registered_model_name=registered_model_name,
+                                  pip_requirements=pip_requirements())

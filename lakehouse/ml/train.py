@@ -26,7 +26,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import PROJECT_ROOT, ModelSizes, Settings
+from lakehouse.config import PROJECT_ROOT, ModelGrids, ModelSizes, Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.ml import metrics as M
 from lakehouse.ml import preprocess, tracking
@@ -59,24 +59,26 @@ class TrainResult:
         return asdict(self)
 
 
-def _classifier(name: str, seed: int, sizes: ModelSizes | None = None):
+def _classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
+    """The classifier and its cross-validation grid (``model.grid.<name>``: every combination)."""
     from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
     from pyspark.ml.tuning import ParamGridBuilder
 
-    sizes = sizes or ModelSizes()
     if name == "logistic_regression":
         clf = LogisticRegression(labelCol="label", weightCol="weight", maxIter=50)
-        grid = ParamGridBuilder().addGrid(clf.regParam, [0.001, 0.03]).addGrid(clf.elasticNetParam, [0.0]).build()
     elif name == "random_forest":
         clf = RandomForestClassifier(labelCol="label", weightCol="weight", numTrees=sizes.forest_trees, seed=seed,
                                      featureSubsetStrategy="sqrt")
-        grid = ParamGridBuilder().addGrid(clf.maxDepth, [5, 8]).build()
     elif name == "gbt":
         clf = GBTClassifier(labelCol="label", weightCol="weight", maxIter=sizes.boosting_rounds, stepSize=0.1, seed=seed)
-        grid = ParamGridBuilder().addGrid(clf.maxDepth, [3, 5]).build()
     else:
         raise LakehouseError(f"unknown algorithm {name!r}")
-    return clf, grid
+    builder = ParamGridBuilder()
+    for param, values in getattr(grids, name).items():
+        if not clf.hasParam(param):
+            raise LakehouseError(f"model.grid.{name}: {param!r} is not a parameter of {type(clf).__name__}")
+        builder = builder.addGrid(clf.getParam(param), values)
+    return clf, builder.build()
 
 
 def _probabilities(model, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +164,7 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
 
 def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
                    algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path,
-                   sizes: ModelSizes | None = None) -> tuple[dict, dict]:
+                   sizes: ModelSizes, grids: ModelGrids) -> tuple[dict, dict]:
     """Tune each algorithm by k-fold CV on ``train`` (ROC AUC), score ``evaluation``, log a nested
     MLflow run per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
     import mlflow
@@ -175,7 +177,7 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
     models = {}
     for algo in algorithms:
         t0 = time.perf_counter()
-        clf, grid = _classifier(algo, seed, sizes)
+        clf, grid = _classifier(algo, seed, sizes, grids)
         cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
                             evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=1)
         cv_model = cv.fit(train)
@@ -214,8 +216,6 @@ def metrics_table(results: dict, best: str) -> list[str]:
 def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None,
                  versions: dict[str, int] | None = None) -> TrainResult:
     import mlflow
-    import mlflow.spark
-    from mlflow.models import infer_signature
 
     started = time.perf_counter()
     cfg = settings.model
@@ -253,16 +253,14 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                          "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict()},
                         "training_set.json")
         results, models = fit_algorithms(train, evaluation, ts.numeric, ts.categorical, cfg.algorithms,
-                                         cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp), cfg.sizes)
+                                         cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp), cfg.sizes, cfg.grid)
 
         best = max(results, key=lambda a: results[a][cfg.selection_metric])
         best_model = models[best]
         reference = drift_reference(train, [c for c in ts.numeric if c not in cfg.drift_exclude])
         example = train.select(*ts.feature_columns).limit(5).toPandas()
-        signature = infer_signature(example, np.zeros(len(example)))
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
-            info = mlflow.spark.log_model(best_model, artifact_path="model", signature=signature, input_example=example,
-                                          registered_model_name=cfg.name)
+            info = tracking.log_spark_model(best_model, example, cfg.name)
             mlflow.log_dict(reference, "drift_reference.json")
         version = str(info.registered_model_version)
         best_metrics = results[best]
