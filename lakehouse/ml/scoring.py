@@ -30,7 +30,7 @@ from lakehouse.gold.features import TABLE as FEATURES
 from lakehouse.gold.labels import TABLE as LABELS
 from lakehouse.ml import metrics as M
 from lakehouse.ml import tracking
-from lakehouse.ml.train import CHAMPION, _bin_counts, model_feature_refs
+from lakehouse.ml.train import CHAMPION, bin_counts, model_feature_refs
 from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,12 @@ def psi(expected: list[float], actual: list[float], eps: float = 1e-4) -> float:
 
 
 def feature_drift(frame: DataFrame, reference: dict) -> dict[str, float]:
+    """PSI of each referenced column present in ``frame`` (all columns binned in one Spark job)."""
+    present = {col: ref for col, ref in reference.items() if col in frame.columns}
     out = {}
-    for col, ref in reference.items():
-        if col not in frame.columns:
-            continue
-        counts = _bin_counts(frame, col, ref["edges"])
+    for col, counts in bin_counts(frame, {col: ref["edges"] for col, ref in present.items()}).items():
         n = sum(counts) or 1
-        out[col] = round(psi(ref["shares"], [c / n for c in counts]), 5)
+        out[col] = round(psi(present[col]["shares"], [c / n for c in counts]), 5)
     return out
 
 

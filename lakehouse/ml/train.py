@@ -119,24 +119,31 @@ def split_dates(dates: list[dt.date], eval_fraction: float) -> tuple[list[dt.dat
 def drift_reference(frame: DataFrame, numeric: list[str], bins: int = 10) -> dict:
     """Per numeric feature: decile edges and the training share in each bin (for PSI at scoring)."""
     probs = [i / bins for i in range(1, bins)]
-    ref = {}
     quantiles = frame.approxQuantile(numeric, probs, 0.001)
-    for col, edges in zip(numeric, quantiles):
-        edges = sorted(set(float(e) for e in edges))
-        counts = _bin_counts(frame, col, edges)
+    edges = {col: sorted(set(float(e) for e in col_edges)) for col, col_edges in zip(numeric, quantiles)}
+    ref = {}
+    for col, counts in bin_counts(frame, edges).items():
         total = sum(counts) or 1
-        ref[col] = {"edges": edges, "shares": [c / total for c in counts]}
+        ref[col] = {"edges": edges[col], "shares": [c / total for c in counts]}
     return ref
 
 
-def _bin_counts(frame: DataFrame, col: str, edges: list[float]) -> list[int]:
-    """Rows per bin: (-inf, e0], (e0, e1], ..., (e_last, inf), nulls as one more bin."""
-    expr = F.lit(len(edges))
-    for i in reversed(range(len(edges))):
-        expr = F.when(F.col(col) <= F.lit(edges[i]), F.lit(i)).otherwise(expr)
-    expr = F.when(F.col(col).isNull(), F.lit(len(edges) + 1)).otherwise(expr)
-    got = {r[0]: r[1] for r in frame.groupBy(expr.alias("b")).count().collect()}
-    return [int(got.get(i, 0)) for i in range(len(edges) + 2)]
+def bin_counts(frame: DataFrame, edges: dict[str, list[float]]) -> dict[str, list[int]]:
+    """Rows per bin of each column, in one pass: (-inf, e0], (e0, e1], ..., (e_last, inf), nulls as
+    one more bin. ``edges`` maps column -> ascending edges."""
+    if not edges:
+        return {}
+    cells = []
+    for col, col_edges in edges.items():
+        b = F.lit(len(col_edges))
+        for i in reversed(range(len(col_edges))):
+            b = F.when(F.col(col) <= F.lit(col_edges[i]), F.lit(i)).otherwise(b)
+        b = F.when(F.col(col).isNull(), F.lit(len(col_edges) + 1)).otherwise(b)
+        cells.append(F.struct(F.lit(col).alias("c"), b.alias("b")))
+    got: dict[tuple[str, int], int] = {
+        (r["c"], r["b"]): r["count"]
+        for r in frame.select(F.explode(F.array(*cells)).alias("x")).groupBy("x.c", "x.b").count().collect()}
+    return {col: [int(got.get((col, i), 0)) for i in range(len(col_edges) + 2)] for col, col_edges in edges.items()}
 
 
 def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_dates, rows, promoted,

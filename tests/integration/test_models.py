@@ -165,3 +165,12 @@ def test_feature_names_match_the_assembled_vector_slot_by_slot(spark):
         else:
             assert spark_name.endswith(f"_{col}__imp"), (name, spark_name)
     assert names[2:5] == ["contract=annual", "contract=monthly", "contract=<unseen>"]
+
+
+def test_bins_are_counted_for_every_column_in_one_pass(spark):
+    from lakehouse.ml.train import bin_counts
+
+    df = spark.createDataFrame([(1.0, None), (2.0, 5.0), (3.0, 5.0), (None, 7.0)], "a double, b double")
+    # (-inf, e0], (e0, e1], ..., (e_last, inf), then nulls
+    assert bin_counts(df, {"a": [1.0, 2.5], "b": [5.0]}) == {"a": [1, 1, 1, 1], "b": [2, 1, 1]}
+    assert bin_counts(df, {}) == {}
