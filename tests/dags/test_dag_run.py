@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = ROOT / ".jars" / "cds" / "spark-driver.jsa"  # the class archive `make setup` builds
 
 # A hang guard, not a speed target. pytest-timeout counts a test's fixture set-up: the first test here
-# also trains the session's champion (trained_model, 4-6 min) before its ~9 spark-submits (6-10 min on
-# 2 cores), which went past the suite's 900 s default on a slow evening's CI (2026-11-27).
+# also trains the session's champion (trained_model: 4-6 min until 2026-11-28, ~3 min since) before its
+# ~9 spark-submits (6-10 min on 2 cores), which went past the suite's 900 s default on a slow evening's CI.
 pytestmark = pytest.mark.timeout(2400)
 
 

@@ -174,3 +174,16 @@ def test_bins_are_counted_for_every_column_in_one_pass(spark):
     # (-inf, e0], (e0, e1], ..., (e_last, inf), then nulls
     assert bin_counts(df, {"a": [1.0, 2.5], "b": [5.0]}) == {"a": [1, 1, 1, 1], "b": [2, 1, 1]}
     assert bin_counts(df, {}) == {}
+
+
+def test_the_grid_comes_from_config_and_a_wrong_parameter_is_named(spark, test_settings):
+    from lakehouse.config import ModelGrids
+    from lakehouse.errors import LakehouseError
+    from lakehouse.ml.train import _classifier
+
+    sizes, grid = test_settings.model.sizes, test_settings.model.grid
+    clf, candidates = _classifier("random_forest", 1, sizes, grid)
+    assert [c[clf.getParam("maxDepth")] for c in candidates] == grid.random_forest["maxDepth"]
+    bad = ModelGrids(**{**grid.model_dump(), "gbt": {"maxDepht": [3]}})
+    with pytest.raises(LakehouseError, match="model.grid.gbt: 'maxDepht' is not a parameter of GBTClassifier"):
+        _classifier("gbt", 1, sizes, bad)

@@ -134,3 +134,12 @@ def test_class_archive_options_only_for_a_built_archive(tmp_path):
     assert jvm_archive.java_options(tmp_path / "a.jsa").split() == [
         f"-XX:SharedArchiveFile={tmp_path / 'a.jsa'}", "-Xlog:disable", "-Xlog:all=warning:stderr"]
     assert jvm_archive.archive_path(load_settings("test", overrides={"spark": {"class_archive": None}})) is None
+
+
+def test_a_grid_without_values_is_refused_naming_the_parameter():
+    with pytest.raises(ConfigError) as err:
+        load_settings("test", environ={}, overrides={"model": {"grid": {"gbt": {"maxDepth": []}}}})
+    assert "model.grid.gbt" in str(err.value) and "no values to try for maxDepth" in str(err.value)
+    # the test environment's grid: conf/base's, narrowed by conf/test
+    grid = load_settings("test", environ={}).model.grid
+    assert grid.gbt == {"maxDepth": [3]} and grid.random_forest == {"maxDepth": [5, 8]}
