@@ -174,9 +174,9 @@ class ModelSizes(_Strict):
 class ModelGrids(_Strict):
     """Values cross-validation tries per algorithm: every combination of one algorithm's lists is a
     candidate (names are Spark MLlib parameters of that classifier). One value per list: no tuning."""
-    logistic_regression: dict[str, list[float]]
-    random_forest: dict[str, list[int]]
-    gbt: dict[str, list[int]]
+    logistic_regression: dict[str, list[int | float | str]]
+    random_forest: dict[str, list[int | float | str]]
+    gbt: dict[str, list[int | float | str]]
 
     @field_validator("*")
     @classmethod

@@ -77,7 +77,11 @@ def _classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
     for param, values in getattr(grids, name).items():
         if not clf.hasParam(param):
             raise LakehouseError(f"model.grid.{name}: {param!r} is not a parameter of {type(clf).__name__}")
-        builder = builder.addGrid(clf.getParam(param), values)
+        p = clf.getParam(param)
+        try:  # the type Spark wants (1 -> 1.0 for a fraction), so a wrong value fails here, named
+            builder = builder.addGrid(p, [p.typeConverter(v) for v in values])
+        except TypeError as exc:
+            raise LakehouseError(f"model.grid.{name}.{param}: {exc}") from None
     return clf, builder.build()
 
 
