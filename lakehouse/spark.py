@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
+from lakehouse.jvm_names import remember_names
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] 
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    remember_names(spark.sparkContext._jvm)  # each Java name looked up once (lakehouse.jvm_names)
     options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions", "")
     archive_used = next((o.split("=", 1)[1] for o in options.split() if o.startswith("-XX:SharedArchiveFile=")), None)
     log.info("spark session %s on %s (Spark %s; %s)", app_name, spark.sparkContext.master, spark.version,

@@ -93,3 +93,28 @@ def test_the_driver_jvm_maps_the_class_archive_setup_built(spark, test_settings)
     assert jvm.System.getProperty("java.home") == recorded["java_home"]
     usable, message = jvm_archive.verify(archive)
     assert usable, message
+
+
+def test_java_names_are_looked_up_once_and_field_values_every_time(spark):
+    import py4j.protocol
+    import pytest
+
+    from lakehouse.jvm_names import remember_names
+
+    jvm = spark._jvm
+    assert remember_names(jvm) is jvm  # the session's view, set up by build_session (and idempotent)
+    functions = jvm.org.apache.spark.sql.functions
+    assert jvm.org.apache.spark.sql.functions is functions  # kept: the same object, no second lookup
+    assert "functions" in jvm.org.apache.spark.sql.__dict__ and "sql" in jvm.org.apache.spark.__dict__
+    assert functions.abs is functions.abs and "abs" in functions.__dict__  # a static method, kept
+    assert F.col("x")._jc.toString() == "x"  # PySpark's own calls go through the same view
+    system = jvm.java.lang.System
+    system.setProperty("churn.names.test", "1")
+    assert system.getProperty("churn.names.test") == "1"
+    built = jvm.java.lang.StringBuilder("churn")  # a kept class still constructs
+    assert built.append("-names").toString() == "churn-names"
+    assert jvm.java.lang.Integer.MAX_VALUE == 2**31 - 1
+    assert "MAX_VALUE" not in jvm.java.lang.Integer.__dict__  # a field's value is read every time
+    with pytest.raises(py4j.protocol.Py4JError):
+        jvm.java.lang.Integer.noSuchMember
+    assert "noSuchMember" not in jvm.java.lang.Integer.__dict__
