@@ -4,9 +4,11 @@ Every ``F.col(...)``, every PyDeequ constraint and every ``spark._jvm.io.delta..
 py4j's view of the JVM one name at a time, and py4j asks the JVM afresh on each step: "is
 ``functions`` a class?" costs a round trip and, on the JVM side, a failed ``Class.forName`` for each
 of the packages PySpark imports (each failure searches every JAR on the class path) before
-``org.apache.spark.sql.functions`` is found. Measured on a warm demo date (2 cores, 2026-11-28):
-about 12,000 such lookups per date, 17-19 s of the date's 80-124 s; ``F.col("x")`` alone took
-2.2 ms, of which 0.56 ms was finding ``functions``.
+``org.apache.spark.sql.functions`` is found. Measured on demo dates (2 cores, 2026-11-28):
+about 12,000 such lookups per date; ``F.col("x")`` took 2.2 ms, of which 0.56 ms was finding
+``functions``, and 0.31 ms with the names kept. The effect on a whole date is small: Python CPU
+6.2-7.2 s -> 4.8-5.3 s per warm date; wall time and JVM CPU did not change beyond run-to-run noise
+(the lookups mostly overlapped Spark work in other threads; docs/benchmarks.md, session 15).
 
 The names never change meaning while the JVM lives (the class path is fixed when the session
 starts), so :func:`remember_names` makes each view, package and class keep what it found as a plain
@@ -31,19 +33,21 @@ def _keep(owner, name: str, found):
     return found
 
 
-class _View(JVMView):
+class _Remembering:
     def __getattr__(self, name):
         return _keep(self, name, super().__getattr__(name))
 
 
-class _Package(JavaPackage):
-    def __getattr__(self, name):
-        return _keep(self, name, super().__getattr__(name))
+class _View(_Remembering, JVMView):
+    pass
 
 
-class _Class(JavaClass):
-    def __getattr__(self, name):
-        return _keep(self, name, super().__getattr__(name))
+class _Package(_Remembering, JavaPackage):
+    pass
+
+
+class _Class(_Remembering, JavaClass):
+    pass
 
 
 def remember_names(view: JVMView) -> JVMView:

@@ -1,8 +1,11 @@
 """The JVM side loads: Delta (write, update, time travel) and Deequ (a VerificationSuite run)."""
 
+import py4j.protocol
+import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from lakehouse import jvm_names
 from lakehouse.quality_runtime import import_pydeequ
 
 
@@ -96,13 +99,9 @@ def test_the_driver_jvm_maps_the_class_archive_setup_built(spark, test_settings)
 
 
 def test_java_names_are_looked_up_once_and_field_values_every_time(spark):
-    import py4j.protocol
-    import pytest
-
-    from lakehouse.jvm_names import remember_names
-
     jvm = spark._jvm
-    assert remember_names(jvm) is jvm  # the session's view, set up by build_session (and idempotent)
+    assert isinstance(jvm, jvm_names._View)  # set up by build_session
+    assert jvm_names.remember_names(jvm) is jvm and type(jvm) is jvm_names._View  # a second call changes nothing
     functions = jvm.org.apache.spark.sql.functions
     assert jvm.org.apache.spark.sql.functions is functions  # kept: the same object, no second lookup
     assert "functions" in jvm.org.apache.spark.sql.__dict__ and "sql" in jvm.org.apache.spark.__dict__
