@@ -26,6 +26,9 @@ def test_every_route_gives_duckdbs_features_and_the_incremental_day_reads_one_da
     assert 250 <= customers <= 300
     for engine in ("spark (full)", "spark (incremental day D)", "pandas (full)"):
         assert steps[engine]["rows_out"] == customers, engine
+    runs = steps["spark (incremental day D)"]["runs"]  # idempotent, so run 3 times; the median reported
+    assert len(runs) == 3 and steps["spark (incremental day D)"]["seconds"] == sorted(runs)[1]
+    assert steps["spark (full)"]["runs"] is None
     assert json.loads(out_json.read_text())["results"][0]["as_of"] == "2025-04-10"
     assert "| 300 | 100 |" in out_md.read_text()
     assert not spark.sparkContext._jsc.sc().isStopped()  # a given session is left running
