@@ -467,7 +467,7 @@ def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: D
         best = max(results, key=lambda a: results[a]["roc_auc"] if not math.isnan(results[a]["roc_auc"]) else -1)
         example = train.select(*numeric, *categorical).limit(5).toPandas()
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
-            info = tracking.log_spark_model(models[best], example, profile.table)
+            info = tracking.log_spark_model(settings, models[best], example, profile.table)
         mlflow.log_metric("best_roc_auc", results[best]["roc_auc"])
         parent_id = parent.info.run_id
     train.unpersist()

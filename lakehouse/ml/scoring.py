@@ -43,7 +43,6 @@ class NoChampionError(LakehouseError):
 
 def load_champion(settings: Settings):
     """(PipelineModel, model version object) for ``models:/<name>@champion``."""
-    import mlflow.spark
     from mlflow.exceptions import MlflowException
 
     tracking.setup(settings)
@@ -54,7 +53,7 @@ def load_champion(settings: Settings):
     except MlflowException:
         raise NoChampionError(f"no model has the alias {name}@{CHAMPION} in {tracking.tracking_uri(settings)}: "
                              "run jobs/train.py first") from None
-    return mlflow.spark.load_model(f"models:/{name}@{CHAMPION}"), mv
+    return tracking.load_spark_model(settings, f"models:/{name}@{CHAMPION}"), mv
 
 
 def psi(expected: list[float], actual: list[float], eps: float = 1e-4) -> float:

@@ -63,7 +63,25 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("mlflow", "pyspark", "numpy", "pandas")]
 
 
-def log_spark_model(model, example, registered_model_name: str):
+def spark_tmpdir(settings: Settings) -> str:
+    """Where MLflow's Spark flavour stages a model between Spark and the artifact store.
+
+    MLflow saves a Spark model to a folder on Spark's file system first and copies it from there
+    (loading goes the other way on a cluster). Its default, ``/tmp/mlflow``, is left behind on this
+    machine and on a cluster resolves against HDFS's root; a folder of the lake is on the file system
+    the jobs already write to, outside its zones (Spark's readers skip ``_`` folders). MLflow removes
+    each model's folder once it is copied.
+    """
+    return f"{settings.lake_uri}/_scratch/mlflow"
+
+
+def load_spark_model(settings: Settings, model_uri: str):
+    import mlflow.spark
+
+    return mlflow.spark.load_model(model_uri, dfs_tmpdir=spark_tmpdir(settings))
+
+
+def log_spark_model(settings: Settings, model, example, registered_model_name: str):
     """Log a fitted Spark ``PipelineModel`` under ``model`` in the active run, register it, and return
     MLflow's ModelInfo. ``example`` (a few feature rows as pandas) gives the signature and input example."""
     import mlflow.spark
@@ -73,4 +91,4 @@ def log_spark_model(model, example, registered_model_name: str):
     return mlflow.spark.log_model(model, artifact_path="model", input_example=example,
                                   signature=infer_signature(example, np.zeros(len(example))),
                                   registered_model_name=registered_model_name,
-                                  pip_requirements=pip_requirements())
+                                  pip_requirements=pip_requirements(), dfs_tmpdir=spark_tmpdir(settings))

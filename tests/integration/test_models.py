@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 from pyspark.sql import functions as F
 
@@ -66,6 +68,9 @@ def test_training_compares_three_algorithms_and_registers_a_champion(ml):
     assert "model_report.md" in {a.path for a in client.list_artifacts(first.run_id)}
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.name == f"churn-{settings.env}"
+    # MLflow staged the Spark model in the lake's scratch folder (not /tmp/mlflow) and removed it after
+    staging = Path(tracking.spark_tmpdir(settings).removeprefix("file://"))
+    assert staging.is_dir() and list(staging.iterdir()) == []
 
 
 def test_a_training_set_rebuilt_from_recorded_versions_is_identical(spark, ml):
