@@ -21,7 +21,9 @@ from tests.procs.delta_writer import ROWS_PER_DAY, day_rows
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = ROOT / "tests" / "procs" / "delta_writer.py"
 TRIALS = int(os.environ.get("CRASH_TRIALS", "12"))  # a longer soak: CRASH_TRIALS=50
-DAYS = 40  # more days than the trials can reach: every trial is killed mid-run
+# The writer's last day: far more than any trial reaches, so every trial is killed mid-run (checked
+# below). It was 40 until a fast day (2026-11-28) wrote 9 commits in 8.5 s and a trial ran out of days.
+DAYS = 10_000
 
 
 def _start(*args: str) -> subprocess.Popen:
@@ -81,6 +83,7 @@ def test_kill_9_during_delta_writes_leaves_old_or_new_version_and_rerun_converge
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, (trial, proc.returncode)  # killed, not finished
         reported = [int(line.split()[1]) for line in [*seen, *out.splitlines()] if line.startswith("committed")]
         last = max(reported, default=committed)
         state = _table_state(spark, uri)

@@ -44,7 +44,12 @@ def main(argv: list[str]) -> int:
     # A short-lived JVM running tiny plans: the C1 compiler alone gets it to its first commits sooner
     # (start + 3 commits: 26-30 s against 35-36 s with the default tiered C1+C2, interleaved runs on a
     # busy 2-core machine). Not for the pipeline's jobs: their longer runs lost time with C1 only.
-    conf = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
+    # Killed with SIGKILL, the JVM cannot delete its scratch (block manager folders, native libraries it
+    # unpacks): keep it beside the table, in the test's own temporary folder, not in /tmp.
+    scratch = Path(uri).parent / "jvm-tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    conf = {"spark.driver.extraJavaOptions": f"-XX:TieredStopAtLevel=1 -Djava.io.tmpdir={scratch}",
+            "spark.local.dir": str(scratch)}
     settings = load_settings("test", overrides={"spark": {"default_master": "local[1]", "conf": conf}})
     spark = build_session(settings, f"delta-writer-{mode}")
     if mode == "crash" and delta_io.is_delta(spark, uri):
