@@ -8,7 +8,7 @@ applies exactly the medians, scales and categories learned in training: no train
 
 from __future__ import annotations
 
-from pyspark.ml import Transformer
+from pyspark.ml import Pipeline, Transformer
 from pyspark.ml.feature import Imputer, OneHotEncoder, SQLTransformer, StandardScaler, StringIndexer, VectorAssembler
 
 FEATURES_COL = "features"
@@ -50,3 +50,7 @@ def feature_names(model_stages, numeric: list[str], categorical: list[str]) -> l
         labels = list(indexers[c].labels)
         names += [f"{c}={v}" for v in labels] + [f"{c}=<unseen>"] * (sizes[c] - len(labels))
     return names
+
+
+def pipeline(numeric: list[str], categorical: list[str], classifier, scale: bool = True) -> Pipeline:
+    return Pipeline(stages=[*stages(numeric, categorical, scale), classifier])

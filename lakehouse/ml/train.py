@@ -173,89 +173,41 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
     return "\n".join(lines)
 
 
-def cross_validate(train: DataFrame, numeric: list[str], categorical: list[str], candidates: dict, evaluator,
-                   folds: int, seed: int) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """k-fold cross-validation of every algorithm's candidates, the preprocessing fitted once per fold.
-
-    ``candidates`` maps an algorithm to (classifier, its grid of param maps). The folds are Spark's
-    ``CrossValidator``'s (a ``rand(seed)`` column cut into ``folds`` equal ranges), and so is each
-    candidate's score: preprocessing fitted on the fold's training rows, the classifier on their
-    transform, the metric on the held-out rows, averaged over folds. ``CrossValidator`` refits the
-    whole pipeline (imputer, indexers, scaler: about six Spark jobs) for every candidate and fold;
-    here the fitted preprocessing is shared by all candidates of all algorithms within a fold.
-    Returns (average metric per candidate, by algorithm; seconds spent on each algorithm's candidates).
-    """
-    from pyspark.ml import Pipeline
-
-    df = train.select("*", F.rand(seed).alias("_cv_rand"))
-    per_fold: dict[str, list[list[float]]] = {algo: [] for algo in candidates}
-    seconds = dict.fromkeys(candidates, 0.0)
-    for i in range(folds):
-        held_out = (F.col("_cv_rand") >= i / folds) & (F.col("_cv_rand") < (i + 1) / folds)
-        fold_train = df.filter(~held_out).cache()
-        prep = Pipeline(stages=preprocess.stages(numeric, categorical)).fit(fold_train)
-        fit_on = prep.transform(fold_train).cache()
-        check_on = prep.transform(df.filter(held_out)).cache()
-        try:
-            for algo, (clf, grid) in candidates.items():
-                t0 = time.perf_counter()
-                per_fold[algo].append([evaluator.evaluate(clf.fit(fit_on, params).transform(check_on))
-                                       for params in grid])
-                seconds[algo] += time.perf_counter() - t0
-        finally:
-            for frame in (fit_on, check_on, fold_train):
-                frame.unpersist()
-    return {algo: [float(v) for v in np.mean(np.array(m), axis=0)] for algo, m in per_fold.items()}, seconds
-
-
 def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
                    algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path,
                    sizes: ModelSizes, grids: ModelGrids) -> tuple[dict, dict]:
     """Tune each algorithm by k-fold CV on ``train`` (ROC AUC), score ``evaluation``, log a nested
-    MLflow run per algorithm (params, metrics, plots). Returns (metrics by algorithm, models).
-
-    Each model is a ``PipelineModel``: the preprocessing fitted on all of ``train`` (once, shared by
-    the algorithms), then the classifier refitted there with its best candidate's parameters.
-    """
+    MLflow run per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
     import mlflow
-    from pyspark.ml import Pipeline, PipelineModel
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator
 
     evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
                                               metricName="areaUnderROC")
-    candidates = {algo: _classifier(algo, seed, sizes, grids) for algo in algorithms}
-    started = time.perf_counter()
-    avg_metrics, cv_seconds = cross_validate(train, numeric, categorical, candidates, evaluator, cv_folds, seed)
-    prep = Pipeline(stages=preprocess.stages(numeric, categorical)).fit(train)
-    prepared = prep.transform(train).cache()
-    shared = time.perf_counter() - started - sum(cv_seconds.values())
-    log.info("cross-validation: %d fold(s), %d candidate(s) of %d algorithm(s); preprocessing fitted %d times "
-             "(%.0fs with the folds' transforms)", cv_folds, sum(len(g) for _, g in candidates.values()),
-             len(candidates), cv_folds + 1, shared)
     results: dict[str, dict] = {}
     models = {}
-    try:
-        for algo in algorithms:
-            t0 = time.perf_counter()
-            clf, grid = candidates[algo]
-            best_params = grid[int(np.argmax(avg_metrics[algo]))]
-            model = PipelineModel(stages=[*prep.stages, clf.fit(prepared, best_params)])
-            y, p = _probabilities(model, evaluation)
-            m = M.evaluate(y, p, costs)
-            m["cv_roc_auc"] = float(max(avg_metrics[algo]))
-            m["fit_seconds"] = round(cv_seconds[algo] + time.perf_counter() - t0, 1)
-            with mlflow.start_run(run_name=algo, nested=True) as child:
-                mlflow.log_params({"algorithm": algo, **{p_.name: v for p_, v in best_params.items()}})
-                mlflow.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not math.isnan(v)})
-                for path in M.plots(y, p, m, _importances(model, numeric, categorical), algo, plot_dir / algo):
-                    mlflow.log_artifact(str(path), "plots")
-                m["mlflow_run_id"] = child.info.run_id
-            results[algo] = m
-            models[algo] = model
-            log.info("%s: evaluation ROC AUC %.4f, PR AUC %.4f, CV ROC AUC %.4f (%.0fs)", algo, m["roc_auc"],
-                     m["pr_auc"], m["cv_roc_auc"], m["fit_seconds"])
-    finally:
-        prepared.unpersist()
+    for algo in algorithms:
+        t0 = time.perf_counter()
+        clf, grid = _classifier(algo, seed, sizes, grids)
+        cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
+                            evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=1)
+        cv_model = cv.fit(train)
+        model = cv_model.bestModel
+        y, p = _probabilities(model, evaluation)
+        m = M.evaluate(y, p, costs)
+        m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
+        m["fit_seconds"] = round(time.perf_counter() - t0, 1)
+        best_params = grid[int(np.argmax(cv_model.avgMetrics))]
+        with mlflow.start_run(run_name=algo, nested=True) as child:
+            mlflow.log_params({"algorithm": algo, **{p_.name: v for p_, v in best_params.items()}})
+            mlflow.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not math.isnan(v)})
+            for path in M.plots(y, p, m, _importances(model, numeric, categorical), algo, plot_dir / algo):
+                mlflow.log_artifact(str(path), "plots")
+            m["mlflow_run_id"] = child.info.run_id
+        results[algo] = m
+        models[algo] = model
+        log.info("%s: evaluation ROC AUC %.4f, PR AUC %.4f, CV ROC AUC %.4f (%.0fs)", algo, m["roc_auc"],
+                 m["pr_auc"], m["cv_roc_auc"], m["fit_seconds"])
     return results, models
 
 
