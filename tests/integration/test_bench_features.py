@@ -14,7 +14,7 @@ import pytest
 from lakehouse.bench_features import FEATURES, _check_equal, _load, bench_features
 
 
-def test_every_route_gives_duckdbs_features_and_the_incremental_day_reads_one_day(spark, tmp_path):
+def test_every_route_gives_duckdbs_features_and_the_incremental_day_is_a_median_of_three(spark, tmp_path):
     out_json, out_md = tmp_path / "features.json", tmp_path / "features.md"
     results = bench_features([300], [100], out_json, out_md, work=tmp_path / "work", spark=spark)
 
