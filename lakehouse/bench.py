@@ -240,7 +240,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     """Wall seconds of each step ``validate_table`` takes, run one by one on the same rows."""
     from lakehouse.quality import transform
     from lakehouse.quality.deequ_checks import run_deequ
-    from lakehouse.quality.silver import _references
+    from lakehouse.quality.silver import checked_rows
     from lakehouse.storage import table_uri
 
     out = {}
@@ -253,7 +253,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     def noop(df):
         df.write.format("noop").mode("overwrite").save()
 
-    annotated = transform.annotate(bronze, spec, day, _references(spark, settings, spec))
+    annotated = checked_rows(spark, settings, spec, day, bronze)
     timed("annotate", lambda: noop(annotated))
     annotated = annotated.cache()
     try:

@@ -105,6 +105,16 @@ def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> di
     return refs
 
 
+def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date,
+                 bronze: DataFrame) -> DataFrame:
+    """``bronze`` annotated (typed, checked), hash-partitioned on the business key first: Deequ's
+    uniqueness, the counts' grouping and the latest-version window all group by the key, and over
+    these rows cached they need no shuffle of their own (one shuffle of bronze instead of three)."""
+    if set(spec.key) <= set(bronze.columns):
+        bronze = bronze.repartition(*[F.col(f"`{k}`") for k in spec.key])
+    return annotate(bronze, spec, run_date, _references(spark, settings, spec))
+
+
 def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
                    pii_key: str, bronze: DataFrame | None = None) -> tuple[TableOutcome, DataFrame, DataFrame, DataFrame]:
     """Check one table for one date (its bronze rows of that date, or the given ``bronze`` rows).
@@ -115,7 +125,7 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     bronze = bronze if bronze is not None else _bronze_for(spark, settings, spec, run_date)
     # annotate keeps every bronze row (a projection and a left join to distinct reference keys), so
     # the checked rows counted below are the bronze rows: no separate count of bronze
-    annotated = annotate(bronze, spec, run_date, _references(spark, settings, spec)).cache()
+    annotated = checked_rows(spark, settings, spec, run_date, bronze).cache()
     deequ = run_deequ(spark, annotated, spec, run_date,
                       table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json"))
     kept, quarantined = split(annotated, spec)
@@ -179,7 +189,7 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     quarantine_rows = quarantined.select(
         F.lit(spec.table).alias("table"), F.col("_quarantine_reason.rule").alias("rule"),
         F.col("_quarantine_reason.reason_code").alias("reason_code"),
-        F.transform("_violations", lambda v: v["rule"]).alias("violations"),
+        F.col("_violations.rule").alias("violations"),
         "_source_file", "_line", "_parse_error", original_json(bronze.columns).alias("_original"), "_raw_record")
     return outcome, silver, quarantine_rows, annotated
 

@@ -118,7 +118,9 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
     Output columns: the declared columns (typed), ``_raw_<col>`` for each and for every undeclared
     column bronze has, the bronze metadata (``_source_file``, ``_line``, ``_parse_error``,
     ``_raw_record``), ``_fixes`` (columns standardized, formats repaired, values imputed),
-    ``_violations`` (array of struct(rule, severity, resolution, reason_code)). ``original_json``
+    ``_violations`` (array of struct(rule, severity, resolution, reason_code): the quarantining rules
+    the row breaks, then those it breaks but is kept with), ``_quarantine_reason`` (the first of the
+    quarantining ones) and ``_warnings`` (the names of the others). ``original_json``
     rebuilds the bronze row as it came from the ``_raw_`` columns; it is not computed here, as only
     quarantined rows need it.
     """
@@ -139,7 +141,7 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
         cols += [typed.cast(_spark_type(cs)).alias(name), raw.alias(f"_raw_{name}")]
     cols += [F.col(f"`{c}`").alias(f"_raw_{c}") for c in business if c not in spec.columns]
     meta = [F.col(c) for c in ("_source_file", "_line", "_parse_error", "_raw_record") if c in present]
-    df = bronze.select(*cols, *meta, F.array_compact(F.array(*fixes)).alias("_fixes"))
+    df = bronze.select(*cols, *meta, _present(fixes, T.StringType()).alias("_fixes"))
     for rule in spec.rules:
         if rule.check == "references":
             keys = (references or {}).get(rule.name)
@@ -152,19 +154,32 @@ def annotate(bronze: DataFrame, spec: TableRules, run_date: dt.date,
     checks += [(n, sql, "error", "quarantine", REASON_CODES["type"]) for n, sql in type_rules(spec)]
     checks += [(r.name, violation_sql(r, run_date), r.severity, r.resolution, REASON_CODES[r.check]) for r in spec.rules]
     parse_failed = F.col("_parse_error").isNotNull()
-    # (Tried: each rule's hit as a column, the quarantine reason as a coalesce of them, no lambdas. It
-    # made annotate + cache 10-20 % faster, but an uncached annotate with a references join then took
-    # 17 s instead of 0.7 s to plan and run the latest-version window on 44 rows; reverted.)
-    violations = []
+    hits: dict[str, list[Column]] = {"quarantine": [], "keep": []}
     for name, sql, severity, resolution, code in checks:
         hit = F.expr(sql) if name == PARSE_RULE else (~parse_failed & F.expr(sql))
-        violations.append(F.when(hit, F.struct(F.lit(name).alias("rule"), F.lit(severity).alias("severity"),
-                                               F.lit(resolution).alias("resolution"), F.lit(code).alias("reason_code"))))
-    df = df.withColumn("_violations", F.array_compact(F.array(*violations)))
-    quarantining = F.filter("_violations", lambda v: v["resolution"] == "quarantine")
-    kept_flags = F.transform(F.filter("_violations", lambda v: v["resolution"] == "keep"), lambda v: v["rule"])
-    return (df.withColumn("_quarantine_reason", F.when(F.size(quarantining) > 0, quarantining[0]))
-            .withColumn("_warnings", kept_flags))
+        hits[resolution].append(F.when(hit, F.struct(F.lit(name).alias("rule"), F.lit(severity).alias("severity"),
+                                                     F.lit(resolution).alias("resolution"),
+                                                     F.lit(code).alias("reason_code"))))
+    # Each rule is evaluated once, into one array per resolution, and the reason, violations and warnings
+    # are read from those two arrays in a second projection (Spark keeps it apart, as each array is used
+    # twice). No lambdas: Spark runs higher-order functions (filter, transform, array_compact) outside
+    # its generated code, and they made annotate ~1.7x slower at 947k rows. (Also tried before: each
+    # rule's hit as a column of its own; planning the latest-version window over a references join then
+    # took 17 s on 44 rows.)
+    df = df.select("*", _present(hits["quarantine"], VIOLATION).alias("_q"), _present(hits["keep"], VIOLATION).alias("_k"))
+    return df.select(*[F.col(f"`{c}`") for c in df.columns if c not in ("_q", "_k")],
+                     F.concat("_q", "_k").alias("_violations"), F.get("_q", 0).alias("_quarantine_reason"),
+                     F.col("_k.rule").alias("_warnings"))
+
+
+VIOLATION = T.StructType([T.StructField(n, T.StringType(), False) for n in ("rule", "severity", "resolution", "reason_code")])
+
+
+def _present(values: list[Column], element: T.DataType) -> Column:
+    """The non-null ``values``, in order, as an array: a flatten of one- and no-element arrays, which
+    Spark compiles, unlike ``array_compact`` (a filter with a lambda)."""
+    empty = F.array().cast(T.ArrayType(element, False))
+    return F.flatten(F.array(*[F.when(v.isNotNull(), F.array(v)).otherwise(empty) for v in values], empty))
 
 
 def _spark_type(cs: ColumnSpec) -> T.DataType:
@@ -193,38 +208,35 @@ def original_json(bronze_columns: list[str]) -> Column:
     return F.to_json(F.struct(*[F.col(f"`_raw_{c}`").alias(c) for c in business]), {"ignoreNullFields": "false"})
 
 
-def _is_rule(name: str):
-    return lambda v: v["rule"] == name  # Spark counts a lambda's parameters: no default arguments here
-
-
 def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str]) -> dict[str, int]:
-    """Every count the reconciliation needs, in one pass and one shuffle of narrow columns.
+    """Every count the reconciliation needs: one aggregation of all rows, one grouping of the kept rows.
 
-    ``rows``, ``quarantined``, ``fixed`` (kept rows with a fix), ``distinct_rows`` (kept rows left
-    once exact duplicates are dropped), ``keys`` (distinct business keys among kept rows: the silver
-    rows) and each rule's failing rows. Rows are grouped as ``dropDuplicates`` and a window would
-    group them (nulls equal). Hash-partitioning on (quarantined, key) once serves both groupings, as
-    the key is part of the business columns.
+    ``rows``, ``quarantined``, ``fixed`` (kept rows with a fix) and each rule's failing rows are sums
+    over all rows (no shuffle). ``distinct_rows`` (kept rows left once exact duplicates are dropped)
+    and ``keys`` (distinct business keys among kept rows: the silver rows) group the kept rows as
+    ``dropDuplicates`` and a window would (nulls equal); hash-partitioning on the key once serves both
+    groupings. The columns beside the key travel as one 64-bit hash with a mask of their nulls
+    (Spark's hashes skip nulls), not as themselves: a narrow shuffle. Two versions of a key whose
+    other columns differ would count as duplicates rather than superseded only if their hashes
+    collided (odds about 2^-64 a pair); silver's rows and the quarantine do not depend on it.
     """
-    business, key = list(spec.columns), list(spec.key)
+    key = list(spec.key)
+    rest = [c for c in spec.columns if c not in key]
     bad = F.col("_quarantine_reason").isNotNull()
-    # exists() measured faster here than array_contains over "_violations.rule" (1.2-1.3 s vs 2.4 s at x50)
-    flags = [F.exists("_violations", _is_rule(n)).cast("long").alias(f"_r{i}") for i, n in enumerate(rules)]
-    narrow = annotated.select(*[F.col(f"`{c}`") for c in business], bad.alias("_bad"),
-                              (~bad & (F.size("_fixes") > 0)).cast("long").alias("_fixed"), *flags)
-    sums = ["_fixed", *[f"_r{i}" for i in range(len(rules))]]
-    per_row = (narrow.repartition("_bad", *key)
-               .groupBy("_bad", *business).agg(F.count(F.lit(1)).alias("_n"), *[F.sum(c).alias(c) for c in sums])
-               .groupBy("_bad", *key).agg(F.sum("_n").alias("_n"), F.count(F.lit(1)).alias("_distinct"),
-                                          *[F.sum(c).alias(c) for c in sums]))
-    kept = ~F.col("_bad")
-    row = per_row.agg(
-        F.sum("_n").alias("rows"), F.sum(F.when(F.col("_bad"), F.col("_n"))).alias("quarantined"),
-        F.sum(F.when(kept, F.col("_distinct"))).alias("distinct_rows"), F.sum(kept.cast("long")).alias("keys"),
-        *[F.sum(c).alias(c) for c in sums]).first()
-    out = {k: int(row[k] or 0) for k in ("rows", "quarantined", "distinct_rows", "keys")}
-    out["fixed"] = int(row["_fixed"] or 0)
-    out.update({n: int(row[f"_r{i}"] or 0) for i, n in enumerate(rules)})
+    flags = annotated.select(bad.alias("_bad"), (~bad & (F.size("_fixes") > 0)).alias("_fixed"),
+                             F.col("_violations.rule").alias("_rules"))
+    totals = flags.agg(F.count(F.lit(1)).alias("rows"), F.count_if("_bad").alias("quarantined"),
+                       F.count_if("_fixed").alias("fixed"),
+                       *[F.count_if(F.array_contains("_rules", n)).alias(f"_r{i}") for i, n in enumerate(rules)]).first()
+    nulls = sum((F.when(F.col(f"`{c}`").isNull(), F.lit(1 << i)).otherwise(0) for i, c in enumerate(rest)), F.lit(0))
+    digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], nulls)
+    groups = (annotated.where(~bad).select(*[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
+              .repartition(*key).distinct()
+              .groupBy(*key).agg(F.count(F.lit(1)).alias("_distinct"))
+              .agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).first())
+    out = {k: int(totals[k] or 0) for k in ("rows", "quarantined", "fixed")}
+    out.update({k: int(groups[k] or 0) for k in ("distinct_rows", "keys")})
+    out.update({n: int(totals[f"_r{i}"] or 0) for i, n in enumerate(rules)})
     return out
 
 

@@ -255,19 +255,44 @@ def test_duplicates_and_versions_are_counted_in_one_pass(spark):
     rows = [ev(1, "e1", "c1", "2026-01-02T08:00:00Z"), ev(2, "e1", "c1", "2026-01-02T08:00:00Z"),  # exact copy
             ev(3, "e2", "c1", "2026-01-02T09:00:00Z", "old"), ev(4, "e2", "c1", "2026-01-02T10:00:00Z", "new"),
             ev(5, "e3", None, "2026-01-02T08:00:00Z"), ev(6, "e3", None, "2026-01-02T08:00:00Z"),  # quarantined
-            ev(7, "e4", "c2", "2026-01-02T11:00:00Z")]
+            ev(7, "e4", "c2", "2026-01-02T11:00:00Z"),
+            # two versions of e5 that differ only in which column is missing: not duplicates (the counts
+            # hash the non-key columns; a hash that skipped nulls would make these one row)
+            ("e5", "c3", None, "page_view", "s1", "web", "2026-01-02T12:00:00Z", "web_2026-01-02.jsonl", 8, None, None),
+            ("e5", "c3", "s1", "page_view", None, "web", "2026-01-02T12:00:00Z", "web_2026-01-02.jsonl", 9, None, None)]
     schema = ", ".join(f"{c} string" for c in cols) + ", _source_file string, _line long, _parse_error string, _raw_record string"
     bronze = spark.createDataFrame(rows, schema)
     ann = annotate(bronze, spec, day)
     names = ["event_id_complete", "customer_id_complete", "ts_not_future"]
     counts = row_counts(ann, spec, names)
-    assert counts == {"rows": 7, "quarantined": 2, "fixed": 0, "distinct_rows": 4, "keys": 3,
+    assert counts == {"rows": 9, "quarantined": 2, "fixed": 0, "distinct_rows": 6, "keys": 4,
                       "event_id_complete": 0, "customer_id_complete": 2, "ts_not_future": 0}
     kept, quarantined = split(ann, spec)
     newest = {r["event_id"]: (r["page"], r["_line"]) for r in latest(kept, spec).collect()}
-    assert newest == {"e1": ("home", 2), "e2": ("new", 4), "e4": ("home", 7)}
+    assert newest == {"e1": ("home", 2), "e2": ("new", 4), "e4": ("home", 7), "e5": (None, 9)}
     original = [json.loads(r[0]) for r in quarantined.select(original_json(bronze.columns)).collect()]
     assert original == [dict(zip(cols, rows[4][:7]))] * 2
+
+
+def test_annotate_lists_each_rows_violations_reason_warnings_and_fixes(spark):
+    """A row breaking two quarantining rules and a warning one, a row with warnings only, a fixed row."""
+    spec = RULES["web_events"]
+    day = dt.date(2026, 1, 2)
+    cols = ["event_id", "customer_id", "session_id", "event_type", "page", "device", "ts"]
+    schema = ", ".join(f"{c} string" for c in cols) + ", _source_file string, _line long, _parse_error string, _raw_record string"
+    rows = [("e1", None, "s1", "login", None, "fax", "2026-01-09T08:00:00Z", "f", 1, None, None),
+            ("e2", "c1", "s1", "login", None, "fax", "2026-01-01T08:00:00Z", "f", 2, None, None),
+            ("e3", "c1", "s1", "page_view", "HOME", "web", "2026-01-02T08:00:00Z", "f", 3, None, None),
+            ("e4", "c1", "s1", "page_view", "home", "web", "not a time", "f", 4, None, None)]
+    got = {r["event_id"]: ([v["rule"] for v in r["_violations"]],
+                           r["_quarantine_reason"]["rule"] if r["_quarantine_reason"] else None,
+                           list(r["_warnings"]), list(r["_fixes"]))
+           for r in annotate(spark.createDataFrame(rows, schema), spec, day).collect()}
+    assert got == {"e1": (["customer_id_complete", "ts_not_future", "device_known"], "customer_id_complete",
+                          ["device_known"], []),
+                   "e2": (["device_known", "ts_on_time"], None, ["device_known", "ts_on_time"], []),
+                   "e3": ([], None, [], ["format:page"]),
+                   "e4": (["ts_type", "ts_complete"], "ts_type", [], [])}  # unparseable, hence also missing
 
 
 def test_upsert_replaces_only_newer_or_changed_rows_and_skips_a_merge_that_changes_nothing(spark, tmp_path):
