@@ -148,6 +148,9 @@ class QualityConfig(_Strict):
     pii_key_env: str  # environment variable holding the key of the personal-data hash
     # rate-based gates judge a batch only from this many rows on; smaller batches warn instead
     gate_min_rows: int = Field(default=50, ge=0)
+    # a date's bronze rows at least this large (Spark's estimate of the files read) are hash-partitioned
+    # on the business key before they are checked: one shuffle instead of three (docs/benchmarks.md)
+    partition_by_key_min_mb: float = Field(default=8.0, ge=0)
 
 
 class GoldConfig(_Strict):

@@ -105,12 +105,20 @@ def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> di
     return refs
 
 
+def _estimated_mb(df: DataFrame) -> float:
+    """Spark's size estimate of ``df`` in MiB: for a Delta read, the files left after partition pruning."""
+    return int(str(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())) / 2**20
+
+
 def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date,
                  bronze: DataFrame) -> DataFrame:
-    """``bronze`` annotated (typed, checked), hash-partitioned on the business key first: Deequ's
-    uniqueness, the counts' grouping and the latest-version window all group by the key, and over
-    these rows cached they need no shuffle of their own (one shuffle of bronze instead of three)."""
-    if set(spec.key) <= set(bronze.columns):
+    """``bronze`` annotated (typed, checked); from ``quality.partition_by_key_min_mb`` hash-partitioned
+    on the business key first: Deequ's uniqueness, the counts' grouping and the latest-version window
+    all group by the key, and over these rows cached they need no shuffle of their own (one shuffle
+    of bronze instead of three). Smaller dates skip it: there the extra stage costs more than it saves
+    (measured on web_events: -2.3 s at 947k rows, 19.5 MB; +0.2 s at 93k rows, 1.9 MB)."""
+    if set(spec.key) <= set(bronze.columns) and \
+            _estimated_mb(bronze) >= settings.quality.partition_by_key_min_mb:
         bronze = bronze.repartition(*[F.col(f"`{k}`") for k in spec.key])
     return annotate(bronze, spec, run_date, _references(spark, settings, spec))
 

@@ -284,11 +284,19 @@ def test_annotate_lists_each_rows_violations_reason_warnings_and_fixes(spark):
             ("e2", "c1", "s1", "login", None, "fax", "2026-01-01T08:00:00Z", "f", 2, None, None),
             ("e3", "c1", "s1", "page_view", "HOME", "web", "2026-01-02T08:00:00Z", "f", 3, None, None),
             ("e4", "c1", "s1", "page_view", "home", "web", "not a time", "f", 4, None, None)]
-    got = {r["event_id"]: ([v["rule"] for v in r["_violations"]],
-                           r["_quarantine_reason"]["rule"] if r["_quarantine_reason"] else None,
-                           list(r["_warnings"]), list(r["_fixes"]))
-           for r in annotate(spark.createDataFrame(rows, schema), spec, day).collect()}
-    assert got == {"e1": (["customer_id_complete", "ts_not_future", "device_known"], "customer_id_complete",
+    got = {}
+    for whole_stage in ("true", "false"):  # annotate builds its arrays one way compiled, another interpreted
+        before = spark.conf.get("spark.sql.codegen.wholeStage")
+        spark.conf.set("spark.sql.codegen.wholeStage", whole_stage)
+        try:
+            got[whole_stage] = {r["event_id"]: ([v["rule"] for v in r["_violations"]],
+                                                r["_quarantine_reason"]["rule"] if r["_quarantine_reason"] else None,
+                                                list(r["_warnings"]), list(r["_fixes"]))
+                                for r in annotate(spark.createDataFrame(rows, schema), spec, day).collect()}
+        finally:
+            spark.conf.set("spark.sql.codegen.wholeStage", before)
+    assert got["true"] == got["false"]
+    assert got["true"] == {"e1": (["customer_id_complete", "ts_not_future", "device_known"], "customer_id_complete",
                           ["device_known"], []),
                    "e2": (["device_known", "ts_on_time"], None, ["device_known", "ts_on_time"], []),
                    "e3": ([], None, [], ["format:page"]),
