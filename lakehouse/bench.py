@@ -232,7 +232,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
 
 
 PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache",
-          "deequ": "Deequ suite", "counts": "all counts (one shuffle)", "latest": "latest per key (window)",
+          "deequ": "Deequ suite", "counts": "all counts (a sum, a grouping by key)", "latest": "latest per key (window)",
           "quarantine": "quarantine rows + JSON"}
 
 
