@@ -16,6 +16,8 @@ by four routes, each checked equal to the DuckDB result (every column, every cus
   state as of D-1 (running totals, the window sums, the last event date) and per-day aggregates, and
   for D reads only D's events, the state and the three day-aggregate partitions that leave the
   windows (D-7, D-30, D-90): the cost follows customers and one day's events, not history length.
+  Once every history of a customer count is built, the day also runs on each of them back to back
+  in a few paired rounds, for the ratio between history lengths.
 
 Per step: wall seconds, events per second, peak resident memory of this process and its children
 (the Spark JVM) sampled every 50 ms, and files and bytes written. Results go to
@@ -33,7 +35,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +340,10 @@ def _timed(engine: str, fn, out: Path, repeats: int = 1) -> Step:
 # The incremental day is a second or two at every scale here, where one run's noise is tens of percent
 # (2 cores): it is run this many times (it is idempotent) and its median reported
 INCREMENTAL_REPEATS = 3
+# ... and, across history lengths, in this many paired rounds once every history of a customer count
+# is built: each round runs the day on every history back to back (order alternating between rounds),
+# so a slow minute of the machine hits both sides of a ratio, not one
+INTERLEAVED_ROUNDS = 5
 
 
 def bench_features(customers: list[int], histories: list[int], out_json: Path, out_md: Path,
@@ -361,6 +369,7 @@ def bench_features(customers: list[int], histories: list[int], out_json: Path, o
     try:
         spark.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().collect()  # warm the JVM
         for n in customers:
+            built: dict[int, tuple[dict, Callable[[], None], Path]] = {}
             for days in histories:
                 root = base / f"c{n}-d{days}"
                 shutil.rmtree(root, ignore_errors=True)
@@ -371,6 +380,9 @@ def bench_features(customers: list[int], histories: list[int], out_json: Path, o
                        "generation_s": gen["seconds"], "as_of": day.isoformat(), "steps": []}
                 out = root / "out"
                 out.mkdir()
+                # (bound now: the paired rounds call it after this loop has moved on)
+                incremental = partial(spark_incremental, spark, root / "events", day, root / "daily",
+                                      root / "state_prev", out / "spark_incremental")
                 # pandas last: at 1M x 365 it takes ~16 GiB, which pushes the event files out of the page
                 # cache; the engines before it all read them warm (DuckDB right after they were written)
                 steps = [
@@ -381,10 +393,7 @@ def bench_features(customers: list[int], histories: list[int], out_json: Path, o
                     ("spark state bootstrap (once, as of D-1)",
                      lambda: spark_state(spark, root / "events", day - dt.timedelta(days=1), root / "daily",
                                          root / "state_prev"), root / "state_prev", 1),
-                    ("spark (incremental day D)",
-                     lambda: spark_incremental(spark, root / "events", day, root / "daily", root / "state_prev",
-                                               out / "spark_incremental"),
-                     out / "spark_incremental", INCREMENTAL_REPEATS),
+                    ("spark (incremental day D)", incremental, out / "spark_incremental", INCREMENTAL_REPEATS),
                     ("pandas (full)", lambda: pandas_full(root / "events", day, out / "pandas.parquet"),
                      out / "pandas.parquet", 1),
                 ]
@@ -402,17 +411,46 @@ def bench_features(customers: list[int], histories: list[int], out_json: Path, o
                         _check_equal(expected, _load(path), name)
                 row["checked_equal"] = True
                 results.append(row)
-                out_json.parent.mkdir(parents=True, exist_ok=True)
-                out_json.write_text(json.dumps({"machine": machine(), "threads": threads, "results": results},
-                                               indent=2))
-                out_md.write_text(render_markdown(results, threads, out_md))  # kept current after every scale
-                shutil.rmtree(root, ignore_errors=True)
+                built[days] = (row, incremental, out)
+                _write_results(results, threads, out_json, out_md)  # kept current after every scale
+            if len(built) > 1:
+                _interleaved(n, built)
+                _write_results(results, threads, out_json, out_md)
+            for days in built:
+                shutil.rmtree(base / f"c{n}-d{days}", ignore_errors=True)
     finally:
         if own:
             spark.stop()
         if work is None:
             shutil.rmtree(base, ignore_errors=True)
     return results
+
+
+def _write_results(results: list[dict], threads: int, out_json: Path, out_md: Path) -> None:
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps({"machine": machine(), "threads": threads, "results": results}, indent=2))
+    out_md.write_text(render_markdown(results, threads, out_md))
+
+
+def _interleaved(n: int, built: dict[int, tuple[dict, Callable[[], None], Path]]) -> None:
+    """The incremental day on every history of ``n`` customers, in paired rounds (``INTERLEAVED_ROUNDS``);
+    each history's row gets ``interleaved_s``, one time per round. Each history's output is removed
+    first and checked equal to DuckDB's again after the rounds."""
+    order = sorted(built)
+    for days in order:
+        shutil.rmtree(built[days][2] / "spark_incremental")
+    for rnd in range(INTERLEAVED_ROUNDS):
+        for days in (order if rnd % 2 == 0 else order[::-1]):
+            row, fn, _ = built[days]
+            t = time.perf_counter()
+            fn()
+            row.setdefault("interleaved_s", []).append(round(time.perf_counter() - t, 3))
+    for days in order:
+        out = built[days][2]
+        _check_equal(_load(out / "duckdb.parquet"), _load(out / "spark_incremental"),
+                     f"spark (incremental day D, {days} days, paired rounds)")
+    log.info("bench features %d: incremental day, paired rounds: %s", n,
+             {d: built[d][0]["interleaved_s"] for d in order})
 
 
 def render_markdown(results: list[dict], threads: int, out_md: Path) -> str:
@@ -451,22 +489,29 @@ def render_markdown(results: list[dict], threads: int, out_md: Path) -> str:
         pandas_s = s.get("pandas (full)")
         lines.append(f"| {r['customers']:,} | {r['days']} | {full / duck:.2f}x | {inc / duck:.2f}x | "
                      f"{(pandas_s / full) if pandas_s else float('nan'):.2f}x | {inc / full:.2f}x |")
-    by_n: dict[int, dict[int, tuple[float, int]]] = {}
+    by_n: dict[int, dict[int, tuple[float, int, list[float]]]] = {}
     for r in results:
         inc = next(x for x in r["steps"] if x["engine"].startswith("spark (incremental"))
-        by_n.setdefault(r["customers"], {})[r["days"]] = (inc["seconds"], inc["rows_out"])
+        by_n.setdefault(r["customers"], {})[r["days"]] = (inc["seconds"], inc["rows_out"], r.get("interleaved_s") or [])
     spans = [(n, d) for n, d in by_n.items() if len(d) > 1]
     if spans:
         lines += ["", "Incremental daily update against history length. The customers seen grow with history "
                   "(every one of them has a state row and an output row), so the cost per output row is given "
-                  "too:", "",
+                  "too. *Paired* runs the day on every history back to back, round after round, once all are "
+                  f"built ({INTERLEAVED_ROUNDS} rounds, the order alternating), and takes the median of each "
+                  "round's ratio: the machine's slow and fast minutes then fall on both sides of a ratio.", "",
                   "| customers | " + " | ".join(f"{d} days" for d in sorted(spans[0][1]))
-                  + " | longest / shortest | per output row |", "| --- " * (len(spans[0][1]) + 3) + "|"]
+                  + " | longest / shortest | per output row | paired rounds, seconds | paired: longest / shortest "
+                  "(median) | paired, per output row |", "| --- " * (len(spans[0][1]) + 6) + "|"]
         for n, d in spans:
             ks = sorted(d)
-            (t0, n0), (t1, n1) = d[ks[0]], d[ks[-1]]
+            (t0, n0, p0), (t1, n1, p1) = d[ks[0]], d[ks[-1]]
+            ratios = sorted(b / a for a, b in zip(p0, p1) if a)
+            paired = ratios[len(ratios) // 2] if ratios else float("nan")
+            rounds = "; ".join(f"{k} d: " + ", ".join(f"{x:.2f}" for x in d[k][2]) for k in ks) if p0 else "-"
             lines.append(f"| {n:,} | " + " | ".join(f"{d[k][0]:.2f} s ({d[k][1]:,} rows)" for k in ks)
-                         + f" | {t1 / t0:.2f}x | {(t1 / n1) / (t0 / n0):.2f}x |")
+                         + f" | {t1 / t0:.2f}x | {(t1 / n1) / (t0 / n0):.2f}x | {rounds} | {paired:.2f}x | "
+                         f"{paired * n0 / n1:.2f}x |")
     plot = _plot(results, out_md.with_suffix(".png"))
     if plot:
         lines += ["", f"![feature build time by route]({plot.name})"]

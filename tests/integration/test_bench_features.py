@@ -34,6 +34,23 @@ def test_every_route_gives_duckdbs_features_and_the_incremental_day_is_a_median_
     assert not spark.sparkContext._jsc.sc().isStopped()  # a given session is left running
 
 
+def test_paired_rounds_run_the_day_on_each_history_and_report_the_median_ratio(spark, tmp_path):
+    from lakehouse.bench_features import INTERLEAVED_ROUNDS
+
+    out_json, out_md = tmp_path / "features.json", tmp_path / "features.md"
+    results = bench_features([200], [92, 100], out_json, out_md, work=tmp_path / "work", spark=spark)
+    # each history's output was removed before the rounds and checked equal to DuckDB's after them,
+    # so every history's day really ran (a round bound to the wrong history would leave one missing)
+    assert [r["days"] for r in results] == [92, 100]
+    for r in results:
+        assert len(r["interleaved_s"]) == INTERLEAVED_ROUNDS and all(t > 0 for t in r["interleaved_s"])
+    short, long = (r["interleaved_s"] for r in results)
+    median = sorted(b / a for a, b in zip(short, long))[INTERLEAVED_ROUNDS // 2]
+    row = next(line for line in out_md.read_text().splitlines() if line.startswith("| 200 |") and " d: " in line)
+    assert f"| {median:.2f}x |" in row
+    assert not (tmp_path / "work" / "c200-d92").exists()  # the data is removed after the rounds
+
+
 def test_the_equality_check_names_the_column_and_customer_that_differ(tmp_path):
     frame = pd.DataFrame({c: [11, 12, 13] for c in FEATURES})
     frame.to_parquet(tmp_path / "x.parquet")
