@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 from functools import partial
 from pathlib import Path
 
@@ -369,7 +370,7 @@ def bench_features(customers: list[int], histories: list[int], out_json: Path, o
     try:
         spark.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().collect()  # warm the JVM
         for n in customers:
-            built: dict[int, tuple[dict, Callable[[], None], Path]] = {}
+            built: dict[int, Built] = {}
             for days in histories:
                 root = base / f"c{n}-d{days}"
                 shutil.rmtree(root, ignore_errors=True)
@@ -411,7 +412,7 @@ def bench_features(customers: list[int], histories: list[int], out_json: Path, o
                         _check_equal(expected, _load(path), name)
                 row["checked_equal"] = True
                 results.append(row)
-                built[days] = (row, incremental, out)
+                built[days] = Built(row, incremental, out)
                 _write_results(results, threads, out_json, out_md)  # kept current after every scale
             if len(built) > 1:
                 _interleaved(n, built)
@@ -432,25 +433,31 @@ def _write_results(results: list[dict], threads: int, out_json: Path, out_md: Pa
     out_md.write_text(render_markdown(results, threads, out_md))
 
 
-def _interleaved(n: int, built: dict[int, tuple[dict, Callable[[], None], Path]]) -> None:
+class Built(NamedTuple):
+    """One history of a customer count, kept for the paired rounds."""
+    row: dict                       # its results row (gets ``interleaved_s``)
+    incremental: Callable[[], None]  # its incremental day, bound to its folders
+    out: Path                       # its outputs (DuckDB's, the incremental day's)
+
+
+def _interleaved(n: int, built: dict[int, Built]) -> None:
     """The incremental day on every history of ``n`` customers, in paired rounds (``INTERLEAVED_ROUNDS``);
     each history's row gets ``interleaved_s``, one time per round. Each history's output is removed
     first and checked equal to DuckDB's again after the rounds."""
     order = sorted(built)
     for days in order:
-        shutil.rmtree(built[days][2] / "spark_incremental")
+        shutil.rmtree(built[days].out / "spark_incremental")
     for rnd in range(INTERLEAVED_ROUNDS):
         for days in (order if rnd % 2 == 0 else order[::-1]):
-            row, fn, _ = built[days]
             t = time.perf_counter()
-            fn()
-            row.setdefault("interleaved_s", []).append(round(time.perf_counter() - t, 3))
+            built[days].incremental()
+            built[days].row.setdefault("interleaved_s", []).append(round(time.perf_counter() - t, 3))
     for days in order:
-        out = built[days][2]
+        out = built[days].out
         _check_equal(_load(out / "duckdb.parquet"), _load(out / "spark_incremental"),
                      f"spark (incremental day D, {days} days, paired rounds)")
     log.info("bench features %d: incremental day, paired rounds: %s", n,
-             {d: built[d][0]["interleaved_s"] for d in order})
+             {d: built[d].row["interleaved_s"] for d in order})
 
 
 def render_markdown(results: list[dict], threads: int, out_md: Path) -> str:

@@ -347,3 +347,31 @@ def test_freshness_ignores_quarantined_rows(spark, tmp_path):
     ann.unpersist()
     assert outcomes["ts_not_future"].status == "Failure"  # the 2099 row, quarantined
     assert outcomes["freshness"].metric == 15 and outcomes["freshness"].status == "Failure"
+
+
+def test_rows_partitioned_by_key_first_give_the_same_outcome_silver_and_quarantine(spark, lake, validated):
+    """checked_rows partitions a date's rows by key from quality.partition_by_key_min_mb on (the
+    demo's dates are below it): at limit 0 every table takes that path, and must come out the same."""
+    from lakehouse.quality.silver import validate_table
+
+    settings, dates = lake
+
+    def run(limit: float, table: str):
+        s = settings.model_copy(update={"quality": settings.quality.model_copy(
+            update={"partition_by_key_min_mb": limit})})
+        outcome, silver, quarantine, checked = validate_table(spark, s, RULES[table], dates[0], "same", "k")
+        try:
+            partitioned = "RepartitionByExpression" in checked._jdf.queryExecution().logical().toString()
+            content = [sorted(json.dumps(r.asDict(recursive=True), default=str, sort_keys=True) for r in df.collect())
+                       for df in (silver, quarantine)]
+        finally:
+            checked.unpersist()
+        counts = (outcome.bronze_rows, outcome.silver_rows, outcome.quarantined, outcome.duplicates_removed,
+                  outcome.superseded, outcome.fixed_rows, outcome.failures)
+        return partitioned, counts, content
+
+    for table in RULES:
+        by_key, plain = run(0.0, table), run(1e9, table)
+        assert by_key[0] and not plain[0], table
+        assert by_key[1] == plain[1] and by_key[1][0] > 0, table
+        assert by_key[2] == plain[2], table
