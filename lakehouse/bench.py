@@ -232,7 +232,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
 
 
 PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache",
-          "deequ": "Deequ suite", "counts": "all counts (a sum, a grouping by key)", "latest": "latest per key (window)",
+          "deequ": "Deequ suite", "counts": "all counts (a sum, a grouping by key)", "latest": "silver rows (latest per key, named)",
           "quarantine": "quarantine rows + JSON"}
 
 
@@ -240,7 +240,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     """Wall seconds of each step ``validate_table`` takes, run one by one on the same rows."""
     from lakehouse.quality import transform
     from lakehouse.quality.deequ_checks import run_deequ
-    from lakehouse.quality.silver import checked_rows
+    from lakehouse.quality.silver import checked_rows, quarantine_rows, silver_rows
     from lakehouse.storage import table_uri
 
     out = {}
@@ -263,8 +263,8 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
         names = [c[0] for c in transform.all_checks(spec, day)]
         timed("counts", lambda: transform.row_counts(annotated, spec, names))
         kept, quarantined = transform.split(annotated, spec)
-        timed("latest", lambda: noop(transform.latest(kept, spec)))
-        timed("quarantine", lambda: noop(quarantined.select(transform.original_json(bronze.columns))))
+        timed("latest", lambda: noop(silver_rows(kept, spec, "bench-key")))
+        timed("quarantine", lambda: noop(quarantine_rows(quarantined, spec, bronze.columns)))
     finally:
         annotated.unpersist()
     return out

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.quality.rules import TableRules
-from lakehouse.quality.transform import all_checks
+from lakehouse.quality.transform import all_checks, quarantined
 from lakehouse.quality_runtime import import_pydeequ
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_d
         # freshness looks at rows that passed: one quarantined row stamped in 2099 must not make a
         # stale batch look fresh (Deequ's minimum skips nulls)
         lag = F.datediff(F.lit(run_date.isoformat()).cast("date"), F.to_date(spec.event_time))
-        data = data.withColumn("_event_lag_days", F.when(F.col("_quarantine_reason").isNull(), lag))
+        data = data.withColumn("_event_lag_days", F.when(~quarantined(spec), lag))
     repo = FileSystemMetricsRepository(spark, repository_path)
     key = ResultKey(spark, _epoch_ms(run_date), {"table": spec.table, "date": run_date.isoformat()})
     suite = VerificationSuite(spark).onData(data).useRepository(repo).saveOrAppendResult(key)

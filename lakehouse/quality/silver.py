@@ -33,8 +33,8 @@ from lakehouse.errors import LakehouseError
 from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import run_deequ
 from lakehouse.quality.rules import TableRules, load_rules
-from lakehouse.quality.transform import (all_checks, annotate, latest, original_json, pseudonymize, row_counts,
-                                        silver_columns, split)
+from lakehouse.quality.transform import (all_checks, describe, flag, latest, original_json, pseudonymize,
+                                        row_counts, silver_columns, split)
 from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _estimated_mb(df: DataFrame) -> float:
 
 def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date,
                  bronze: DataFrame) -> DataFrame:
-    """``bronze`` annotated (typed, checked); from ``quality.partition_by_key_min_mb`` hash-partitioned
+    """``bronze`` typed and checked (``transform.flag``); from ``quality.partition_by_key_min_mb`` hash-partitioned
     on the business key first: Deequ's uniqueness, the counts' grouping and the latest-version window
     all group by the key, and over these rows cached they need no shuffle of their own (one shuffle
     of bronze instead of three). Smaller dates skip it: there the extra stage costs more than it saves
@@ -120,7 +120,21 @@ def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_
     if set(spec.key) <= set(bronze.columns) and \
             _estimated_mb(bronze) >= settings.quality.partition_by_key_min_mb:
         bronze = bronze.repartition(*[F.col(f"`{k}`") for k in spec.key])
-    return annotate(bronze, spec, run_date, _references(spark, settings, spec))
+    return flag(bronze, spec, run_date, _references(spark, settings, spec))
+
+
+def silver_rows(kept: DataFrame, spec: TableRules, pii_key: str) -> DataFrame:
+    """The rows to merge into silver: the latest version per key, personal data hashed, fixes and warnings named."""
+    return pseudonymize(describe(latest(kept, spec), spec), spec, pii_key).select(*silver_columns(spec), *META)
+
+
+def quarantine_rows(quarantined: DataFrame, spec: TableRules, bronze_columns: list[str]) -> DataFrame:
+    """The rows to quarantine with their rule, reason code, every rule they break and the row as it came."""
+    return describe(quarantined, spec).select(
+        F.lit(spec.table).alias("table"), F.col("_quarantine_reason.rule").alias("rule"),
+        F.col("_quarantine_reason.reason_code").alias("reason_code"),
+        F.col("_violations.rule").alias("violations"),
+        "_source_file", "_line", "_parse_error", original_json(bronze_columns).alias("_original"), "_raw_record")
 
 
 def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
@@ -131,15 +145,15 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     from); the caller unpersists the last once it has written the first two.
     """
     bronze = bronze if bronze is not None else _bronze_for(spark, settings, spec, run_date)
-    # annotate keeps every bronze row (a projection and a left join to distinct reference keys), so
+    # flag keeps every bronze row (a projection and a left join to distinct reference keys), so
     # the checked rows counted below are the bronze rows: no separate count of bronze
-    annotated = checked_rows(spark, settings, spec, run_date, bronze).cache()
-    deequ = run_deequ(spark, annotated, spec, run_date,
+    checked = checked_rows(spark, settings, spec, run_date, bronze).cache()
+    deequ = run_deequ(spark, checked, spec, run_date,
                       table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json"))
-    kept, quarantined = split(annotated, spec)
+    kept, quarantined = split(checked, spec)
     checks = all_checks(spec, run_date)
     names = [c[0] for c in checks]
-    counts = row_counts(annotated, spec, names)
+    counts = row_counts(checked, spec, names)
     outcome = TableOutcome(spec.table, run_date.isoformat(), counts["rows"])
     failing = {n: counts[n] for n in names}
     outcome.quarantined, outcome.fixed_rows, outcome.silver_rows = counts["quarantined"], counts["fixed"], counts["keys"]
@@ -193,13 +207,7 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
         raise LakehouseError(f"{spec.table} {run_date}: reconciliation broken: bronze {outcome.bronze_rows} != "
                              f"silver {outcome.silver_rows} + quarantined {outcome.quarantined} + duplicates "
                              f"{outcome.duplicates_removed} + superseded {outcome.superseded}")
-    silver = pseudonymize(latest(kept, spec), spec, pii_key).select(*silver_columns(spec), *META)
-    quarantine_rows = quarantined.select(
-        F.lit(spec.table).alias("table"), F.col("_quarantine_reason.rule").alias("rule"),
-        F.col("_quarantine_reason.reason_code").alias("reason_code"),
-        F.col("_violations.rule").alias("violations"),
-        "_source_file", "_line", "_parse_error", original_json(bronze.columns).alias("_original"), "_raw_record")
-    return outcome, silver, quarantine_rows, annotated
+    return outcome, silver_rows(kept, spec, pii_key), quarantine_rows(quarantined, spec, bronze.columns), checked
 
 
 def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[TableOutcome], run_id: str,

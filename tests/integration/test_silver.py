@@ -303,6 +303,22 @@ def test_annotate_lists_each_rows_violations_reason_warnings_and_fixes(spark):
                    "e4": (["ts_type", "ts_complete"], "ts_type", [], [])}  # unparseable, hence also missing
 
 
+def test_flags_past_63_rules_spill_into_further_longs_and_read_back_bit_for_bit(spark):
+    """flag stores checks as bits, 63 to a long: 130 conditions take three longs; a null condition is 0."""
+    from lakehouse.quality.transform import _any_bit, _bit, _bit_columns
+
+    n = 130
+    truth = [i % 3 == 0 if i % 7 else None for i in range(n)]  # every 7th condition is null
+    frame = spark.createDataFrame([tuple(truth)], ", ".join(f"c{i} boolean" for i in range(n)))
+    flagged = frame.select(*_bit_columns("_b", [F.col(f"c{i}") for i in range(n)]))
+    assert flagged.columns == ["_b0", "_b1", "_b2"]
+    row = flagged.select(*[_bit("_b", i).alias(f"b{i}") for i in range(n)], _any_bit("_b", n).alias("any")).first()
+    assert [row[f"b{i}"] for i in range(n)] == [bool(t) for t in truth]
+    assert row["any"]
+    none = spark.createDataFrame([tuple([False] * n)], frame.schema).select(*_bit_columns("_b", [F.col(f"c{i}") for i in range(n)]))
+    assert not none.select(_any_bit("_b", n)).first()[0]
+
+
 def test_upsert_replaces_only_newer_or_changed_rows_and_skips_a_merge_that_changes_nothing(spark, tmp_path):
     """merge_latest row by row: newer wins, older is ignored, equal order with other values wins, the
     same row again (another run id) is no change; a source of no changes makes no commit."""
