@@ -151,6 +151,9 @@ class QualityConfig(_Strict):
     # a date's bronze rows at least this large (Spark's estimate of the files read) are hash-partitioned
     # on the business key before they are checked: one shuffle instead of three (docs/benchmarks.md)
     partition_by_key_min_mb: float = Field(default=8.0, ge=0)
+    # a date's bronze rows at least this large are checked and written with Spark's code generation
+    # even where the overlay runs Spark SQL interpreted (local, test: best for small dates); null: never
+    compile_min_mb: float | None = Field(default=12.0, ge=0)
 
 
 class GoldConfig(_Strict):

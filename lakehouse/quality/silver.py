@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -256,17 +257,50 @@ def _steps(specs: dict[str, TableRules]) -> list[list[str]]:
     return [[n for n in specs if level[n] == lv] for lv in sorted(set(level.values()))]
 
 
+CODE_GENERATION = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
+
+
+@contextmanager
+def _compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame, label: str):
+    """Spark's code generation for the block if ``spark`` runs SQL interpreted and ``bronze`` is at least
+    ``quality.compile_min_mb``. The local and test overlays run interpreted because a small date's
+    queries cost more to compile than to run; a large date is the other way round (web_events, 947k
+    rows, 19.5 MB: validation 8.5 s interpreted, 3.0 s compiled). Each silver task holds a session
+    of its own (``lakehouse.parallel``), so the setting cannot reach another table's queries."""
+    limit = settings.quality.compile_min_mb
+    interpreted = spark.conf.get("spark.sql.codegen.wholeStage", "true").lower() == "false"
+    size = _estimated_mb(bronze) if limit is not None and interpreted else 0.0
+    if limit is None or not interpreted or size < limit:
+        yield
+        return
+    before = {k: spark.conf.get(k, None) for k in CODE_GENERATION}
+    log.info("%s: %.1f MiB of bronze >= quality.compile_min_mb %g: Spark SQL with code generation", label, size, limit)
+    for k, v in CODE_GENERATION.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
 def _load_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
                 pii_key: str) -> TableOutcome:
     """Validate one table for ``run_date`` and, if its gates pass, write silver, history and quarantine."""
     name = spec.table
     meta = delta_io.commit_metadata(run_id, "silver", run_date.isoformat(), table=name)
-    outcome, silver, quarantine, checked = validate_table(spark, settings, spec, run_date, run_id, pii_key)
-    try:
-        if outcome.passed:
-            _write_table(spark, settings, spec, run_date, run_id, meta, outcome, silver, quarantine)
-    finally:
-        checked.unpersist()
+    bronze = _bronze_for(spark, settings, spec, run_date)
+    with _compiled_if_large(spark, settings, bronze, f"silver.{name} {run_date}"):
+        outcome, silver, quarantine, checked = validate_table(spark, settings, spec, run_date, run_id, pii_key,
+                                                              bronze=bronze)
+        try:
+            if outcome.passed:
+                _write_table(spark, settings, spec, run_date, run_id, meta, outcome, silver, quarantine)
+        finally:
+            checked.unpersist()
     for w in outcome.warnings:
         log.warning("quality warning %s: %s", run_date, w)
     log.info("silver.%s %s: bronze %d = silver %d + quarantined %d + duplicates %d + superseded %d; "

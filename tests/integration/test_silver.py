@@ -365,29 +365,39 @@ def test_freshness_ignores_quarantined_rows(spark, tmp_path):
     assert outcomes["freshness"].metric == 15 and outcomes["freshness"].status == "Failure"
 
 
-def test_rows_partitioned_by_key_first_give_the_same_outcome_silver_and_quarantine(spark, lake, validated):
-    """checked_rows partitions a date's rows by key from quality.partition_by_key_min_mb on (the
-    demo's dates are below it): at limit 0 every table takes that path, and must come out the same."""
-    from lakehouse.quality.silver import validate_table
+def test_large_dates_are_partitioned_by_key_and_compiled_with_the_same_outcome_silver_and_quarantine(
+        spark, lake, validated):
+    """From quality.partition_by_key_min_mb a date's rows are partitioned by key first, and from
+    quality.compile_min_mb (where SQL runs interpreted, as in the test overlay) checked and written with
+    code generation; the demo's and the tests' dates are below both. At limit 0 every table takes both
+    paths and must come out as it does without them; the session's setting is restored after."""
+    from lakehouse.quality.silver import _bronze_for, _compiled_if_large, validate_table
 
     settings, dates = lake
+    key = "spark.sql.codegen.wholeStage"
+    assert spark.conf.get(key) == "false"  # the test overlay
 
     def run(limit: float, table: str):
         s = settings.model_copy(update={"quality": settings.quality.model_copy(
-            update={"partition_by_key_min_mb": limit})})
-        outcome, silver, quarantine, checked = validate_table(spark, s, RULES[table], dates[0], "same", "k")
-        try:
-            partitioned = "RepartitionByExpression" in checked._jdf.queryExecution().logical().toString()
-            content = [sorted(json.dumps(r.asDict(recursive=True), default=str, sort_keys=True) for r in df.collect())
-                       for df in (silver, quarantine)]
-        finally:
-            checked.unpersist()
+            update={"partition_by_key_min_mb": limit, "compile_min_mb": limit})})
+        bronze = _bronze_for(spark, s, RULES[table], dates[0])
+        with _compiled_if_large(spark, s, bronze, table):
+            compiled = spark.conf.get(key)
+            outcome, silver, quarantine, checked = validate_table(spark, s, RULES[table], dates[0], "same", "k",
+                                                                  bronze=bronze)
+            try:
+                partitioned = "RepartitionByExpression" in checked._jdf.queryExecution().logical().toString()
+                content = [sorted(json.dumps(r.asDict(recursive=True), default=str, sort_keys=True)
+                                  for r in df.collect()) for df in (silver, quarantine)]
+            finally:
+                checked.unpersist()
+        assert spark.conf.get(key) == "false"
         counts = (outcome.bronze_rows, outcome.silver_rows, outcome.quarantined, outcome.duplicates_removed,
                   outcome.superseded, outcome.fixed_rows, outcome.failures)
-        return partitioned, counts, content
+        return (partitioned, compiled), counts, content
 
     for table in RULES:
-        by_key, plain = run(0.0, table), run(1e9, table)
-        assert by_key[0] and not plain[0], table
-        assert by_key[1] == plain[1] and by_key[1][0] > 0, table
-        assert by_key[2] == plain[2], table
+        large, small = run(0.0, table), run(1e9, table)
+        assert large[0] == (True, "true") and small[0] == (False, "false"), table
+        assert large[1] == small[1] and large[1][0] > 0, table
+        assert large[2] == small[2], table
