@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import operator
 import os
 import shutil
 import tempfile
@@ -37,9 +38,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
-from functools import partial
+from functools import partial, reduce
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -274,7 +275,8 @@ def spark_state(spark, events: Path, day: dt.date, daily_dir: Path, state_dir: P
 def spark_incremental(spark, events: Path, day: dt.date, daily_dir: Path, state_in: Path, out: Path) -> None:
     """Roll the state of ``day - 1`` forward by one day: add ``day``'s aggregates, subtract the days
     leaving each window. Reads one day of events, the state and the day partitions leaving a window
-    (D-7, D-30, D-90: two of them when one day leaves two windows of the same length).
+    (D-7, D-30, D-90: one when a day leaves two windows of the same length), each only with the
+    customers whose leaving values are not zero.
 
     One aggregation does the roll: the state's rows, D's row (+) and each leaving day's row (-) are
     stacked and summed per customer, one shuffle whatever the number of windows (it was a full outer
@@ -302,9 +304,12 @@ def spark_incremental(spark, events: Path, day: dt.date, daily_dir: Path, state_
     for n in sorted({n for _, n in WINDOWS.values()}):
         gone = daily_dir / f"day={(day - dt.timedelta(days=n)).isoformat()}"
         if gone.exists():
-            leaving = spark.read.parquet(str(gone))
+            leaving = {w: what for w, (what, k) in WINDOWS.items() if k == n}
+            # only the rows that change a window: a day leaving only the spend windows brings the
+            # customers who paid that day, not every customer who was active (the others add zeros)
+            changes = reduce(operator.or_, [F.col(what) != 0 for what in sorted(set(leaving.values()))])
             stacked = stacked.unionByName(contribution(
-                leaving, {w: -F.col(what) for w, (what, k) in WINDOWS.items() if k == n},
+                spark.read.parquet(str(gone)).where(changes), {w: -F.col(what) for w, what in leaving.items()},
                 F.lit(None).cast("date")))
     (stacked.groupBy("customer_id").agg(*[F.sum(c).alias(c) for c in sums], F.max("last_day").alias("last_day"))
      .withColumn("days_since_last_event", F.datediff(d, "last_day"))
