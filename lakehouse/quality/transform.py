@@ -273,11 +273,10 @@ def _spark_type(cs: ColumnSpec) -> T.DataType:
 
 def all_checks(spec: TableRules, run_date: dt.date) -> list[tuple[str, str, str, float]]:
     """(rule, violation SQL, severity, max failure rate) for the Deequ pass, type checks included."""
-    parsed = "`_parse_error` IS NULL AND "  # as in annotate: unparseable rows break only 'parseable'
-    out = [(PARSE_RULE, "`_parse_error` IS NOT NULL", "error", 0.05)]
-    out += [(n, f"{parsed}({sql})", "error", 0.05) for n, sql in type_rules(spec)]
-    out += [(r.name, f"{parsed}({violation_sql(r, run_date)})", r.severity, r.max_failure_rate) for r in spec.rules]
-    return out
+    parsed = "`_parse_error` IS NULL AND "  # as in flag: unparseable rows break only 'parseable'
+    rates = {r.name: r.max_failure_rate for r in spec.rules}  # (parsing and types: 5 %)
+    return [(name, sql if name == PARSE_RULE else f"{parsed}({sql})", severity, rates.get(name, 0.05))
+            for name, sql, severity, _, _ in _checks(spec, run_date)]
 
 
 def split(flagged: DataFrame, spec: TableRules) -> tuple[DataFrame, DataFrame]:
