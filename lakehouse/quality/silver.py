@@ -261,7 +261,7 @@ CODE_GENERATION = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.fa
 
 
 @contextmanager
-def _compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame, label: str):
+def compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame, label: str):
     """Spark's code generation for the block if ``spark`` runs SQL interpreted and ``bronze`` is at least
     ``quality.compile_min_mb``. The local and test overlays run interpreted because a small date's
     queries cost more to compile than to run; a large date is the other way round (web_events, 947k
@@ -293,7 +293,7 @@ def _load_table(spark: SparkSession, settings: Settings, spec: TableRules, run_d
     name = spec.table
     meta = delta_io.commit_metadata(run_id, "silver", run_date.isoformat(), table=name)
     bronze = _bronze_for(spark, settings, spec, run_date)
-    with _compiled_if_large(spark, settings, bronze, f"silver.{name} {run_date}"):
+    with compiled_if_large(spark, settings, bronze, f"silver.{name} {run_date}"):
         outcome, silver, quarantine, checked = validate_table(spark, settings, spec, run_date, run_id, pii_key,
                                                               bronze=bronze)
         try:

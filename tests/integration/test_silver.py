@@ -371,7 +371,7 @@ def test_large_dates_are_partitioned_by_key_and_compiled_with_the_same_outcome_s
     quality.compile_min_mb (where SQL runs interpreted, as in the test overlay) checked and written with
     code generation; the demo's and the tests' dates are below both. At limit 0 every table takes both
     paths and must come out as it does without them; the session's setting is restored after."""
-    from lakehouse.quality.silver import _bronze_for, _compiled_if_large, validate_table
+    from lakehouse.quality.silver import _bronze_for, compiled_if_large, validate_table
 
     settings, dates = lake
     key = "spark.sql.codegen.wholeStage"
@@ -381,7 +381,7 @@ def test_large_dates_are_partitioned_by_key_and_compiled_with_the_same_outcome_s
         s = settings.model_copy(update={"quality": settings.quality.model_copy(
             update={"partition_by_key_min_mb": limit, "compile_min_mb": limit})})
         bronze = _bronze_for(spark, s, RULES[table], dates[0])
-        with _compiled_if_large(spark, s, bronze, table):
+        with compiled_if_large(spark, s, bronze, table):
             compiled = spark.conf.get(key)
             outcome, silver, quarantine, checked = validate_table(spark, s, RULES[table], dates[0], "same", "k",
                                                                   bronze=bronze)
