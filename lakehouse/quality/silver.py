@@ -269,8 +269,8 @@ def compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame
     of its own (``lakehouse.parallel``), so the setting cannot reach another table's queries."""
     limit = settings.quality.compile_min_mb
     interpreted = spark.conf.get("spark.sql.codegen.wholeStage", "true").lower() == "false"
-    size = _estimated_mb(bronze) if limit is not None and interpreted else 0.0
-    if limit is None or not interpreted or size < limit:
+    size = _estimated_mb(bronze) if limit is not None and interpreted else None
+    if size is None or size < limit:
         yield
         return
     before = {k: spark.conf.get(k, None) for k in CODE_GENERATION}

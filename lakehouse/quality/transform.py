@@ -125,9 +125,10 @@ def _checks(spec: TableRules, run_date: dt.date | None) -> list[tuple[str, str |
 
 
 def _by_resolution(checks: list[tuple]) -> dict[str, list[tuple]]:
-    """The checks split into those that quarantine a row and those that keep it with a warning."""
-    return {"quarantine": [c for c in checks if c[3] == "quarantine"],
-            "keep": [c for c in checks if c[3] != "quarantine"]}
+    """The checks split into those that quarantine a row and those that keep it with a warning, keyed
+    by the prefix of the bit columns that hold them (a check's bit is its index within its list)."""
+    return {QUARANTINE_BITS: [c for c in checks if c[3] == "quarantine"],
+            KEEP_BITS: [c for c in checks if c[3] != "quarantine"]}
 
 
 def _fix_labels(spec: TableRules) -> list[str]:
@@ -154,9 +155,10 @@ def _bit(prefix: str, i: int) -> Column:
 
 
 def _any_bit(prefix: str, n: int) -> Column:
+    """Whether any of the ``n`` bits under ``prefix`` is set."""
     out = F.lit(False)
-    for j in range(0, n, BITS):
-        out = out | (F.col(f"{prefix}{j // BITS}") != 0)
+    for j in range((n + BITS - 1) // BITS):
+        out = out | (F.col(f"{prefix}{j}") != 0)
     return out
 
 
@@ -204,15 +206,14 @@ def flag(bronze: DataFrame, spec: TableRules, run_date: dt.date,
                 df = df.join(ref, df[rule.column] == ref[f"_ref_{rule.name}"], how="left")
     parse_failed = F.col("_parse_error").isNotNull()
     # an unparseable row breaks only 'parseable' (its other columns are empty, not wrong)
-    groups = _by_resolution(_checks(spec, run_date))
-    hit = {res: [F.expr(sql) if name == PARSE_RULE else ~parse_failed & F.expr(sql) for name, sql, *_ in checks]
-           for res, checks in groups.items()}
-    return df.select("*", *_bit_columns(QUARANTINE_BITS, hit["quarantine"]), *_bit_columns(KEEP_BITS, hit["keep"]))
+    hits = {prefix: [F.expr(sql) if name == PARSE_RULE else ~parse_failed & F.expr(sql) for name, sql, *_ in checks]
+            for prefix, checks in _by_resolution(_checks(spec, run_date)).items()}
+    return df.select("*", *[column for prefix, conditions in hits.items() for column in _bit_columns(prefix, conditions)])
 
 
 def quarantined(spec: TableRules) -> Column:
     """True for a flagged row that breaks a quarantining rule."""
-    return _any_bit(QUARANTINE_BITS, len(_by_resolution(_checks(spec, None))["quarantine"]))
+    return _any_bit(QUARANTINE_BITS, len(_by_resolution(_checks(spec, None))[QUARANTINE_BITS]))
 
 
 def describe(flagged: DataFrame, spec: TableRules) -> DataFrame:
@@ -220,20 +221,15 @@ def describe(flagged: DataFrame, spec: TableRules) -> DataFrame:
     severity, resolution, reason_code): the quarantining rules the row breaks, then those it is kept
     with), ``_quarantine_reason`` (the first quarantining one, or null) and ``_warnings`` (the names of
     the others). Spark computes only those a query reads."""
-    groups = _by_resolution(_checks(spec, None))
     compiled = flagged.sparkSession.conf.get("spark.sql.codegen.wholeStage", "true").lower() != "false"
-
-    def violation(name, severity, resolution, code):
-        return F.struct(F.lit(name).alias("rule"), F.lit(severity).alias("severity"),
-                        F.lit(resolution).alias("resolution"), F.lit(code).alias("reason_code"))
-
-    found = {res: [(_bit(prefix, i), violation(name, sev, r, code)) for i, (name, _, sev, r, code) in enumerate(checks)]
-             for res, prefix, checks in (("quarantine", QUARANTINE_BITS, groups["quarantine"]),
-                                         ("keep", KEEP_BITS, groups["keep"]))}
-    q = [F.when(is_set, v) for is_set, v in found["quarantine"]]
-    k = [F.when(is_set, v) for is_set, v in found["keep"]]
+    broken = {prefix: [(_bit(prefix, i), name, severity, resolution, code)
+                       for i, (name, _, severity, resolution, code) in enumerate(checks)]
+              for prefix, checks in _by_resolution(_checks(spec, None)).items()}
+    q, k = ([F.when(is_set, F.struct(F.lit(name).alias("rule"), F.lit(severity).alias("severity"),
+                                     F.lit(resolution).alias("resolution"), F.lit(code).alias("reason_code")))
+             for is_set, name, severity, resolution, code in broken[prefix]] for prefix in (QUARANTINE_BITS, KEEP_BITS))
     fixes = [F.when(_bit(FIX_BITS, i), F.lit(label)) for i, label in enumerate(_fix_labels(spec))]
-    warnings = [F.when(_bit(KEEP_BITS, i), F.lit(c[0])) for i, c in enumerate(groups["keep"])]
+    warnings = [F.when(is_set, F.lit(name)) for is_set, name, *_ in broken[KEEP_BITS]]
     return flagged.select(
         "*", _present(fixes, T.StringType(), compiled).alias("_fixes"),
         F.concat(_present(q, VIOLATION, compiled), _present(k, VIOLATION, compiled)).alias("_violations"),
@@ -307,9 +303,8 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str]) -> dict
     key = list(spec.key)
     rest = [c for c in spec.columns if c not in key]
     bad = quarantined(spec)
-    checks = _by_resolution(_checks(spec, None))
-    where = {c[0]: (prefix, i) for res, prefix in (("quarantine", QUARANTINE_BITS), ("keep", KEEP_BITS))
-             for i, c in enumerate(checks[res])}
+    where = {c[0]: (prefix, i) for prefix, checks in _by_resolution(_checks(spec, None)).items()
+             for i, c in enumerate(checks)}  # each check's bit, as flag placed it
     fixed = ~bad & _any_bit(FIX_BITS, len(_fix_labels(spec)))
     totals = annotated.agg(F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("quarantined"),
                            F.count_if(fixed).alias("fixed"),
