@@ -466,6 +466,17 @@ def cmd_bench_validation(args) -> int:
     return 0
 
 
+def cmd_bench_insert(args) -> int:
+    from lakehouse.bench import bench_insert
+
+    settings = _settings(args)
+    root = settings.path(".")
+    results = bench_insert(settings, [int(x) for x in args.history.split(",")], root / "bench-results" / "insert.json",
+                           root / "docs" / "benchmarks-insert.md", rows_per_day=args.rows_per_day)
+    print(f"{len(results)} measurements written to bench-results/insert.json and docs/benchmarks-insert.md")
+    return 0
+
+
 def cmd_bench_online(args) -> int:
     from lakehouse.bench import bench_online
 
@@ -730,6 +741,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = bench.add_parser("validation", help="validation cost against a plain scan of the same table")
     s.add_argument("--scales", default="1,10")
     s.set_defaults(func=cmd_bench_validation)
+
+    s = bench.add_parser("insert", help="a day's insert into an insert-only silver table against its stored history")
+    s.add_argument("--history", default="1,30,90", help="comma-separated days stored (default 1,30,90)")
+    s.add_argument("--rows-per-day", type=int, default=947_000, help="events a day (default 947000: web_events x100)")
+    s.set_defaults(func=cmd_bench_insert)
 
     s = bench.add_parser("features", help="as-of-date features: Spark full and incremental vs DuckDB and pandas")
     s.add_argument("--customers", default="10000,100000", help="comma-separated customer counts (default 10000,100000)")

@@ -139,9 +139,12 @@ def merge_latest(spark: SparkSession, uri: str, rows: DataFrame, key: list[str],
     return True
 
 
-def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], metadata: str) -> int | None:
+def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[str], metadata: str,
+                      target_where: str | None = None) -> int | None:
     """Insert the rows whose ``key`` is not in the table yet; stored rows are never rewritten.
 
+    ``target_where``: a condition on the stored rows (alias ``t``) that every match must meet, added to
+    the MERGE condition, where Delta also uses it to skip files by their statistics.
     Returns the rows inserted (Delta's MERGE metrics), so a caller can count re-delivered rows."""
     from delta.tables import DeltaTable
 
@@ -149,7 +152,7 @@ def merge_insert_only(spark: SparkSession, uri: str, rows: DataFrame, key: list[
         rows.limit(0).write.format("delta").save(uri)
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", metadata)
     try:
-        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
+        cond = " AND ".join([f"t.`{k}` = s.`{k}`" for k in key] + ([f"({target_where})"] if target_where else []))
         table = DeltaTable.forPath(spark, uri)
         before, _ = last_commit(spark, uri)
         table.alias("t").merge(rows.alias("s"), cond).whenNotMatchedInsertAll().execute()

@@ -7,6 +7,7 @@ with the file and the rule named. See ``docs/data-quality.md`` for what each che
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -88,6 +89,12 @@ class TableRules(_Strict):
     # "insert_only": immutable events; a key already in silver is a re-delivery and is not rewritten,
     # so a row's _ingest_date is the date it first arrived (what gold's incremental build relies on).
     write_mode: Literal["upsert", "insert_only"] = "upsert"
+    # insert_only with event_time: a new row's key is looked for among the stored rows whose event
+    # time is at most this many days before the run date, not the whole table (Delta skips the older
+    # files by their statistics), so a day's insert costs the window, not the history. Rows whose own
+    # event time is older than the window (or unknown) are looked for in the whole table. Holds as long
+    # as a re-delivered record keeps its event time. None: every insert reads every stored key.
+    dedup_window_days: int | None = Field(default=None, ge=0)
     columns: dict[str, ColumnSpec]
     rules: list[Rule]
     dataset_rules: list[DatasetRule] = Field(default_factory=list)
@@ -100,7 +107,18 @@ class TableRules(_Strict):
         for rule in self.rules:
             if rule.column not in self.columns:
                 raise ValueError(f"rule {rule.name}: column '{rule.column}' is not a declared column")
+        if self.dedup_window_days is not None and (self.write_mode != "insert_only" or not self.event_time
+                                                   or self.columns[self.event_time].type not in ("date", "timestamp")):
+            raise ValueError("dedup_window_days needs write_mode insert_only and an event_time column of type "
+                             "date or timestamp")
         return self
+
+    def dedup_window(self, run_date: dt.date) -> tuple[str, str] | None:
+        """(column, SQL of the window's first instant) for ``run_date``, or None without a window."""
+        if self.dedup_window_days is None:
+            return None
+        since = run_date - dt.timedelta(days=self.dedup_window_days)
+        return self.event_time, f"CAST('{since.isoformat()}' AS {self.columns[self.event_time].type.upper()})"
 
     @property
     def pii_columns(self) -> list[str]:

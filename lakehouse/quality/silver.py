@@ -34,8 +34,8 @@ from lakehouse.errors import LakehouseError
 from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import run_deequ
 from lakehouse.quality.rules import TableRules, load_rules
-from lakehouse.quality.transform import (all_checks, describe, flag, latest, original_json, pseudonymize,
-                                        row_counts, silver_columns, split)
+from lakehouse.quality.transform import (all_checks, describe, flag, in_dedup_window, latest, original_json,
+                                        pseudonymize, row_counts, silver_columns, split)
 from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class TableOutcome:
     duplicates_removed: int = 0
     superseded: int = 0
     already_stored: int = 0  # valid rows whose key silver already held (re-delivered records), not inserted again
+    outside_window: int = 0  # kept rows older than the table's dedup window: their keys looked up in the whole table
     fixed_rows: int = 0
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -154,8 +155,9 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     kept, quarantined = split(checked, spec)
     checks = all_checks(spec, run_date)
     names = [c[0] for c in checks]
-    counts = row_counts(checked, spec, names)
-    outcome = TableOutcome(spec.table, run_date.isoformat(), counts["rows"])
+    counts = row_counts(checked, spec, names, run_date)
+    outcome = TableOutcome(spec.table, run_date.isoformat(), counts["rows"],
+                           outside_window=counts.get("outside_window", 0))
     failing = {n: counts[n] for n in names}
     outcome.quarantined, outcome.fixed_rows, outcome.silver_rows = counts["quarantined"], counts["fixed"], counts["keys"]
     outcome.duplicates_removed = counts["rows"] - outcome.quarantined - counts["distinct_rows"]
@@ -322,7 +324,7 @@ def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_
     if outcome.silver_rows == 0 and delta_io.is_delta(spark, uri):
         changed = False  # nothing to merge (a MERGE of no rows commits nothing either)
     elif spec.write_mode == "insert_only":
-        inserted = delta_io.merge_insert_only(spark, uri, stamped, spec.key, meta)
+        inserted = _insert_new(spark, spec, run_date, uri, stamped, meta, outcome.outside_window)
         if inserted is not None:
             outcome.already_stored = outcome.silver_rows - inserted
         changed = inserted != 0
@@ -339,6 +341,31 @@ def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_
     if (changed and outcome.quarantined) or not delta_io.holds_exactly(spark, q_uri, q_where, q, outcome.quarantined):
         delta_io.replace_where(q, q_uri, q_where, meta)
     outcome.silver_version = delta_io.latest_version(spark, uri)
+
+
+def _insert_new(spark: SparkSession, spec: TableRules, run_date: dt.date, uri: str, rows: DataFrame, meta: str,
+                outside_window: int) -> int | None:
+    """Insert the rows whose key silver does not hold yet; the number inserted (None if Delta did not say).
+
+    Without ``dedup_window_days`` one MERGE reads every stored key: a day's insert grows with the
+    table's history (web_events, 947k rows a day, on 1 and 30 stored days: 2.7 and 11.4 s). With it,
+    the rows of the window are merged with a condition on the stored rows' event time, which Delta
+    answers from its file statistics (files hold the days they were inserted on, so older files are
+    skipped); rows older than the window, counted as ``outside_window`` while validating, are merged
+    against the whole table, only when there are some."""
+    window = spec.dedup_window(run_date)
+    if window is None or not delta_io.is_delta(spark, uri):
+        return delta_io.merge_insert_only(spark, uri, rows, spec.key, meta)
+    column, since = window
+    recent = in_dedup_window(spec, run_date)
+    inserted = delta_io.merge_insert_only(spark, uri, rows.where(recent), spec.key, meta,
+                                          target_where=f"t.`{column}` >= {since}")
+    if outside_window:
+        log.info("silver.%s %s: %d row(s) older than the %d-day dedup window: keys looked up in the whole table",
+                 spec.table, run_date, outside_window, spec.dedup_window_days)
+        older = delta_io.merge_insert_only(spark, uri, rows.where(~recent), spec.key, meta)
+        inserted = None if inserted is None or older is None else inserted + older
+    return inserted
 
 
 def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, tables: list[str] | None = None,

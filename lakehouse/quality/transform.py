@@ -287,9 +287,12 @@ def original_json(bronze_columns: list[str]) -> Column:
     return F.to_json(F.struct(*[F.col(f"`_raw_{c}`").alias(c) for c in business]), {"ignoreNullFields": "false"})
 
 
-def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str]) -> dict[str, int]:
+def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
+               run_date: dt.date | None = None) -> dict[str, int]:
     """Every count the reconciliation needs: one aggregation of all rows, one grouping of the kept rows
-    (of a ``flag``-ed or annotated frame).
+    (of a ``flag``-ed or annotated frame). With ``run_date`` and a table's ``dedup_window_days``, also
+    ``outside_window``: kept rows whose event time is before the window or unknown (the silver insert
+    looks their keys up in the whole table, in a MERGE of their own).
 
     ``rows``, ``quarantined``, ``fixed`` (kept rows with a fix) and each rule's failing rows are sums
     over all rows (no shuffle). ``distinct_rows`` (kept rows left once exact duplicates are dropped)
@@ -308,17 +311,27 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str]) -> dict
     fixed = ~bad & _any_bit(FIX_BITS, len(_fix_labels(spec)))
     totals = annotated.agg(F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("quarantined"),
                            F.count_if(fixed).alias("fixed"),
-                           *[F.count_if(_bit(*where[n])).alias(f"_r{i}") for i, n in enumerate(rules)]).first()
+                           *[F.count_if(_bit(*where[n])).alias(f"_r{i}") for i, n in enumerate(rules)],
+                           *([F.count_if(~bad & ~in_dedup_window(spec, run_date)).alias("outside_window")]
+                             if run_date and spec.dedup_window_days is not None else [])).first()
     nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
     digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0)
     groups = (annotated.where(~bad).select(*[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
               .repartition(*key).distinct()
               .groupBy(*key).agg(F.count(F.lit(1)).alias("_distinct"))
               .agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).first())
-    out = {k: int(totals[k] or 0) for k in ("rows", "quarantined", "fixed")}
+    got = totals.asDict()
+    out = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window") if k in got}
     out.update({k: int(groups[k] or 0) for k in ("distinct_rows", "keys")})
     out.update({n: int(totals[f"_r{i}"] or 0) for i, n in enumerate(rules)})
     return out
+
+
+def in_dedup_window(spec: TableRules, run_date: dt.date) -> Column:
+    """True for a row whose event time falls in the table's dedup window for ``run_date`` (false when
+    unknown): its key needs looking up only among stored rows of that window."""
+    column, since = spec.dedup_window(run_date)
+    return F.coalesce(F.col(f"`{column}`") >= F.expr(since), F.lit(False))
 
 
 def latest(kept: DataFrame, spec: TableRules) -> DataFrame:

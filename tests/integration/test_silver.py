@@ -348,6 +348,55 @@ def test_upsert_replaces_only_newer_or_changed_rows_and_skips_a_merge_that_chang
     assert delta_io.latest_version(spark, uri) == v2
 
 
+def test_an_insert_looks_up_keys_in_its_dedup_window_and_older_rows_in_the_whole_table(spark, tmp_path):
+    """insert_only with ``dedup_window_days``: rows of the window are merged against the stored rows of
+    the window only (Delta skips the older file: with it moved off the disk the MERGE still runs), rows
+    older than the window against the whole table, so a late re-delivery is not stored twice."""
+    import os
+
+    from pydantic import ValidationError
+
+    from lakehouse.quality.rules import TableRules
+    from lakehouse.quality.silver import _insert_new
+    from lakehouse.quality.transform import in_dedup_window
+
+    spec = RULES["web_events"]
+    assert spec.dedup_window_days == 7
+    day = dt.date(2026, 3, 10)  # window from 2026-03-03
+    uri = str(tmp_path / "events")
+    schema = "event_id string, ts timestamp, v string"
+
+    def frame(rows):
+        return spark.createDataFrame([(k, t and dt.datetime.fromisoformat(t), v) for k, t, v in rows], schema)
+
+    meta = delta_io.commit_metadata("t", "silver", str(day))
+    delta_io.append(frame([("old1", "2026-01-05 10:00:00", "a"), ("old2", "2026-01-06 10:00:00", "a")]), uri, meta)
+    delta_io.append(frame([("new1", "2026-03-08 10:00:00", "a")]), uri, meta)
+    january = [r[0].removeprefix("file:") for r in delta_io.read(spark, uri).where("ts < '2026-02-01'")
+               .select(F.input_file_name()).distinct().collect()]
+    assert january
+    for path in january:
+        os.rename(path, path + ".away")
+    try:  # all rows in the window: one MERGE, which must not open January's files
+        assert _insert_new(spark, spec, day, uri, frame([("new1", "2026-03-08 10:00:00", "b"),
+                                                         ("new2", "2026-03-09 10:00:00", "a")]), meta, 0) == 1
+    finally:
+        for path in january:
+            os.rename(path + ".away", path)
+    late = frame([("old1", "2026-01-05 10:00:00", "b"),   # a late re-delivery, outside the window: stored already
+                  ("old3", "2026-01-07 10:00:00", "a"),   # late and new
+                  ("new3", "2026-03-03 00:00:00", "a"),   # the window's first instant
+                  ("x", None, "a")])                      # no event time: looked up in the whole table
+    flags = [r[0] for r in late.select(in_dedup_window(spec, day)).collect()]
+    assert flags == [False, False, True, False]
+    assert _insert_new(spark, spec, day, uri, late, meta, 3) == 3
+    stored = {r["event_id"]: r["v"] for r in delta_io.read(spark, uri).collect()}
+    assert stored == {"old1": "a", "old2": "a", "new1": "a", "new2": "a", "old3": "a", "new3": "a", "x": "a"}
+    # the window needs an insert-only table with a date or timestamp event time
+    with pytest.raises(ValidationError, match="dedup_window_days"):
+        TableRules.model_validate({**RULES["customers"].model_dump(), "dedup_window_days": 3})
+
+
 def test_freshness_ignores_quarantined_rows(spark, tmp_path):
     """A stale batch stays stale when one of its rows carries a far-future time (quarantined)."""
     from lakehouse.quality.deequ_checks import run_deequ
