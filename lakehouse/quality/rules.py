@@ -113,12 +113,13 @@ class TableRules(_Strict):
                              "date or timestamp")
         return self
 
-    def dedup_window(self, run_date: dt.date) -> tuple[str, str] | None:
-        """(column, SQL of the window's first instant) for ``run_date``, or None without a window."""
-        if self.dedup_window_days is None:
-            return None
-        since = run_date - dt.timedelta(days=self.dedup_window_days)
-        return self.event_time, f"CAST('{since.isoformat()}' AS {self.columns[self.event_time].type.upper()})"
+    def window_start(self, run_date: dt.date) -> dt.date | None:
+        """The first day of the dedup window for ``run_date`` (None without ``dedup_window_days``)."""
+        return None if self.dedup_window_days is None else run_date - dt.timedelta(days=self.dedup_window_days)
+
+    def event_time_sql(self, day: dt.date) -> str:
+        """SQL of ``day``'s first instant in the type of the event time column."""
+        return f"CAST('{day.isoformat()}' AS {self.columns[self.event_time].type.upper()})"
 
     @property
     def pii_columns(self) -> list[str]:

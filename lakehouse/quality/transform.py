@@ -292,7 +292,9 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
     """Every count the reconciliation needs: one aggregation of all rows, one grouping of the kept rows
     (of a ``flag``-ed or annotated frame). With ``run_date`` and a table's ``dedup_window_days``, also
     ``outside_window``: kept rows whose event time is before the window or unknown (the silver insert
-    looks their keys up in the whole table, in a MERGE of their own).
+    looks their keys up in the whole table, in a MERGE of their own), and ``lookback_days``: how many
+    days before ``run_date`` the earliest event of the window's kept rows is (0 when there is none):
+    their keys need looking up only among stored rows from that day on.
 
     ``rows``, ``quarantined``, ``fixed`` (kept rows with a fix) and each rule's failing rows are sums
     over all rows (no shuffle). ``distinct_rows`` (kept rows left once exact duplicates are dropped)
@@ -312,8 +314,7 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
     totals = annotated.agg(F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("quarantined"),
                            F.count_if(fixed).alias("fixed"),
                            *[F.count_if(_bit(*where[n])).alias(f"_r{i}") for i, n in enumerate(rules)],
-                           *([F.count_if(~bad & ~in_dedup_window(spec, run_date)).alias("outside_window")]
-                             if run_date and spec.dedup_window_days is not None else [])).first()
+                           *(_window_counts(spec, run_date, ~bad) if run_date else [])).first()
     nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
     digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0)
     groups = (annotated.where(~bad).select(*[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
@@ -321,7 +322,7 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
               .groupBy(*key).agg(F.count(F.lit(1)).alias("_distinct"))
               .agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).first())
     got = totals.asDict()
-    out = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window") if k in got}
+    out = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window", "lookback_days") if k in got}
     out.update({k: int(groups[k] or 0) for k in ("distinct_rows", "keys")})
     out.update({n: int(totals[f"_r{i}"] or 0) for i, n in enumerate(rules)})
     return out
@@ -330,8 +331,18 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
 def in_dedup_window(spec: TableRules, run_date: dt.date) -> Column:
     """True for a row whose event time falls in the table's dedup window for ``run_date`` (false when
     unknown): its key needs looking up only among stored rows of that window."""
-    column, since = spec.dedup_window(run_date)
-    return F.coalesce(F.col(f"`{column}`") >= F.expr(since), F.lit(False))
+    since = F.expr(spec.event_time_sql(spec.window_start(run_date)))
+    return F.coalesce(F.col(f"`{spec.event_time}`") >= since, F.lit(False))
+
+
+def _window_counts(spec: TableRules, run_date: dt.date, kept: Column) -> list[Column]:
+    """``outside_window`` and ``lookback_days`` (see ``row_counts``); none without a dedup window."""
+    if spec.window_start(run_date) is None:
+        return []
+    inside = in_dedup_window(spec, run_date)
+    earliest = F.min(F.when(kept & inside, F.to_date(F.col(f"`{spec.event_time}`"))))
+    return [F.count_if(kept & ~inside).alias("outside_window"),
+            F.datediff(F.lit(run_date.isoformat()).cast("date"), earliest).alias("lookback_days")]
 
 
 def latest(kept: DataFrame, spec: TableRules) -> DataFrame:

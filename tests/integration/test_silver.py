@@ -267,6 +267,12 @@ def test_duplicates_and_versions_are_counted_in_one_pass(spark):
     counts = row_counts(ann, spec, names)
     assert counts == {"rows": 9, "quarantined": 2, "fixed": 0, "distinct_rows": 6, "keys": 4,
                       "event_id_complete": 0, "customer_id_complete": 2, "ts_not_future": 0}
+    # the insert's window (web_events: 7 days): every kept row (all of 01-02) inside it the next day,
+    # outside it nine days later
+    assert {k: v for k, v in row_counts(ann, spec, names, day + dt.timedelta(days=1)).items()
+            if k in ("outside_window", "lookback_days")} == {"outside_window": 0, "lookback_days": 1}
+    assert {k: v for k, v in row_counts(ann, spec, names, day + dt.timedelta(days=9)).items()
+            if k in ("outside_window", "lookback_days")} == {"outside_window": 7, "lookback_days": 0}
     kept, quarantined = split(ann, spec)
     newest = {r["event_id"]: (r["page"], r["_line"]) for r in latest(kept, spec).collect()}
     assert newest == {"e1": ("home", 2), "e2": ("new", 4), "e4": ("home", 7), "e5": (None, 9)}
@@ -348,10 +354,11 @@ def test_upsert_replaces_only_newer_or_changed_rows_and_skips_a_merge_that_chang
     assert delta_io.latest_version(spark, uri) == v2
 
 
-def test_an_insert_looks_up_keys_in_its_dedup_window_and_older_rows_in_the_whole_table(spark, tmp_path):
-    """insert_only with ``dedup_window_days``: rows of the window are merged against the stored rows of
-    the window only (Delta skips the older file: with it moved off the disk the MERGE still runs), rows
-    older than the window against the whole table, so a late re-delivery is not stored twice."""
+def test_an_insert_looks_up_keys_from_its_earliest_day_in_the_window_and_older_rows_in_the_whole_table(spark, tmp_path):
+    """insert_only with ``dedup_window_days``: rows of the window are merged against the stored rows from
+    the day of the earliest of them on (Delta skips older files: with them moved off the disk the MERGE
+    still runs), rows older than the window against the whole table, so a late re-delivery is not
+    stored twice."""
     import os
 
     from pydantic import ValidationError
@@ -370,28 +377,31 @@ def test_an_insert_looks_up_keys_in_its_dedup_window_and_older_rows_in_the_whole
         return spark.createDataFrame([(k, t and dt.datetime.fromisoformat(t), v) for k, t, v in rows], schema)
 
     meta = delta_io.commit_metadata("t", "silver", str(day))
-    delta_io.append(frame([("old1", "2026-01-05 10:00:00", "a"), ("old2", "2026-01-06 10:00:00", "a")]), uri, meta)
-    delta_io.append(frame([("new1", "2026-03-08 10:00:00", "a")]), uri, meta)
-    january = [r[0].removeprefix("file:") for r in delta_io.read(spark, uri).where("ts < '2026-02-01'")
-               .select(F.input_file_name()).distinct().collect()]
-    assert january
-    for path in january:
+    for rows in ([("old1", "2026-01-05 10:00:00", "a"), ("old2", "2026-01-06 10:00:00", "a")],
+                 [("mid1", "2026-03-04 10:00:00", "a")], [("new1", "2026-03-08 10:00:00", "a")]):
+        delta_io.append(frame(rows), uri, meta)
+    before = [r[0].removeprefix("file:") for r in delta_io.read(spark, uri).where("ts < '2026-03-08'")
+              .select(F.input_file_name()).distinct().collect()]
+    assert before
+    for path in before:
         os.rename(path, path + ".away")
-    try:  # all rows in the window: one MERGE, which must not open January's files
+    try:  # all rows in the window, the earliest on 03-08 (2 days back): one MERGE, reading 03-08 on only
         assert _insert_new(spark, spec, day, uri, frame([("new1", "2026-03-08 10:00:00", "b"),
-                                                         ("new2", "2026-03-09 10:00:00", "a")]), meta, 0) == 1
+                                                         ("new2", "2026-03-09 10:00:00", "a")]), meta, 0, 2) == 1
     finally:
-        for path in january:
+        for path in before:
             os.rename(path + ".away", path)
     late = frame([("old1", "2026-01-05 10:00:00", "b"),   # a late re-delivery, outside the window: stored already
                   ("old3", "2026-01-07 10:00:00", "a"),   # late and new
+                  ("mid1", "2026-03-04 10:00:00", "b"),   # in the window, stored already
                   ("new3", "2026-03-03 00:00:00", "a"),   # the window's first instant
                   ("x", None, "a")])                      # no event time: looked up in the whole table
     flags = [r[0] for r in late.select(in_dedup_window(spec, day)).collect()]
-    assert flags == [False, False, True, False]
-    assert _insert_new(spark, spec, day, uri, late, meta, 3) == 3
+    assert flags == [False, False, True, True, False]
+    assert _insert_new(spark, spec, day, uri, late, meta, 3, 7) == 3
     stored = {r["event_id"]: r["v"] for r in delta_io.read(spark, uri).collect()}
-    assert stored == {"old1": "a", "old2": "a", "new1": "a", "new2": "a", "old3": "a", "new3": "a", "x": "a"}
+    assert stored == {"old1": "a", "old2": "a", "mid1": "a", "new1": "a", "new2": "a", "old3": "a", "new3": "a",
+                      "x": "a"}
     # the window needs an insert-only table with a date or timestamp event time
     with pytest.raises(ValidationError, match="dedup_window_days"):
         TableRules.model_validate({**RULES["customers"].model_dump(), "dedup_window_days": 3})
