@@ -287,14 +287,15 @@ INSERT_MODES = {"whole table": None, "dedup window": 7}
 
 
 def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_md: Path, rows_per_day: int = 947_000,
-                 repeats: int = 3) -> list[dict]:
+                 repeats: int = 3, spark=None) -> list[dict]:
     """One day's insert into an insert-only silver table (web_events' columns) against the days it holds.
 
     Per history length: a Delta table of ``history`` days of synthetic events (one file a day, as the daily
     MERGEs leave them), then the next day's rows (plus 1 % re-delivered from the day before) inserted the
     way the silver job inserts them (``silver._insert_new``), looking keys up in the whole table and in a
     7-day dedup window. Between runs the table is restored to its built version; both ways must insert
-    the same rows. Code generation on (a date this large is compiled by the silver job too)."""
+    the same rows. Code generation on (a date this large is compiled by the silver job too) unless
+    ``spark`` is given: a session to use (and leave running) instead of a new one."""
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
@@ -307,8 +308,10 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
     work = Path(tempfile.mkdtemp(prefix="churn-bench-insert-"))
     start = dt.date(2025, 1, 1)
     customers = max(rows_per_day // 5, 1)
-    run = load_settings(settings.env, overrides={"lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs")})
-    spark = build_session(run, "bench-insert", CODE_GENERATION)
+    own = spark is None
+    if own:
+        run = load_settings(settings.env, overrides={"lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs")})
+        spark = build_session(run, "bench-insert", CODE_GENERATION)
     results = []
 
     def events(day: dt.date, n: int):
@@ -365,7 +368,8 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
             new.unpersist()
             shutil.rmtree(uri, ignore_errors=True)
     finally:
-        spark.stop()
+        if own:
+            spark.stop()
         shutil.rmtree(work, ignore_errors=True)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))

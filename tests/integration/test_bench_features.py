@@ -61,3 +61,19 @@ def test_the_equality_check_names_the_column_and_customer_that_differ(tmp_path):
         _check_equal(expected, got, "spark (incremental day D)")
     with pytest.raises(AssertionError, match="2 customers, DuckDB has 3"):
         _check_equal(expected, got.iloc[:2], "spark (full)")
+
+
+def test_the_insert_benchmark_inserts_the_same_rows_both_ways_on_each_history(spark, test_settings, tmp_path):
+    """``lakehouse bench insert`` at a size a test affords: each history, both lookups (whole table and
+    dedup window), the same day's new rows inserted (the 1 % re-delivered found), results written."""
+    from lakehouse.bench import INSERT_MODES, bench_insert
+
+    out_json, out_md = tmp_path / "insert.json", tmp_path / "insert.md"
+    results = bench_insert(test_settings, [1, 9], out_json, out_md, rows_per_day=2000, repeats=1, spark=spark)
+    assert [(r["history_days"], r["mode"]) for r in results] == [(h, m) for h in (1, 9) for m in INSERT_MODES]
+    assert {(r["stored_rows"], r["new_rows"], r["inserted"]) for r in results if r["history_days"] == 9} == \
+        {(18000, 2020, 2000)}
+    assert all(r["inserted"] == 2000 and r["best_s"] > 0 for r in results)
+    assert json.loads(out_json.read_text())["results"] == results
+    assert "| 9 | 18,000 | dedup window | 2,020 | 2,000 |" in out_md.read_text()
+    assert not spark.sparkContext._jsc.sc().isStopped()  # a given session is left running
