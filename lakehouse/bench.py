@@ -36,6 +36,11 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
+def _save_json(path: Path, results: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
 def repeat_timed(fn, repeats: int) -> dict:
     """Best and median wall seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
     fn()
@@ -96,8 +101,7 @@ def bench_ingest(settings: Settings, scales: list[float], days: int, out_json: P
         if spark is not None:
             spark.stop()
         shutil.rmtree(work, ignore_errors=True)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+    _save_json(out_json, results)
     out_md.write_text(render_markdown(results, days))
     return results
 
@@ -204,8 +208,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
             shutdown_deequ(spark)
             spark.stop()
         shutil.rmtree(work, ignore_errors=True)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+    _save_json(out_json, results)
     lines = ["# Validation benchmark", "",
              f"Machine: {machine()}. One table-date of `{table}` (bronze partition of the second simulated day), "
              f"Spark local, warm session; best and median of {repeats} runs after a warm-up.",
@@ -301,7 +304,7 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
     from lakehouse import delta_io
     from lakehouse.quality.rules import load_rules
     from lakehouse.quality.silver import CODE_GENERATION, _insert_new
-    from lakehouse.quality.transform import in_dedup_window
+    from lakehouse.quality.transform import window_counts
     from lakehouse.spark import build_session
 
     spec = load_rules()["web_events"]
@@ -345,9 +348,8 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
             new.count()
             # what validation counts for the insert: rows older than the window (none here) and the days back
             # to the earliest event in it (1: the re-delivered rows are of yesterday)
-            inside = in_dedup_window(spec.model_copy(update={"dedup_window_days": INSERT_MODES["dedup window"]}), day)
-            outside, lookback = new.agg(F.count_if(~inside), F.datediff(F.lit(day.isoformat()).cast("date"), F.min(
-                F.when(inside, F.to_date("ts"))))).first()
+            windowed = spec.model_copy(update={"dedup_window_days": INSERT_MODES["dedup window"]})
+            outside, lookback = new.agg(*window_counts(windowed, day, F.lit(True))).first()
             inserted = {}
             for mode, window in INSERT_MODES.items():
                 mode_spec = spec.model_copy(update={"dedup_window_days": window})
@@ -371,8 +373,7 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
         if own:
             spark.stop()
         shutil.rmtree(work, ignore_errors=True)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+    _save_json(out_json, results)
     lines = ["# Silver insert benchmark", "",
              f"Machine: {machine()}. Measured by `lakehouse bench insert`. An insert-only silver table with "
              "web_events' columns holding *history* days of "

@@ -314,7 +314,7 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
     totals = annotated.agg(F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("quarantined"),
                            F.count_if(fixed).alias("fixed"),
                            *[F.count_if(_bit(*where[n])).alias(f"_r{i}") for i, n in enumerate(rules)],
-                           *(_window_counts(spec, run_date, ~bad) if run_date else [])).first()
+                           *(window_counts(spec, run_date, ~bad) if run_date else [])).first()
     nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
     digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0)
     groups = (annotated.where(~bad).select(*[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
@@ -335,7 +335,7 @@ def in_dedup_window(spec: TableRules, run_date: dt.date) -> Column:
     return F.coalesce(F.col(f"`{spec.event_time}`") >= since, F.lit(False))
 
 
-def _window_counts(spec: TableRules, run_date: dt.date, kept: Column) -> list[Column]:
+def window_counts(spec: TableRules, run_date: dt.date, kept: Column) -> list[Column]:
     """``outside_window`` and ``lookback_days`` (see ``row_counts``); none without a dedup window."""
     if spec.window_start(run_date) is None:
         return []
