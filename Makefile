@@ -53,6 +53,7 @@ test: setup
 bench: setup
 	$(VENV)/bin/lakehouse --env $(ENV) bench ingest --scales 1,10 --days 4
 	$(VENV)/bin/lakehouse --env $(ENV) bench validation --scales 1,10
+	$(VENV)/bin/lakehouse --env $(ENV) bench insert --history 1,30,90
 	$(VENV)/bin/lakehouse --env $(ENV) bench features --customers 10000,100000,1000000 --history 30,365
 	$(VENV)/bin/lakehouse --env $(ENV) bench jvm --runs 3
 	$(VENV)/bin/lakehouse --env test bench cpu --days 3
