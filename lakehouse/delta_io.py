@@ -78,12 +78,13 @@ def retry_on_conflict(write, uri: str, what: str, attempts: int = CONFLICT_ATTEM
 
 
 def replace_partition(df: DataFrame, uri: str, partition_col: str, value: str, metadata: str,
-                      merge_schema: bool = False) -> int:
-    """Atomically replace one partition (``partition_col = value``) of a Delta table, creating it if new.
+                      merge_schema: bool = False, partition_by: Iterable[str] = ()) -> int:
+    """Atomically replace one partition (``partition_col = value``) of a Delta table, creating it if new
+    (partitioned by ``partition_col``, or by ``partition_by`` when given: it starts with ``partition_col``).
 
     A conflict with a concurrent writer is retried (see ``retry_on_conflict``); returns the attempts."""
     writer = (df.write.format("delta").mode("overwrite").option("userMetadata", metadata)
-              .option("replaceWhere", f"{partition_col} = '{value}'").partitionBy(partition_col))
+              .option("replaceWhere", f"{partition_col} = '{value}'").partitionBy(*(partition_by or [partition_col])))
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     return retry_on_conflict(lambda: writer.save(uri), uri, f"{partition_col} = {value}")

@@ -34,7 +34,7 @@ NUMERIC = ["tenure_days", "age", "monthly_price", "total_spend", "sessions_30d",
 def customer_analysis(spark: SparkSession, settings: Settings, day: dt.date) -> DataFrame:
     """One clean row per customer known by ``day``: profile, plan, lifetime activity, churn status."""
     d = F.lit(day.isoformat()).cast("date")
-    customers = state_as_of(spark, settings, "customers", "customer_id", "updated_at", day)
+    customers = state_as_of(spark, settings, "customers", day)
     subs = subscription_state(spark, settings, day)
     daily = (delta_io.read(spark, table_uri(settings, "gold", ACTIVITY))
              .where((F.col("ingest_date") <= d) & (F.col("activity_date") <= d)))
@@ -45,7 +45,7 @@ def customer_analysis(spark: SparkSession, settings: Settings, day: dt.date) -> 
         .alias("active_days_30d"),
         F.sum("failed_count").cast("int").alias("failed_payments"),
         F.datediff(d, F.max(F.when(F.col("logins") > 0, F.col("activity_date")))).alias("days_since_last_login"))
-    tickets = (state_as_of(spark, settings, "support_tickets", "ticket_id", "updated_at", day)
+    tickets = (state_as_of(spark, settings, "support_tickets", day)
                .groupBy("customer_id").agg(F.count(F.lit(1)).cast("int").alias("tickets")))
     region = F.create_map(*[x for k, v in REGIONS.items() for x in (F.lit(k), F.lit(v))])
     ended = cancelled_on()

@@ -26,6 +26,12 @@ FEATURE_VERSION = 1  # bump when a definition below changes (the feature registr
 
 
 WINDOW_DAYS = 90  # the longest window: a snapshot reads daily rows of its last 90 activity days only
+PRICE_LOOKBACK_DAYS = 60  # price_change_60d / plan_changed_60d compare with the subscription this long ago
+
+
+def price_reference_day(day: dt.date) -> dt.date:
+    """The day whose subscription state ``price_change_60d`` compares with (as known on ``day``)."""
+    return day - dt.timedelta(days=PRICE_LOOKBACK_DAYS)
 
 
 def _window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
@@ -135,16 +141,15 @@ def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily:
     """
     d = F.lit(day.isoformat()).cast("date")
     subs = active_at(subscription_state(spark, settings, day), day)
-    customers = state_as_of(spark, settings, "customers", "customer_id", "updated_at", day)
+    customers = state_as_of(spark, settings, "customers", day)
     base = subs.join(customers.select("customer_id", "country", "channel", "birth_year", "signup_date"),
                      "customer_id", "left")
 
     # the subscription as it was 60 days earlier (first known version if it started since)
-    then = state_as_of(spark, settings, "subscriptions", "subscription_id", "updated_at",
-                       day - dt.timedelta(days=60), known_on=day).select(
+    then = state_as_of(spark, settings, "subscriptions", price_reference_day(day), known_on=day).select(
         "subscription_id", F.col("monthly_price").alias("price_60d_ago"), F.col("plan").alias("plan_60d_ago"))
 
-    tickets = state_as_of(spark, settings, "support_tickets", "ticket_id", "updated_at", day)
+    tickets = state_as_of(spark, settings, "support_tickets", day)
     ticket_counts = tickets.groupBy("customer_id").agg(
         F.sum(F.when(F.col("status") == "open", 1).otherwise(0)).alias("open_tickets"),
         F.sum(F.when(F.datediff(d, F.to_date("created_at")) < 30, 1).otherwise(0)).alias("tickets_30d"),

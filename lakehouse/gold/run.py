@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse import catalog, delta_io
 from lakehouse.config import Settings
-from lakehouse.gold import activity, features, labels
+from lakehouse.gold import activity, entities, features, labels
 from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ def build_gold(spark: SparkSession, settings: Settings, run_date: dt.date, run_i
     state, how = features.build_state(spark, settings, run_date)
     _write(spark, settings, features.STATE_TABLE, state, "as_of_date", day, meta, result)
     log.info("gold.%s %s: %s", features.STATE_TABLE, day, how)
+    result.rows.update(entities.write_checkpoints(spark, settings, [run_date, features.price_reference_day(run_date)],
+                                                  meta))
     _write(spark, settings, features.TABLE, features.build_snapshot(spark, settings, run_date),
            "snapshot_date", day, meta, result)
     lab = labels.build_labels(spark, settings, run_date)

@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import catalog, delta_io
-from lakehouse.gold import activity, features, labels
+from lakehouse.gold import activity, entities, features, labels
 from lakehouse.gold.run import build_gold
 from lakehouse.runner import run_range
 from lakehouse.storage import table_uri
@@ -110,7 +110,10 @@ def test_labels_match_the_simulated_cancellations(spark, gold_lake):
 def test_rerunning_gold_for_a_date_leaves_identical_tables(spark, gold_lake):
     settings, dates, _, _ = gold_lake
     names = [(activity.TABLE, "ingest_date"), (features.STATE_TABLE, "as_of_date"), (features.TABLE, "snapshot_date"),
-             (labels.TABLE, "snapshot_date")]
+             (labels.TABLE, "snapshot_date"), *[(entities.checkpoint_table(t), "checkpoint_date") for t in entities.ENTITIES]]
+    # the month's checkpoint of each entity was written on its first day and served the later dates
+    checkpoints = delta_io.read(spark, table_uri(settings, "gold", entities.checkpoint_table("subscriptions")))
+    assert [r[0] for r in checkpoints.select("checkpoint_date").distinct().collect()] == [dates[0].replace(day=1)]
     before = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
     build_gold(spark, settings, dates[3])
     after = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
@@ -284,8 +287,72 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
         assert con.execute("SELECT COUNT(*) FROM customer_daily").fetchone()[0] > 100
     record = delta_io.read(spark, table_uri(copy, "ops", "erasures")).collect()
     assert len(record) == 1 and record[0]["erasure_id"] == result.erasure_id and cid not in str(record[0])
-    # the pipeline still runs on the erased lake: gold for the last date rebuilds without the customer
-    build_gold(spark, copy, dates[-1])
+    # the pipeline still runs on the erased lake: gold for the last date rebuilds without the customer (and
+    # rebuilds the month's checkpoints: the erasure rewrote the history files they were built from)
+    rebuilt = build_gold(spark, copy, dates[-1])
+    assert {f"{t}@{dates[0].replace(day=1)}" for t in ("customers", "subscriptions")} <= set(rebuilt.rows)
     snap = _partition(spark, copy, features.TABLE, "snapshot_date", dates[-1])
     assert snap.count() > 100 and snap.where(F.col("customer_id") == cid).count() == 0
     assert Path(copy.path(copy.lake.root)).exists()
+
+
+def test_entity_states_from_monthly_checkpoints_equal_the_whole_history(spark, tmp_path, caplog):
+    """A customers history with a late version (arrived after the checkpoint, stamped before it) and two
+    stamped ahead of their arrival: each state as of D (as known on K) read from the checkpoint of D's month
+    equals the one read from all history, also once the old history files are gone from the disk (so they
+    were not read), and a checkpoint whose history files were rewritten is not used until rebuilt."""
+    import shutil
+
+    from lakehouse.gold import entities
+
+    settings = make_settings(tmp_path)
+    ts, d = (lambda s: dt.datetime.fromisoformat(s)), dt.date.fromisoformat
+    rows = [("A", "DE", ts("2026-01-01 10:00"), d("2026-01-01")), ("A", "FR", ts("2026-02-10 09:00"), d("2026-02-10")),
+            ("B", "ES", ts("2026-01-15 08:00"), d("2026-01-15")),
+            ("B", "NL", ts("2026-01-31 23:00"), d("2026-02-03")),   # late: arrived after Feb 1, stamped before
+            ("C", "US", ts("2026-02-05 12:00"), d("2026-01-20")),   # stamped ahead of its arrival
+            ("D", "CA", ts("2026-02-20 07:00"), d("2026-02-20")),
+            ("E", "GB", ts("2026-03-02 06:00"), d("2026-02-25"))]   # ahead, into the next month
+    history_uri = table_uri(settings, "silver", "customers_history")
+    (spark.createDataFrame(rows, "customer_id string, country string, updated_at timestamp, _ingest_date date")
+     .write.format("delta").partitionBy("_ingest_date").save(history_uri))
+    cases = [(d("2026-01-20"), d("2026-01-20")), (d("2026-02-01"), d("2026-02-01")), (d("2026-02-02"), d("2026-03-03")),
+             (d("2026-02-04"), d("2026-02-04")), (d("2026-02-10"), d("2026-02-28")), (d("2026-02-28"), d("2026-02-28")),
+             (d("2026-03-03"), d("2026-03-03"))]
+
+    def states(which=cases):
+        return {c: sorted(tuple(r) for r in entities.state_as_of(spark, settings, "customers", *c).collect()) for c in which}
+
+    whole = states()  # no checkpoint stored yet: every read takes the whole history
+    assert [r[1] for r in whole[(d("2026-02-02"), d("2026-03-03"))]] == ["DE", "NL"]  # the late version counts
+    assert [r[0] for r in whole[(d("2026-02-04"), d("2026-02-04"))]] == ["A", "B"]    # C not yet, by its stamp
+    assert [r[1] for r in whole[(d("2026-02-28"), d("2026-02-28"))]] == ["FR", "NL", "US", "CA"]  # E: March
+    written = entities.write_checkpoints(spark, settings, [c[0] for c in cases], "{}", tables=("customers",))
+    assert written == {"customers@2026-01-01": 1, "customers@2026-02-01": 2, "customers@2026-03-01": 4}
+    assert entities.write_checkpoints(spark, settings, [d("2026-02-10")], "{}", tables=("customers",)) == {}
+    assert states() == whole
+
+    # February's states never open January's files once February's checkpoint holds them (C's file,
+    # stamped into February, is still read: it is not moved)
+    lake = settings.path(settings.lake.root)
+    moved = tmp_path / "moved"
+    for day in ("2026-01-01", "2026-01-15"):
+        shutil.move(lake / "silver" / "customers_history" / f"_ingest_date={day}", moved / day)
+    february = [c for c in cases if c[0].month == 2]
+    assert states(february) == {c: whole[c] for c in february}
+    for day in ("2026-01-01", "2026-01-15"):
+        shutil.move(moved / day, lake / "silver" / "customers_history" / f"_ingest_date={day}")
+
+    # a re-run rewrites January 15 (same rows, new file): the checkpoints from February on no longer fit
+    again = delta_io.read(spark, history_uri).where("_ingest_date = '2026-01-15'").cache()
+    again.count()
+    delta_io.replace_partition(again, history_uri, "_ingest_date", "2026-01-15", "{}")
+    again.unpersist()
+    with caplog.at_level("WARNING", logger="lakehouse.gold.entities"):
+        assert states() == whole
+    assert "customers_state_checkpoints 2026-02-01 no longer matches silver.customers_history" in caplog.text
+    assert entities.write_checkpoints(spark, settings, [c[0] for c in cases], "{}", tables=("customers",)) == {
+        "customers@2026-02-01": 2, "customers@2026-03-01": 4}
+    stored = delta_io.read(spark, table_uri(settings, "gold", "customers_state_checkpoints"))
+    assert sorted(r[0] for r in stored.groupBy("checkpoint_date").count().select("count").collect()) == [1, 2, 4]
+    assert states() == whole
