@@ -54,6 +54,7 @@ bench: setup
 	$(VENV)/bin/lakehouse --env $(ENV) bench ingest --scales 1,10 --days 4
 	$(VENV)/bin/lakehouse --env $(ENV) bench validation --scales 1,10
 	$(VENV)/bin/lakehouse --env $(ENV) bench insert --history 1,30,90
+	$(VENV)/bin/lakehouse --env $(ENV) bench entities --subscriptions 1000000 --ages 30,120,365
 	$(VENV)/bin/lakehouse --env $(ENV) bench features --customers 10000,100000,1000000 --history 30,365
 	$(VENV)/bin/lakehouse --env $(ENV) bench jvm --runs 3
 	$(VENV)/bin/lakehouse --env test bench cpu --days 3

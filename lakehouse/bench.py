@@ -392,6 +392,109 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
     return results
 
 
+def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_json: Path, out_md: Path,
+                   change_rate: float = 0.005, repeats: int = 3, spark=None) -> list[dict]:
+    """Gold's read of an entity's state as of D against the age of the lake, from the whole history and
+    from the month's checkpoint (``gold.entities``).
+
+    One synthetic ``silver.subscriptions_history``: ``subscriptions`` rows on the first day, then
+    ``change_rate`` of them changed a day (a new version each), one file a day. For each age A the state
+    as of day A (as known on A: the later days are pruned by ``_ingest_date``, so it is the lake as it
+    was that day) is read by ``entities.state_as_of``, first with no checkpoint stored (the whole history),
+    then after ``entities.write_checkpoints`` stored that month's (timed too: it runs once a month); both
+    reads must give the same rows (checked). Each read ends in a no-op write; best and median of
+    ``repeats`` after a warm-up. Code generation on unless ``spark`` is given (a session to use and leave
+    running)."""
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.gold import entities
+    from lakehouse.quality.silver import CODE_GENERATION
+    from lakehouse.spark import build_session
+    from lakehouse.storage import table_uri
+
+    work = Path(tempfile.mkdtemp(prefix="churn-bench-entities-"))
+    run = load_settings(settings.env, overrides={"lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs"),
+                                                 "gold": {"entity_checkpoint_min_mb": 0}})  # whatever the size
+    own = spark is None
+    if own:
+        spark = build_session(run, "bench-entities", CODE_GENERATION)
+    start, per_day, days = dt.date(2025, 1, 1), max(int(subscriptions * change_rate), 1), max(ages)
+    uri = table_uri(run, "silver", "subscriptions_history")
+    results = []
+
+    def versions(ids, plan: str, price: float, day, stamp):
+        return ids.select(F.col("sid").alias("subscription_id"), (F.col("sid") % max(subscriptions * 9 // 10, 1))
+                          .alias("customer_id"), F.lit(plan).alias("plan"), F.lit("active").alias("status"),
+                          F.lit("2024-06-01").cast("date").alias("start_date"), F.lit(None).cast("date").alias("cancel_date"),
+                          F.lit(price).cast("decimal(10,2)").alias("monthly_price"), stamp.alias("updated_at"),
+                          day.alias("_ingest_date"))
+
+    try:
+        t = time.perf_counter()
+        first = versions(spark.range(subscriptions).withColumnRenamed("id", "sid"), "pro", 19.99,
+                         F.lit(start.isoformat()).cast("date"), F.lit(f"{start} 08:00:00").cast("timestamp"))
+        n_day = (F.col("id") / per_day).cast("int")  # the i-th day after the first
+        later = versions(spark.range(per_day * (days - 1)).withColumn("sid", (F.col("id") * 7919) % subscriptions),
+                         "team", 29.99, F.date_add(F.lit(start.isoformat()).cast("date"), n_day + 1),
+                         F.lit(f"{start + dt.timedelta(days=1)} 00:00:00").cast("timestamp")
+                         + F.make_dt_interval(days=n_day, secs=F.col("id") % 86400))
+        first.unionByName(later).repartitionByRange(days, "_ingest_date").write.format("delta") \
+            .partitionBy("_ingest_date").save(uri)
+        log.info("bench entities: %d days of history (%d + %d a day) built in %.1f s", days, subscriptions, per_day,
+                 time.perf_counter() - t)
+        for age in ages:
+            day = start + dt.timedelta(days=age - 1)
+            stored = subscriptions + per_day * (age - 1)
+            got = {}
+
+            def read(how: str):
+                def once():
+                    t0 = time.perf_counter()
+                    entities.state_as_of(spark, run, "subscriptions", day).write.format("noop").mode("overwrite").save()
+                    return time.perf_counter() - t0
+                got[how] = delta_io.content_checksum(entities.state_as_of(spark, run, "subscriptions", day))
+                times = [once() for _ in range(repeats + 1)][1:]
+                return {"best_s": round(min(times), 2), "median_s": round(sorted(times)[len(times) // 2], 2)}
+
+            def row(how: str, timing: dict, rows_read: int) -> dict:
+                return {"age_days": age, "history_rows": stored, "read": how, "rows_read": rows_read, **timing}
+
+            whole = read("whole history")
+            t0 = time.perf_counter()
+            written = entities.write_checkpoints(spark, run, [day], "{}", tables=("subscriptions",))
+            build = round(time.perf_counter() - t0, 2)
+            since = per_day * (day - entities.checkpoint_day(day)).days
+            results += [row("whole history", whole, stored),
+                        row("checkpoint of the month (once a month)", {"best_s": build, "median_s": build},
+                            subscriptions + per_day * (entities.checkpoint_day(day) - start).days),
+                        row("checkpoint + changes since", read("checkpoint + changes since"),
+                            next(iter(written.values())) + since)]
+            if got["whole history"] != got["checkpoint + changes since"]:
+                raise LakehouseError(f"bench entities: age {age}: the state from the checkpoint differs from the "
+                                     f"whole history's ({got})")
+            log.info("bench entities: age %d days: %s", age, results[-3:])
+    finally:
+        if own:
+            spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    _save_json(out_json, results)
+    lines = ["# Entity state benchmark", "",
+             f"Machine: {machine()}. Measured by `lakehouse bench entities`. A synthetic "
+             f"`silver.subscriptions_history`: {subscriptions:,} subscriptions on the first day, then "
+             f"{per_day:,} changed a day ({change_rate:.1%}), one file a day. For a lake of *age* days, the "
+             "subscription state as of its last day as gold reads it (`gold.entities.state_as_of`: the latest "
+             "version per subscription), from the whole history and from the checkpoint of the day's month plus "
+             "the changes since; both give the same rows (checked). The checkpoint row is its one-off build "
+             f"(a pass over the history up to the month's first day). Code generation on; best and median of {repeats} "
+             "reads after a warm-up, each ending in a no-op write.", "",
+             "| age (days) | history rows | read | rows read | best s | median s |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['age_days']} | {r['history_rows']:,} | {r['read']} | {r['rows_read']:,} | {r['best_s']} | "
+              f"{r['median_s']} |" for r in results]
+    out_md.write_text("\n".join(lines) + "\n")
+    return results
+
+
 def bench_online(settings: Settings, lookups: int, out_json: Path, out_md: Path) -> dict:
     """Latency of the online store: in-process lookups (1 and 100 ids) and the HTTP endpoint."""
     import random

@@ -477,6 +477,17 @@ def cmd_bench_insert(args) -> int:
     return 0
 
 
+def cmd_bench_entities(args) -> int:
+    from lakehouse.bench import bench_entities
+
+    settings = _settings(args)
+    root = settings.path(".")
+    results = bench_entities(settings, args.subscriptions, [int(x) for x in args.ages.split(",")],
+                             root / "bench-results" / "entities.json", root / "docs" / "benchmarks-entities.md")
+    print(f"{len(results)} measurements written to bench-results/entities.json and docs/benchmarks-entities.md")
+    return 0
+
+
 def cmd_bench_online(args) -> int:
     from lakehouse.bench import bench_online
 
@@ -746,6 +757,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--history", default="1,30,90", help="comma-separated days stored (default 1,30,90)")
     s.add_argument("--rows-per-day", type=int, default=947_000, help="events a day (default 947000: web_events x100)")
     s.set_defaults(func=cmd_bench_insert)
+
+    s = bench.add_parser("entities", help="gold's entity state as of a date: whole history against the monthly checkpoint")
+    s.add_argument("--subscriptions", type=int, default=1_000_000, help="subscriptions on the first day (default 1000000)")
+    s.add_argument("--ages", default="30,120,365", help="comma-separated ages of the lake in days (default 30,120,365)")
+    s.set_defaults(func=cmd_bench_entities)
 
     s = bench.add_parser("features", help="as-of-date features: Spark full and incremental vs DuckDB and pandas")
     s.add_argument("--customers", default="10000,100000", help="comma-separated customer counts (default 10000,100000)")

@@ -158,6 +158,8 @@ class QualityConfig(_Strict):
 
 class GoldConfig(_Strict):
     label_horizon_days: int = Field(gt=0)   # churned within H days after the snapshot date
+    # entity states come from a monthly checkpoint once the entity's silver history is this big (MiB)
+    entity_checkpoint_min_mb: float = Field(default=32.0, ge=0)
 
 
 class FeatureStoreConfig(_Strict):

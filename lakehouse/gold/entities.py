@@ -22,7 +22,8 @@ plus at most a month (and the lag K - D) of changes, whatever the age of the lak
 
 A checkpoint carries a fingerprint of the history files it was built from (those of partitions up to
 M) as a second partition value, ``_covers``, so whether a current one is stored is a listing of
-the Delta log, no data read. A reader uses it only while the history still holds exactly those
+the Delta log, no data read. Below ``gold.entity_checkpoint_min_mb`` of history none is built or
+read (the whole history is then cheaper than this bookkeeping). A reader uses it only while the history still holds exactly those
 files; after a re-run of an old date or an erasure rewrote one of them it falls back to the whole
 history (same rows, slower) and the next gold run rebuilds the checkpoint.
 """
@@ -120,6 +121,13 @@ def _checkpoint(spark: SparkSession, settings: Settings, table: str, m: dt.date,
             .drop(*CHECKPOINT_COLUMNS))
 
 
+def checkpointed(spark: SparkSession, settings: Settings, history_uri: str) -> bool:
+    """Whether an entity's history is big enough (``gold.entity_checkpoint_min_mb``) for checkpoints:
+    below it the whole history is read (cheaper than a checkpoint's bookkeeping, ~0.4 s a read)."""
+    size = delta_io.table_bytes(spark, history_uri)
+    return size is not None and size >= settings.gold.entity_checkpoint_min_mb * 2 ** 20
+
+
 def state_as_of(spark: SparkSession, settings: Settings, table: str, day: dt.date,
                 known_on: dt.date | None = None) -> DataFrame:
     """Latest version per key of ``table`` (one of ``ENTITIES``) stamped before the end of ``day``, as
@@ -129,7 +137,8 @@ def state_as_of(spark: SparkSession, settings: Settings, table: str, day: dt.dat
     uri = _history_uri(spark, settings, table)
     rows = _history(spark, uri, known_on).where(order_by < end_of(day))
     m = checkpoint_day(day)
-    stored = _checkpoint(spark, settings, table, m, uri) if known_on >= m else None
+    stored = _checkpoint(spark, settings, table, m, uri) if known_on >= m and checkpointed(spark, settings, uri) \
+        else None
     if stored is not None:
         ingest = F.col("_ingest_date")
         rows = (stored.unionByName(rows.where(ingest > _date(m)), allowMissingColumns=True)
@@ -139,12 +148,15 @@ def state_as_of(spark: SparkSession, settings: Settings, table: str, day: dt.dat
 
 def write_checkpoints(spark: SparkSession, settings: Settings, days: list[dt.date], metadata: str,
                       tables: tuple[str, ...] = tuple(ENTITIES)) -> dict[str, int]:
-    """Store the checkpoint each of ``days`` starts from, for each entity of ``tables``, unless a current one
-    is stored (one pass over the entity's history when it is built). Returns rows written per ``table@M``."""
+    """Store the checkpoint each of ``days`` starts from, for each entity of ``tables`` whose history is
+    ``checkpointed``, unless a current one is stored (one pass over the entity's history when it is
+    built). Returns rows written per ``table@M``."""
     written = {}
     for table in tables:
         uri = table_uri(settings, "gold", checkpoint_table(table))
         h_uri = _history_uri(spark, settings, table)
+        if not checkpointed(spark, settings, h_uri):
+            continue
         for m in sorted({checkpoint_day(d) for d in days}):
             current = covers(spark, h_uri, m)
             if current is None or current in _stored(spark, uri, m):

@@ -25,7 +25,7 @@ def gold_lake(spark, tmp_path_factory, generated_sources, api):
     out, summary = generated_sources
     settings = make_settings(tmp_path_factory.mktemp("gold"), sources_dir=out,
                              sources={"support_api": {"base_url": api.url}},
-                             gold={"label_horizon_days": HORIZON})
+                             gold={"label_horizon_days": HORIZON, "entity_checkpoint_min_mb": 0})  # checkpoints too
     start = dt.date.fromisoformat(summary["start_date"])
     dates = [start + dt.timedelta(days=i) for i in range(5)]
     seen = {}
@@ -249,7 +249,7 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
     shutil.copytree(settings.path(settings.lake.root), tmp_path / "lake")
     shutil.copy(settings.path(settings.feature_store.online_path), tmp_path / "features.sqlite")
     copy = make_settings(tmp_path, lake={"root": str(tmp_path / "lake")},
-                         feature_store={"online_path": str(tmp_path / "features.sqlite")})
+                         feature_store={"online_path": str(tmp_path / "features.sqlite")}, gold=settings.gold.model_dump())
     web_uri = table_uri(copy, "silver", "web_events")
     web = delta_io.read(spark, web_uri)
     cid = web.groupBy("customer_id").count().orderBy(F.col("count").desc(), "customer_id").first()["customer_id"]
@@ -305,7 +305,7 @@ def test_entity_states_from_monthly_checkpoints_equal_the_whole_history(spark, t
 
     from lakehouse.gold import entities
 
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, gold={"entity_checkpoint_min_mb": 0})
     ts, d = (lambda s: dt.datetime.fromisoformat(s)), dt.date.fromisoformat
     rows = [("A", "DE", ts("2026-01-01 10:00"), d("2026-01-01")), ("A", "FR", ts("2026-02-10 09:00"), d("2026-02-10")),
             ("B", "ES", ts("2026-01-15 08:00"), d("2026-01-15")),
@@ -323,6 +323,8 @@ def test_entity_states_from_monthly_checkpoints_equal_the_whole_history(spark, t
     def states(which=cases):
         return {c: sorted(tuple(r) for r in entities.state_as_of(spark, settings, "customers", *c).collect()) for c in which}
 
+    small = make_settings(tmp_path, gold={"entity_checkpoint_min_mb": 1})  # the history is ~3 KiB
+    assert entities.write_checkpoints(spark, small, [c[0] for c in cases], "{}", tables=("customers",)) == {}
     whole = states()  # no checkpoint stored yet: every read takes the whole history
     assert [r[1] for r in whole[(d("2026-02-02"), d("2026-03-03"))]] == ["DE", "NL"]  # the late version counts
     assert [r[0] for r in whole[(d("2026-02-04"), d("2026-02-04"))]] == ["A", "B"]    # C not yet, by its stamp
