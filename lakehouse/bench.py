@@ -420,6 +420,7 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
     if own:
         spark = build_session(run, "bench-entities", CODE_GENERATION)
     start, per_day, days = dt.date(2025, 1, 1), max(int(subscriptions * change_rate), 1), max(ages)
+    total = subscriptions + per_day * (days - 1)
     uri = table_uri(run, "silver", "subscriptions_history")
     results = []
 
@@ -441,8 +442,9 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
                          + F.make_dt_interval(days=n_day, secs=F.col("id") % 86400))
         first.unionByName(later).repartitionByRange(days, "_ingest_date").write.format("delta") \
             .partitionBy("_ingest_date").save(uri)
-        log.info("bench entities: %d days of history (%d + %d a day) built in %.1f s", days, subscriptions, per_day,
-                 time.perf_counter() - t)
+        mib = round(delta_io.table_bytes(spark, uri) / 2 ** 20, 1)  # all ages' days: a lake of an age holds a share
+        log.info("bench entities: %d days of history (%d + %d a day, %.1f MiB) built in %.1f s", days, subscriptions,
+                 per_day, mib, time.perf_counter() - t)
         for age in ages:
             day = start + dt.timedelta(days=age - 1)
             stored = subscriptions + per_day * (age - 1)
@@ -458,7 +460,8 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
                 return {"best_s": round(min(times), 2), "median_s": round(sorted(times)[len(times) // 2], 2)}
 
             def row(how: str, timing: dict, rows_read: int) -> dict:
-                return {"age_days": age, "history_rows": stored, "read": how, "rows_read": rows_read, **timing}
+                return {"age_days": age, "history_rows": stored, "history_mib": round(mib * stored / total, 1),
+                        "read": how, "rows_read": rows_read, **timing}
 
             whole = read("whole history")
             t0 = time.perf_counter()
@@ -488,8 +491,11 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
              "the changes since; both give the same rows (checked). The checkpoint row is its one-off build "
              f"(a pass over the history up to the month's first day). Code generation on; best and median of {repeats} "
              "reads after a warm-up, each ending in a no-op write.", "",
-             "| age (days) | history rows | read | rows read | best s | median s |", "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['age_days']} | {r['history_rows']:,} | {r['read']} | {r['rows_read']:,} | {r['best_s']} | "
+             "History MiB: the table's files (Delta's checksum file) in proportion to the rows of the age; "
+             "`gold.entity_checkpoint_min_mb` is compared with it.", "",
+             "| age (days) | history rows | history MiB | read | rows read | best s | median s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['age_days']} | {r['history_rows']:,} | {r['history_mib']} | {r['read']} | {r['rows_read']:,} | {r['best_s']} | "
               f"{r['median_s']} |" for r in results]
     out_md.write_text("\n".join(lines) + "\n")
     return results
