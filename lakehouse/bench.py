@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from lakehouse.config import Settings, load_settings
@@ -289,6 +290,28 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
 INSERT_MODES = {"whole table": None, "dedup window": 7}
 
 
+@contextmanager
+def _scratch_lake(settings: Settings, name: str, spark=None, **overrides):
+    """(settings of a temporary lake, a Spark session, the temporary folder) for a benchmark: the session
+    given (left running) or a new one with code generation on (stopped at the end); the folder is
+    deleted at the end. ``overrides`` go into the settings."""
+    from lakehouse.quality.silver import CODE_GENERATION
+    from lakehouse.spark import build_session
+
+    work = Path(tempfile.mkdtemp(prefix=f"churn-bench-{name}-"))
+    run = load_settings(settings.env, overrides={"lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs"),
+                                                 **overrides})
+    own = spark is None
+    if own:
+        spark = build_session(run, f"bench-{name}", CODE_GENERATION)
+    try:
+        yield run, spark, work
+    finally:
+        if own:
+            spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_md: Path, rows_per_day: int = 947_000,
                  repeats: int = 3, spark=None) -> list[dict]:
     """One day's insert into an insert-only silver table (web_events' columns) against the days it holds.
@@ -303,18 +326,12 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
 
     from lakehouse import delta_io
     from lakehouse.quality.rules import load_rules
-    from lakehouse.quality.silver import CODE_GENERATION, _insert_new
+    from lakehouse.quality.silver import _insert_new
     from lakehouse.quality.transform import window_counts
-    from lakehouse.spark import build_session
 
     spec = load_rules()["web_events"]
-    work = Path(tempfile.mkdtemp(prefix="churn-bench-insert-"))
     start = dt.date(2025, 1, 1)
     customers = max(rows_per_day // 5, 1)
-    own = spark is None
-    if own:
-        run = load_settings(settings.env, overrides={"lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs")})
-        spark = build_session(run, "bench-insert", CODE_GENERATION)
     results = []
 
     def events(day: dt.date, n: int):
@@ -330,7 +347,7 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
             F.lit(None).cast("array<string>").alias("_fixes"), F.lit(None).cast("array<string>").alias("_warnings"),
             F.lit(day.isoformat()).cast("date").alias("_ingest_date"), F.lit("bench").alias("_run_id"))
 
-    try:
+    with _scratch_lake(settings, "insert", spark) as (_, spark, work):
         for history in histories:
             uri = str(work / f"silver_{history}")
             t = time.perf_counter()
@@ -369,10 +386,6 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
                 raise LakehouseError(f"bench insert: {history} days: inserted {inserted}, expected {rows_per_day} each")
             new.unpersist()
             shutil.rmtree(uri, ignore_errors=True)
-    finally:
-        if own:
-            spark.stop()
-        shutil.rmtree(work, ignore_errors=True)
     _save_json(out_json, results)
     lines = ["# Silver insert benchmark", "",
              f"Machine: {machine()}. Measured by `lakehouse bench insert`. An insert-only silver table with "
@@ -409,19 +422,10 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
 
     from lakehouse import delta_io
     from lakehouse.gold import entities
-    from lakehouse.quality.silver import CODE_GENERATION
-    from lakehouse.spark import build_session
     from lakehouse.storage import table_uri
 
-    work = Path(tempfile.mkdtemp(prefix="churn-bench-entities-"))
-    run = load_settings(settings.env, overrides={"lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs"),
-                                                 "gold": {"entity_checkpoint_min_mb": 0}})  # whatever the size
-    own = spark is None
-    if own:
-        spark = build_session(run, "bench-entities", CODE_GENERATION)
     start, per_day, days = dt.date(2025, 1, 1), max(int(subscriptions * change_rate), 1), max(ages)
     total = subscriptions + per_day * (days - 1)
-    uri = table_uri(run, "silver", "subscriptions_history")
     results = []
 
     def versions(ids, plan: str, price: float, day, stamp):
@@ -431,7 +435,8 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
                           F.lit(price).cast("decimal(10,2)").alias("monthly_price"), stamp.alias("updated_at"),
                           day.alias("_ingest_date"))
 
-    try:
+    with _scratch_lake(settings, "entities", spark, gold={"entity_checkpoint_min_mb": 0}) as (run, spark, _):
+        uri = table_uri(run, "silver", "subscriptions_history")
         t = time.perf_counter()
         first = versions(spark.range(subscriptions).withColumnRenamed("id", "sid"), "pro", 19.99,
                          F.lit(start.isoformat()).cast("date"), F.lit(f"{start} 08:00:00").cast("timestamp"))
@@ -477,10 +482,6 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
                 raise LakehouseError(f"bench entities: age {age}: the state from the checkpoint differs from the "
                                      f"whole history's ({got})")
             log.info("bench entities: age %d days: %s", age, results[-3:])
-    finally:
-        if own:
-            spark.stop()
-        shutil.rmtree(work, ignore_errors=True)
     _save_json(out_json, results)
     lines = ["# Entity state benchmark", "",
              f"Machine: {machine()}. Measured by `lakehouse bench entities`. A synthetic "
