@@ -431,7 +431,8 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
     def versions(ids, plan: str, price: float, day, stamp):
         return ids.select(F.col("sid").alias("subscription_id"), (F.col("sid") % max(subscriptions * 9 // 10, 1))
                           .alias("customer_id"), F.lit(plan).alias("plan"), F.lit("active").alias("status"),
-                          F.lit("2024-06-01").cast("date").alias("start_date"), F.lit(None).cast("date").alias("cancel_date"),
+                          F.lit("2024-06-01").cast("date").alias("start_date"),
+                          F.lit(None).cast("date").alias("cancel_date"),
                           F.lit(price).cast("decimal(10,2)").alias("monthly_price"), stamp.alias("updated_at"),
                           day.alias("_ingest_date"))
 
@@ -496,8 +497,8 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
              "`gold.entity_checkpoint_min_mb` is compared with it.", "",
              "| age (days) | history rows | history MiB | read | rows read | best s | median s |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['age_days']} | {r['history_rows']:,} | {r['history_mib']} | {r['read']} | {r['rows_read']:,} | {r['best_s']} | "
-              f"{r['median_s']} |" for r in results]
+    lines += [f"| {r['age_days']} | {r['history_rows']:,} | {r['history_mib']} | {r['read']} | {r['rows_read']:,} | "
+              f"{r['best_s']} | {r['median_s']} |" for r in results]
     out_md.write_text("\n".join(lines) + "\n")
     return results
 
