@@ -26,7 +26,7 @@ two tables' file lists in their Delta logs (no data file is read). A reader uses
 history still holds exactly those files; after a re-run of an old date or an erasure rewrote one of
 them it falls back to the whole history (same rows, slower) and the next gold run rebuilds the
 checkpoint. Below ``gold.entity_checkpoint_min_mb`` of history none is built or read: the whole
-history is then cheaper than this bookkeeping (~0.4 s a read).
+history is then cheaper than this bookkeeping (the file lists, a union of three scans per read).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ ENTITIES = {"customers": ("customer_id", "updated_at"),
 CHECKPOINT_COLUMNS = ("checkpoint_date", "_covers")
 _HISTORY_FILE = re.compile(r"_ingest_date=(\d{4}-\d{2}-\d{2})/([^/]+)$")
 _CHECKPOINT_FILE = re.compile(r"checkpoint_date=(\d{4}-\d{2}-\d{2})/_covers=([0-9a-f]+)/[^/]+$")
+_file_lists: dict[tuple, list[str]] = {}  # (table, version, commit stamp) -> its data files (see _files)
 
 
 def end_of(day: dt.date):
@@ -90,20 +91,36 @@ def _latest(rows: DataFrame, table: str) -> DataFrame:
     return rows.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
 
 
+def _files(spark: SparkSession, uri: str) -> list[str]:
+    """The data files of an existing table's current version. Listing them is a Spark job over the Delta
+    state (~0.17 s), so each version's list is kept for the process: a gold date asks for each table
+    several times. A version is known by its number and its commit's stamp (a table deleted and made
+    anew at the same place numbers its versions from 0 again); the list is read at that version."""
+    version, info = delta_io.last_commit(spark, uri)
+    key = (uri, version, info.get("timestamp"), info.get("txnId"))
+    if key not in _file_lists:
+        _file_lists[key] = delta_io.read(spark, uri, version).inputFiles()
+    return _file_lists[key]
+
+
+def forget_file_lists() -> None:
+    """Drop the file lists ``_files`` keeps (benchmarks: to time a read as a new process makes it)."""
+    _file_lists.clear()
+
+
 def covers(spark: SparkSession, history_uri: str, through: dt.date) -> str | None:
-    """Fingerprint of the history's data files in ``_ingest_date`` partitions up to ``through`` (a
-    listing from the Delta log, no data read); None when there are none."""
-    found = sorted(f"{m.group(1)}/{m.group(2)}" for m in map(_HISTORY_FILE.search, delta_io.read(spark, history_uri)
-                                                              .inputFiles()) if m and m.group(1) <= through.isoformat())
+    """Fingerprint of the history's data files in ``_ingest_date`` partitions up to ``through`` (from the
+    Delta log's file list, no data file read); None when there are none."""
+    found = sorted(f"{m.group(1)}/{m.group(2)}" for m in map(_HISTORY_FILE.search, _files(spark, history_uri))
+                   if m and m.group(1) <= through.isoformat())
     return hashlib.sha256("\n".join(found).encode()).hexdigest()[:32] if found else None
 
 
 def _stored(spark: SparkSession, uri: str, m: dt.date) -> set[str]:
-    """Fingerprints of the checkpoints of ``m`` the table holds (a listing from its Delta log)."""
+    """Fingerprints of the checkpoints of ``m`` the table holds (from its Delta log's file list)."""
     if not delta_io.is_delta(spark, uri):
         return set()
-    return {g.group(2) for g in map(_CHECKPOINT_FILE.search, delta_io.read(spark, uri).inputFiles())
-            if g and g.group(1) == m.isoformat()}
+    return {g.group(2) for g in map(_CHECKPOINT_FILE.search, _files(spark, uri)) if g and g.group(1) == m.isoformat()}
 
 
 def _checkpoint(spark: SparkSession, settings: Settings, table: str, m: dt.date, history_uri: str) -> DataFrame | None:
@@ -124,7 +141,7 @@ def _checkpoint(spark: SparkSession, settings: Settings, table: str, m: dt.date,
 
 def checkpointed(spark: SparkSession, settings: Settings, history_uri: str) -> bool:
     """Whether an entity's history is big enough (``gold.entity_checkpoint_min_mb``) for checkpoints:
-    below it the whole history is read (cheaper than a checkpoint's bookkeeping, ~0.4 s a read)."""
+    below it the whole history is read (cheaper than a checkpoint's bookkeeping)."""
     size = delta_io.table_bytes(spark, history_uri)
     return size is not None and size >= settings.gold.entity_checkpoint_min_mb * 2 ** 20
 

@@ -91,9 +91,11 @@ def test_the_entity_benchmark_reads_the_same_state_from_the_history_and_from_the
     reads = {(r["age_days"], r["read"]): (r["history_rows"], r["rows_read"]) for r in results}
     assert reads == {(3, "whole history"): (2040, 2040),
                      (3, "checkpoint of the month (once a month)"): (2040, 2000),
+                     (3, "checkpoint + changes since, files listed anew"): (2040, 2040),
                      (3, "checkpoint + changes since"): (2040, 2040),
                      (40, "whole history"): (2780, 2780),
                      (40, "checkpoint of the month (once a month)"): (2780, 2620),  # history up to February 1
+                     (40, "checkpoint + changes since, files listed anew"): (2780, 2160),
                      (40, "checkpoint + changes since"): (2780, 2160)}              # 2,000 states + 8 days
     assert all(r["best_s"] > 0 for r in results)
     assert json.loads(out_json.read_text())["results"] == results
