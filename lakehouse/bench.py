@@ -290,6 +290,17 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
 INSERT_MODES = {"whole table": None, "dedup window": 7}
 
 
+def _write_table(out_md: Path, lines: list[str], columns: dict[str, str], results: list[dict]) -> None:
+    """Write ``lines`` and a Markdown table of ``results`` (heading -> result key; integers with
+    thousands separators) to ``out_md``."""
+    def cell(v):
+        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+    lines = [*lines, "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(cell(r[k]) for k in columns.values()) + " |" for r in results]
+    out_md.write_text("\n".join(lines) + "\n")
+
+
 FIRST_READ = "checkpoint + changes since, files listed anew"
 
 
@@ -399,12 +410,10 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
              "or, with `dedup_window_days: 7` (the event tables' setting), among the stored events from the day of "
              "the earliest new event in the window on (here the day before). "
              f"Code generation on; best and median of {repeats} runs after a warm-up, the table restored to its "
-             "built version before each; both ways insert the same rows (checked).", "",
-             "| days stored | rows stored | keys looked up in | new rows | inserted | best s | median s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['history_days']} | {r['stored_rows']:,} | {r['mode']} | {r['new_rows']:,} | {r['inserted']:,} | "
-              f"{r['best_s']} | {r['median_s']} |" for r in results]
-    out_md.write_text("\n".join(lines) + "\n")
+             "built version before each; both ways insert the same rows (checked).", ""]
+    _write_table(out_md, lines, {"days stored": "history_days", "rows stored": "stored_rows", "keys looked up in": "mode",
+                                 "new rows": "new_rows", "inserted": "inserted", "best s": "best_s",
+                                 "median s": "median_s"}, results)
     return results
 
 
@@ -502,12 +511,10 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
              "version (`gold.entities`: a Spark job each, which the gold job's checkpoint step pays); the row "
              f"'{FIRST_READ}' forgets those lists before each read, the last row reuses them.", "",
              "History MiB: the table's files (Delta's checksum file) in proportion to the rows of the age; "
-             "`gold.entity_checkpoint_min_mb` is compared with it.", "",
-             "| age (days) | history rows | history MiB | read | rows read | best s | median s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['age_days']} | {r['history_rows']:,} | {r['history_mib']} | {r['read']} | {r['rows_read']:,} | "
-              f"{r['best_s']} | {r['median_s']} |" for r in results]
-    out_md.write_text("\n".join(lines) + "\n")
+             "`gold.entity_checkpoint_min_mb` is compared with it.", ""]
+    _write_table(out_md, lines, {"age (days)": "age_days", "history rows": "history_rows", "history MiB": "history_mib",
+                                 "read": "read", "rows read": "rows_read", "best s": "best_s", "median s": "median_s"},
+                 results)
     return results
 
 
