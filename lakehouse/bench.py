@@ -42,14 +42,17 @@ def _save_json(path: Path, results: list[dict]) -> None:
     path.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
 
 
-def repeat_timed(fn, repeats: int) -> dict:
-    """Best and median wall seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
+def repeat_timed(fn, repeats: int, before=None) -> dict:
+    """Best and median wall seconds of ``repeats`` calls of ``fn`` after one warm-up call; ``before``, if
+    given, runs untimed ahead of every call (to reset what ``fn`` changes)."""
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
+        if before:
+            before()
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
+    times = times[1:]  # the first warms up
     return {"best_s": round(min(times), 3), "median_s": round(sorted(times)[len(times) // 2], 3)}
 
 
@@ -386,15 +389,12 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
                 mode_spec = spec.model_copy(update={"dedup_window_days": window})
 
                 def once():
-                    spark.sql(f"RESTORE TABLE delta.`{uri}` TO VERSION AS OF {built}")
-                    t0 = time.perf_counter()
                     inserted[mode] = _insert_new(spark, mode_spec, day, uri, new, "{}", outside, lookback)
-                    return time.perf_counter() - t0
 
-                times = [once() for _ in range(repeats + 1)][1:]  # the first warms up
+                timing = repeat_timed(once, repeats,
+                                      before=lambda: spark.sql(f"RESTORE TABLE delta.`{uri}` TO VERSION AS OF {built}"))
                 results.append({"history_days": history, "stored_rows": history * rows_per_day, "mode": mode,
-                                "new_rows": rows_per_day + again, "inserted": inserted[mode],
-                                "best_s": round(min(times), 2), "median_s": round(sorted(times)[len(times) // 2], 2)})
+                                "new_rows": rows_per_day + again, "inserted": inserted[mode], **timing})
                 log.info("bench insert %d days, %s: %s", history, mode, results[-1])
             if len(set(inserted.values())) != 1 or inserted["whole table"] != rows_per_day:
                 raise LakehouseError(f"bench insert: {history} days: inserted {inserted}, expected {rows_per_day} each")
@@ -469,15 +469,10 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
             got = {}
 
             def read(how: str, listed: bool = True):
-                def once():
-                    if not listed:
-                        entities.forget_file_lists()
-                    t0 = time.perf_counter()
-                    entities.state_as_of(spark, run, "subscriptions", day).write.format("noop").mode("overwrite").save()
-                    return time.perf_counter() - t0
                 got[how] = delta_io.content_checksum(entities.state_as_of(spark, run, "subscriptions", day))
-                times = [once() for _ in range(repeats + 1)][1:]
-                return {"best_s": round(min(times), 2), "median_s": round(sorted(times)[len(times) // 2], 2)}
+                return repeat_timed(lambda: entities.state_as_of(spark, run, "subscriptions", day).write
+                                    .format("noop").mode("overwrite").save(), repeats,
+                                    before=None if listed else entities.forget_file_lists)
 
             def row(how: str, timing: dict, rows_read: int) -> dict:
                 return {"age_days": age, "history_rows": stored, "history_mib": round(mib * stored / total, 1),
@@ -487,13 +482,12 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
             t0 = time.perf_counter()
             written = entities.write_checkpoints(spark, run, [day], "{}", tables=("subscriptions",))
             build = round(time.perf_counter() - t0, 2)
-            since = per_day * (day - entities.checkpoint_day(day)).days
+            from_checkpoint = next(iter(written.values())) + per_day * (day - entities.checkpoint_day(day)).days
             results += [row("whole history", whole, stored),
                         row("checkpoint of the month (once a month)", {"best_s": build, "median_s": build},
                             subscriptions + per_day * (entities.checkpoint_day(day) - start).days),
-                        row(FIRST_READ, read(FIRST_READ, listed=False), next(iter(written.values())) + since),
-                        row("checkpoint + changes since", read("checkpoint + changes since"),
-                            next(iter(written.values())) + since)]
+                        row(FIRST_READ, read(FIRST_READ, listed=False), from_checkpoint),
+                        row("checkpoint + changes since", read("checkpoint + changes since"), from_checkpoint)]
             if len(set(got.values())) != 1:
                 raise LakehouseError(f"bench entities: age {age}: the state from the checkpoint differs from the "
                                      f"whole history's ({got})")
