@@ -56,6 +56,7 @@ bench: setup
 	$(VENV)/bin/lakehouse --env $(ENV) bench insert --history 1,30,90
 	$(VENV)/bin/lakehouse --env $(ENV) bench entities --subscriptions 1000000 --ages 30,120,365
 	$(VENV)/bin/lakehouse --env $(ENV) bench features --customers 10000,100000,1000000 --history 30,365
+	$(VENV)/bin/lakehouse --env $(ENV) bench train --customers 1000,10000,100000 --dates 10
 	$(VENV)/bin/lakehouse --env $(ENV) bench jvm --runs 3
 	$(VENV)/bin/lakehouse --env test bench cpu --days 3
 

@@ -308,10 +308,10 @@ FIRST_READ = "checkpoint + changes since, files listed anew"
 
 
 @contextmanager
-def _scratch_lake(settings: Settings, name: str, spark=None, **overrides):
+def _scratch_lake(settings: Settings, name: str, spark=None, conf: dict[str, str] | None = None, **overrides):
     """(settings of a temporary lake, a Spark session, the temporary folder) for a benchmark: the session
-    given (left running) or a new one with code generation on (stopped at the end); the folder is
-    deleted at the end. ``overrides`` go into the settings."""
+    given (left running) or a new one with code generation on and ``conf`` (stopped at the end); the
+    folder is deleted at the end. ``overrides`` go into the settings."""
     from lakehouse.quality.silver import CODE_GENERATION
     from lakehouse.spark import build_session
 
@@ -320,7 +320,7 @@ def _scratch_lake(settings: Settings, name: str, spark=None, **overrides):
                                                  **overrides})
     own = spark is None
     if own:
-        spark = build_session(run, f"bench-{name}", CODE_GENERATION)
+        spark = build_session(run, f"bench-{name}", {**CODE_GENERATION, **(conf or {})})
     try:
         yield run, spark, work
     finally:

@@ -14,6 +14,7 @@ import logging
 import re
 from pathlib import Path
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config import Settings
@@ -65,13 +66,16 @@ def _forget_if_moved(spark: SparkSession, stmt: str) -> None:
     if not m or not spark.catalog.tableExists(m.group(1)):
         return
     name, wanted = m.group(1), m.group(2)
-    detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
-    if _norm(detail["location"]) != _norm(wanted):
+    try:
+        location = spark.sql(f"DESCRIBE DETAIL {name}").first()["location"]
+    except AnalysisException as exc:  # the folder it names is gone (a lake deleted while the session ran)
+        location = f"nowhere ({str(exc).splitlines()[0]})"
+    if _norm(location) != _norm(wanted):
         table = spark.catalog.getTable(name)
         if (table.tableType or "").upper() != "EXTERNAL":
-            raise LakehouseError(f"{name} is registered as a managed table at {detail['location']}; expected "
+            raise LakehouseError(f"{name} is registered as a managed table at {location}; expected "
                                  f"external at {wanted}")
-        log.info("catalog: %s moves from %s to %s", name, detail["location"], wanted)
+        log.info("catalog: %s moves from %s to %s", name, location, wanted)
         spark.sql(f"DROP TABLE {name}")
 
 

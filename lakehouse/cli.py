@@ -488,6 +488,18 @@ def cmd_bench_entities(args) -> int:
     return 0
 
 
+def cmd_bench_train(args) -> int:
+    from lakehouse.bench_train import bench_train
+
+    settings = _settings(args)
+    root = settings.path(".")
+    results = bench_train(settings, [int(x) for x in args.customers.split(",")], args.dates,
+                          root / "bench-results" / "train.json", root / "docs" / "benchmarks-train.md",
+                          cv_max_rows=args.cv_max_rows, spark_memory=args.spark_memory)
+    print(f"{len(results)} measurements written to bench-results/train.json and docs/benchmarks-train.md")
+    return 0
+
+
 def cmd_bench_online(args) -> int:
     from lakehouse.bench import bench_online
 
@@ -762,6 +774,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--subscriptions", type=int, default=1_000_000, help="subscriptions on the first day (default 1000000)")
     s.add_argument("--ages", default="30,120,365", help="comma-separated ages of the lake in days (default 30,120,365)")
     s.set_defaults(func=cmd_bench_entities)
+
+    s = bench.add_parser("train", help="training time per algorithm against the training set's size")
+    s.add_argument("--customers", default="1000,10000,100000",
+                   help="comma-separated customers a date (default 1000,10000,100000)")
+    s.add_argument("--dates", type=int, default=10, help="labelled snapshot dates (default 10)")
+    s.add_argument("--cv-max-rows", type=int, default=1_000_000,
+                   help="cross-validate as training does up to this many training rows (default 1000000)")
+    s.add_argument("--spark-memory", default="6g", help="Spark driver memory (local mode; default 6g)")
+    s.set_defaults(func=cmd_bench_train)
 
     s = bench.add_parser("features", help="as-of-date features: Spark full and incremental vs DuckDB and pandas")
     s.add_argument("--customers", default="10000,100000", help="comma-separated customer counts (default 10000,100000)")

@@ -173,25 +173,53 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
     return "\n".join(lines)
 
 
+def cross_validate(train: DataFrame, numeric: list[str], categorical: list[str], algo: str, cv_folds: int,
+                   seed: int, sizes: ModelSizes, grids: ModelGrids):
+    """``algo``'s pipeline (preprocessing + classifier) tuned by k-fold cross-validation on ``train``
+    (ROC AUC) over its ``model.grid`` candidates, the best refitted on all of ``train``.
+    Returns (the CrossValidatorModel, the candidates)."""
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator
+
+    evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
+                                              metricName="areaUnderROC")
+    clf, grid = _classifier(algo, seed, sizes, grids)
+    cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
+                        evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=1)
+    return cv.fit(train), grid
+
+
+def weighted_split(frame: DataFrame, train_dates: list[dt.date], eval_dates: list[dt.date]
+                   ) -> tuple[DataFrame, DataFrame, dict[str, int], float]:
+    """(training rows with a ``weight`` column for class imbalance, cached; evaluation rows, cached;
+    row and positive counts of each; the positive class's weight). Raises if a part has no churner."""
+    train = frame.where(F.col("as_of") <= F.lit(train_dates[-1]))
+    evaluation = frame.where(F.col("as_of") >= F.lit(eval_dates[0]))
+    counts = {r["split"]: (r["n"], r["pos"]) for r in frame.groupBy(
+        F.when(F.col("as_of") <= F.lit(train_dates[-1]), "train").otherwise("eval").alias("split"))
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("pos")).collect()}
+    rows = {"train": counts["train"][0], "train_positives": int(counts["train"][1]),
+            "eval": counts["eval"][0], "eval_positives": int(counts["eval"][1])}
+    if rows["train_positives"] == 0 or rows["eval_positives"] == 0:
+        raise LakehouseError(f"no churned customers in the {'training' if not rows['train_positives'] else 'evaluation'}"
+                             f" snapshots ({rows}); more labelled dates are needed")
+    pos_weight = (rows["train"] - rows["train_positives"]) / rows["train_positives"]
+    train = train.withColumn("weight", F.when(F.col("label") == 1, F.lit(pos_weight)).otherwise(F.lit(1.0))).cache()
+    return train, evaluation.cache(), rows, pos_weight
+
+
 def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
                    algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path,
                    sizes: ModelSizes, grids: ModelGrids) -> tuple[dict, dict]:
     """Tune each algorithm by k-fold CV on ``train`` (ROC AUC), score ``evaluation``, log a nested
     MLflow run per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
     import mlflow
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
-    from pyspark.ml.tuning import CrossValidator
 
-    evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
-                                              metricName="areaUnderROC")
     results: dict[str, dict] = {}
     models = {}
     for algo in algorithms:
         t0 = time.perf_counter()
-        clf, grid = _classifier(algo, seed, sizes, grids)
-        cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
-                            evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=1)
-        cv_model = cv.fit(train)
+        cv_model, grid = cross_validate(train, numeric, categorical, algo, cv_folds, seed, sizes, grids)
         model = cv_model.bestModel
         y, p = _probabilities(model, evaluation)
         m = M.evaluate(y, p, costs)
@@ -235,19 +263,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     ts = build_training_set(spark, settings, run_date, versions=versions)
     train_dates, eval_dates = split_dates(ts.dates, cfg.eval_fraction)
     frame = ts.frame.cache()
-    train = frame.where(F.col("as_of") <= F.lit(train_dates[-1]))
-    evaluation = frame.where(F.col("as_of") >= F.lit(eval_dates[0]))
-    counts = {r["split"]: (r["n"], r["pos"]) for r in frame.groupBy(
-        F.when(F.col("as_of") <= F.lit(train_dates[-1]), "train").otherwise("eval").alias("split"))
-        .agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("pos")).collect()}
-    rows = {"train": counts["train"][0], "train_positives": int(counts["train"][1]),
-            "eval": counts["eval"][0], "eval_positives": int(counts["eval"][1])}
-    if rows["train_positives"] == 0 or rows["eval_positives"] == 0:
-        raise LakehouseError(f"no churned customers in the {'training' if not rows['train_positives'] else 'evaluation'}"
-                             f" snapshots ({rows}); more labelled dates are needed")
-    pos_weight = (rows["train"] - rows["train_positives"]) / rows["train_positives"]
-    train = train.withColumn("weight", F.when(F.col("label") == 1, F.lit(pos_weight)).otherwise(F.lit(1.0))).cache()
-    evaluation = evaluation.cache()
+    train, evaluation, rows, pos_weight = weighted_split(frame, train_dates, eval_dates)
     log.info("training set: %s; %d features; positive class weight %.1f", rows, len(ts.feature_columns), pos_weight)
 
     with mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:

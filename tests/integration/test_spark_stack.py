@@ -117,3 +117,25 @@ def test_java_names_are_looked_up_once_and_field_values_every_time(spark):
     with pytest.raises(py4j.protocol.Py4JError):
         jvm.java.lang.Integer.noSuchMember
     assert "noSuchMember" not in jvm.java.lang.Integer.__dict__
+
+
+def test_a_name_registered_for_a_lake_deleted_since_moves_to_the_next_lake(spark, tmp_path):
+    """The session catalog outlives a lake (a benchmark's scratch lake, deleted at its end): registering
+    the next lake's tables forgets the stale entry instead of failing on its missing folder."""
+    import shutil
+
+    from lakehouse import catalog
+    from lakehouse.config import load_settings
+
+    ddl = tmp_path / "scratch_ddl.sql"
+    ddl.write_text("CREATE DATABASE IF NOT EXISTS scratch;\n"
+                   "CREATE TABLE IF NOT EXISTS scratch.moved (id INT) USING DELTA LOCATION '${lake}/scratch/moved';\n")
+    lakes = [load_settings("test", overrides={"lake": {"root": str(tmp_path / name)}}) for name in ("a", "b")]
+    catalog.register(spark, lakes[0], files=[ddl])
+    spark.sql("INSERT INTO scratch.moved VALUES (1)")
+    shutil.rmtree(tmp_path / "a")
+    assert catalog.register(spark, lakes[1], files=[ddl]) == ["scratch.moved"]
+    spark.sql("INSERT INTO scratch.moved VALUES (2), (3)")
+    assert spark.table("scratch.moved").count() == 2
+    assert (tmp_path / "b" / "scratch" / "moved" / "_delta_log").is_dir()
+    spark.sql("DROP TABLE scratch.moved")
