@@ -12,8 +12,9 @@ Per scale (customers x labelled dates), on a temporary lake:
      (``cross_validate``: every candidate on every fold, the best refitted).
 
 The first scale starts with one untimed fit of each algorithm on ``WARM_UP_ROWS`` of its rows (the
-JVM's compilers warm up there, not in the first timed fit). Wall seconds, training rows per second, and the peak resident memory of Python + the Spark JVM
-(``PeakMemory``) for each. Writes JSON and Markdown; asserts nothing about speed.
+JVM's compilers warm up there, not in the first timed fit). Wall seconds, training rows per second,
+and the peak resident memory of Python + the Spark JVM (``PeakMemory``) for each. Writes JSON and
+Markdown; asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def bench_train(settings: Settings, customers: list[int], dates: int, out_json: 
     from lakehouse.ml import metrics as M
     from lakehouse.ml import preprocess, synthetic
     from lakehouse.ml.dataset import build_training_set
-    from lakehouse.ml.train import _classifier, _probabilities, cross_validate, split_dates, weighted_split
+    from lakehouse.ml.train import classifier, probabilities, cross_validate, split_dates, weighted_split
 
     cfg = settings.model
     results: list[dict] = []
@@ -75,13 +76,13 @@ def bench_train(settings: Settings, customers: list[int], dates: int, out_json: 
             log.info("bench train %d customers: %s", n, results[-1])
             if n == customers[0]:  # warm the session up: one untimed fit of each on a slice of the rows
                 for algo in cfg.algorithms:
-                    clf, grid = _classifier(algo, cfg.seed, cfg.sizes, cfg.grid)
+                    clf, grid = classifier(algo, cfg.seed, cfg.sizes, cfg.grid)
                     preprocess.pipeline(ts.numeric, ts.categorical, clf).fit(train.limit(WARM_UP_ROWS), grid[0])
             for algo in cfg.algorithms:
-                clf, grid = _classifier(algo, cfg.seed, cfg.sizes, cfg.grid)
+                clf, grid = classifier(algo, cfg.seed, cfg.sizes, cfg.grid)
                 estimator = preprocess.pipeline(ts.numeric, ts.categorical, clf)
                 model, fit_s, fit_mem = _timed(lambda: estimator.fit(train, grid[0]))
-                (y, p), score_s, _ = _timed(lambda: _probabilities(model, evaluation))
+                (y, p), score_s, _ = _timed(lambda: probabilities(model, evaluation))
                 auc = M.evaluate(y, p, cfg.costs)["roc_auc"]
                 results.append({**base, "step": "fit (one candidate)", "algorithm": algo,
                                 "candidate": {k.name: v for k, v in grid[0].items()}, "seconds": round(fit_s, 2),
@@ -96,7 +97,7 @@ def bench_train(settings: Settings, customers: list[int], dates: int, out_json: 
                                                     "candidate(s), best refitted)", "algorithm": algo,
                                     "seconds": round(cv_s, 2), "rows_per_s": round(rows["train"] / cv_s),
                                     "peak_mib": cv_mem.mib, "rise_mib": cv_mem.rise_mib,
-                                    "roc_auc": round(M.evaluate(*_probabilities(cv_model.bestModel, evaluation),
+                                    "roc_auc": round(M.evaluate(*probabilities(cv_model.bestModel, evaluation),
                                                                 cfg.costs)["roc_auc"], 4)})
                     log.info("bench train %d customers %s: %s", n, algo, results[-1])
             for df in (frame, train, evaluation):

@@ -59,7 +59,7 @@ class TrainResult:
         return asdict(self)
 
 
-def _classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
+def classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
     """The classifier and its cross-validation grid (``model.grid.<name>``: every combination)."""
     from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
     from pyspark.ml.tuning import ParamGridBuilder
@@ -85,7 +85,7 @@ def _classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
     return clf, builder.build()
 
 
-def _probabilities(model, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def probabilities(model, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     from pyspark.ml.functions import vector_to_array
 
     rows = (model.transform(frame).select("label", vector_to_array("probability")[1].alias("p")).toPandas())
@@ -183,7 +183,7 @@ def cross_validate(train: DataFrame, numeric: list[str], categorical: list[str],
 
     evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
                                               metricName="areaUnderROC")
-    clf, grid = _classifier(algo, seed, sizes, grids)
+    clf, grid = classifier(algo, seed, sizes, grids)
     cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
                         evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=1)
     return cv.fit(train), grid
@@ -221,7 +221,7 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
         t0 = time.perf_counter()
         cv_model, grid = cross_validate(train, numeric, categorical, algo, cv_folds, seed, sizes, grids)
         model = cv_model.bestModel
-        y, p = _probabilities(model, evaluation)
+        y, p = probabilities(model, evaluation)
         m = M.evaluate(y, p, costs)
         m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
         m["fit_seconds"] = round(time.perf_counter() - t0, 1)
@@ -360,7 +360,7 @@ def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg,
         return None, None
     model = tracking.load_spark_model(settings, f"models:/{cfg.name}@{CHAMPION}")
     rows = evaluation.select("customer_id", "as_of", "label")
-    y, p = _probabilities(model, model_inputs(evaluation.sparkSession, settings, client, mv, rows, versions))
+    y, p = probabilities(model, model_inputs(evaluation.sparkSession, settings, client, mv, rows, versions))
     score = M.roc_auc(y, p) if cfg.selection_metric == "roc_auc" else M.pr_auc(y, p)
     return score, str(mv.version)
 

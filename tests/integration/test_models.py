@@ -183,21 +183,21 @@ def test_bins_are_counted_for_every_column_in_one_pass(spark):
 def test_the_grid_comes_from_config_and_a_wrong_parameter_is_named(spark, test_settings):
     from lakehouse.config import ModelGrids
     from lakehouse.errors import LakehouseError
-    from lakehouse.ml.train import _classifier
+    from lakehouse.ml.train import classifier
 
     sizes, grid = test_settings.model.sizes, test_settings.model.grid
-    clf, candidates = _classifier("random_forest", 1, sizes, grid)
+    clf, candidates = classifier("random_forest", 1, sizes, grid)
     assert [c[clf.getParam("maxDepth")] for c in candidates] == grid.random_forest["maxDepth"]
     # integer, fractional and named values side by side: every combination is a candidate
     mixed = ModelGrids(**{**grid.model_dump(), "random_forest": {"maxDepth": [4], "subsamplingRate": [0.8, 1],
                                                                  "featureSubsetStrategy": ["sqrt", "all"]}})
-    clf, candidates = _classifier("random_forest", 1, sizes, mixed)
+    clf, candidates = classifier("random_forest", 1, sizes, mixed)
     assert len(candidates) == 4 and {c[clf.getParam("featureSubsetStrategy")] for c in candidates} == {"sqrt", "all"}
     rates = [c[clf.getParam("subsamplingRate")] for c in candidates]
     assert set(rates) == {0.8, 1.0} and {type(r) for r in rates} == {float}  # 1 -> 1.0, as Spark wants it
     bad = ModelGrids(**{**grid.model_dump(), "gbt": {"maxDepth": ["deep"]}})
     with pytest.raises(LakehouseError, match="model.grid.gbt.maxDepth: .*deep"):
-        _classifier("gbt", 1, sizes, bad)
+        classifier("gbt", 1, sizes, bad)
     bad = ModelGrids(**{**grid.model_dump(), "gbt": {"maxDepht": [3]}})
     with pytest.raises(LakehouseError, match="model.grid.gbt: 'maxDepht' is not a parameter of GBTClassifier"):
-        _classifier("gbt", 1, sizes, bad)
+        classifier("gbt", 1, sizes, bad)
