@@ -53,7 +53,7 @@ ENTITIES = {"customers": ("customer_id", "updated_at"),
 CHECKPOINT_COLUMNS = ("checkpoint_date", "_covers")
 _HISTORY_FILE = re.compile(r"_ingest_date=(\d{4}-\d{2}-\d{2})/([^/]+)$")
 _CHECKPOINT_FILE = re.compile(r"checkpoint_date=(\d{4}-\d{2}-\d{2})/_covers=([0-9a-f]+)/[^/]+$")
-_file_lists: dict[tuple, list[str]] = {}  # (table, version, commit stamp) -> its data files (see _files)
+_file_lists: dict[str, tuple[tuple, list[str]]] = {}  # table -> (its version's key, its data files) (_files)
 
 
 def end_of(day: dt.date):
@@ -94,13 +94,15 @@ def _latest(rows: DataFrame, table: str) -> DataFrame:
 def _files(spark: SparkSession, uri: str) -> list[str]:
     """The data files of an existing table's current version. Listing them is a Spark job over the Delta
     state (~0.17 s), so each version's list is kept for the process: a gold date asks for each table
-    several times. A version is known by its number and its commit's stamp (a table deleted and made
-    anew at the same place numbers its versions from 0 again); the list is read at that version."""
+    several times. Only the newest version's list is kept per table (a long ``lakehouse run`` writes a
+    new version every date). A version is known by its number and its commit's stamp (a table deleted
+    and made anew at the same place numbers its versions from 0 again); the list is read at that version."""
     version, info = delta_io.last_commit(spark, uri)
-    key = (uri, version, info.get("timestamp"), info.get("txnId"))
-    if key not in _file_lists:
-        _file_lists[key] = delta_io.read(spark, uri, version).inputFiles()
-    return _file_lists[key]
+    key = (version, info.get("timestamp"), info.get("txnId"))
+    kept = _file_lists.get(uri)
+    if kept is None or kept[0] != key:
+        kept = _file_lists[uri] = (key, delta_io.read(spark, uri, version).inputFiles())
+    return kept[1]
 
 
 def forget_file_lists() -> None:
