@@ -27,6 +27,7 @@ from pathlib import Path
 from lakehouse.bench import _save_json, _scratch_lake, _write_table, machine
 from lakehouse.bench_features import PeakMemory
 from lakehouse.config import Settings
+from lakehouse.errors import LakehouseError
 
 log = logging.getLogger(__name__)
 FIRST_DAY = dt.date(2026, 2, 1)
@@ -43,13 +44,17 @@ def _timed(fn):
 
 
 def bench_train(settings: Settings, customers: list[int], dates: int, out_json: Path, out_md: Path,
-                cv_max_rows: int = 1_000_000, spark_memory: str = "6g", spark=None) -> list[dict]:
+                cv_max_rows: int = 1_000_000, spark_memory: str = "6g", spark=None,
+                cv_parallelism: list[int] | None = None) -> list[dict]:
     from lakehouse.ml import metrics as M
     from lakehouse.ml import preprocess, synthetic
     from lakehouse.ml.dataset import build_training_set
     from lakehouse.ml.train import classifier, probabilities, cross_validate, split_dates, weighted_split
 
     cfg = settings.model
+    parallelisms = cv_parallelism or [cfg.cv_parallelism]
+    if min(parallelisms) < 1:
+        raise LakehouseError(f"cv parallelism must be 1 or more, not {min(parallelisms)}")
     results: list[dict] = []
     with _scratch_lake(settings, "train", spark, {"spark.driver.memory": spark_memory},
                        model={"snapshot_every_days": 1}) as (run, spark, _):
@@ -90,11 +95,12 @@ def bench_train(settings: Settings, customers: list[int], dates: int, out_json: 
                                 "rise_mib": fit_mem.rise_mib, "roc_auc": round(auc, 4),
                                 "score_s": round(score_s, 2), "score_rows_per_s": round(rows["eval"] / score_s)})
                 log.info("bench train %d customers %s: %s", n, algo, results[-1])
-                if rows["train"] <= cv_max_rows:
+                for par in parallelisms if rows["train"] <= cv_max_rows else []:
                     (cv_model, _), cv_s, cv_mem = _timed(lambda: cross_validate(
-                        train, ts.numeric, ts.categorical, algo, cfg.cv_folds, cfg.seed, cfg.sizes, cfg.grid))
+                        train, ts.numeric, ts.categorical, algo, cfg.cv_folds, cfg.seed, cfg.sizes, cfg.grid, par))
                     results.append({**base, "step": f"cross-validated ({cfg.cv_folds} folds, {len(grid)} "
-                                                    "candidate(s), best refitted)", "algorithm": algo,
+                                                    f"candidate(s), {par} at a time, best refitted)",
+                                    "algorithm": algo, "cv_parallelism": par,
                                     "seconds": round(cv_s, 2), "rows_per_s": round(rows["train"] / cv_s),
                                     "peak_mib": cv_mem.mib, "rise_mib": cv_mem.rise_mib,
                                     "roc_auc": round(M.evaluate(*probabilities(cv_model.bestModel, evaluation),
@@ -127,7 +133,8 @@ def _intro(settings: Settings, dates: int, cv_max_rows: int) -> list[str]:
             f"*fit (one candidate)*: the whole pipeline (preprocessing stages + classifier) fitted once on the "
             f"training rows with the first candidate of `model.grid`; forest {m.sizes.forest_trees} trees, "
             f"boosting {m.sizes.boosting_rounds} rounds (`model.sizes`). *cross-validated*: what training runs "
-            f"per algorithm, every candidate on every one of {m.cv_folds} folds and the best refitted; measured "
+            f"per algorithm, every candidate on every one of {m.cv_folds} folds (so many at a time, "
+            f"`model.cv_parallelism`: {m.cv_parallelism} here) and the best refitted; measured "
             f"up to {cv_max_rows:,} training rows. The ROC AUC is on the evaluation dates (the check that "
             "the model learned the mechanism). Peak: resident memory of Python + the Spark JVM during the "
             "step; rise: above the step's start.", ""]

@@ -495,7 +495,8 @@ def cmd_bench_train(args) -> int:
     root = settings.path(".")
     results = bench_train(settings, [int(x) for x in args.customers.split(",")], args.dates,
                           root / "bench-results" / "train.json", root / "docs" / "benchmarks-train.md",
-                          cv_max_rows=args.cv_max_rows, spark_memory=args.spark_memory)
+                          cv_max_rows=args.cv_max_rows, spark_memory=args.spark_memory,
+                          cv_parallelism=[int(x) for x in args.cv_parallelism.split(",")] if args.cv_parallelism else None)
     print(f"{len(results)} measurements written to bench-results/train.json and docs/benchmarks-train.md")
     return 0
 
@@ -781,6 +782,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dates", type=int, default=10, help="labelled snapshot dates (default 10)")
     s.add_argument("--cv-max-rows", type=int, default=1_000_000,
                    help="cross-validate as training does up to this many training rows (default 1000000)")
+    s.add_argument("--cv-parallelism", default="",
+                   help="comma-separated candidates fitted at once to compare, e.g. 1,2 "
+                        "(default: model.cv_parallelism alone)")
     s.add_argument("--spark-memory", default="6g", help="Spark driver memory (local mode; default 6g)")
     s.set_defaults(func=cmd_bench_train)
 

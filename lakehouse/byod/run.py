@@ -446,12 +446,12 @@ def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: D
     import mlflow
 
     from lakehouse.ml import tracking
-    from lakehouse.ml.train import _code_version, fit_algorithms
+    from lakehouse.ml.train import _code_version, fit_algorithms, fit_partitions
 
     tracking.setup(settings, f"byod-{profile.name}-{settings.env}")
     categorical = profile.categorical_columns
-    train = train.cache()
-    evaluation = evaluation.cache()
+    train = fit_partitions(train).cache()
+    evaluation = fit_partitions(evaluation).cache()
     with mlflow.start_run(run_name=f"byod-{profile.name}-{run_date}") as parent:
         mlflow.set_tags({"profile": profile.name, "shape": profile.shape, "run_date": run_date.isoformat(),
                          "pipeline_run_id": run_id, "code_version": _code_version(), "file_sha256": sha})
@@ -463,7 +463,8 @@ def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: D
                          "numeric": numeric, "categorical": categorical}, "training_set.json")
         results, models = fit_algorithms(train, evaluation, numeric, categorical, profile.training.algorithms,
                                          profile.training.cv_folds, profile.evaluation.seed, settings.model.costs,
-                                         out_dir / "plots", settings.model.sizes, settings.model.grid)
+                                         out_dir / "plots", settings.model.sizes, settings.model.grid,
+                                         settings.model.cv_parallelism)
         best = max(results, key=lambda a: results[a]["roc_auc"] if not math.isnan(results[a]["roc_auc"]) else -1)
         example = train.select(*numeric, *categorical).limit(5).toPandas()
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):

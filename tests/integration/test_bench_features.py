@@ -106,26 +106,33 @@ def test_the_entity_benchmark_reads_the_same_state_from_the_history_and_from_the
 def test_the_training_benchmark_fits_each_algorithm_on_the_feature_stores_training_set(spark, test_settings,
                                                                                       tmp_path):
     """``lakehouse bench train`` small: 300 customers x 4 labelled dates (the last 2 evaluate), two
-    algorithms; each is fitted once and cross-validated as training runs it, and learns the synthetic
-    mechanism (ROC AUC on the evaluation dates well above chance)."""
+    algorithms; each is fitted once and cross-validated as training runs it, one candidate at a time
+    and two at once, and learns the synthetic mechanism (ROC AUC on the evaluation dates well above
+    chance); fitting candidates side by side picks the same model."""
     from lakehouse.bench_train import bench_train
 
     settings = test_settings.model_copy(update={"model": test_settings.model.model_copy(
         update={"algorithms": ["logistic_regression", "random_forest"]})})
     out_json, out_md = tmp_path / "train.json", tmp_path / "train.md"
-    results = bench_train(settings, [300], 4, out_json, out_md, cv_max_rows=600, spark=spark)
+    results = bench_train(settings, [300], 4, out_json, out_md, cv_max_rows=600, spark=spark, cv_parallelism=[1, 2])
     folds = settings.model.cv_folds
     assert [(r["step"], r["algorithm"]) for r in results] == [
         ("training set (labels + point-in-time features)", ""),
         ("fit (one candidate)", "logistic_regression"),
-        (f"cross-validated ({folds} folds, 1 candidate(s), best refitted)", "logistic_regression"),
+        (f"cross-validated ({folds} folds, 1 candidate(s), 1 at a time, best refitted)", "logistic_regression"),
+        (f"cross-validated ({folds} folds, 1 candidate(s), 2 at a time, best refitted)", "logistic_regression"),
         ("fit (one candidate)", "random_forest"),
-        (f"cross-validated ({folds} folds, 2 candidate(s), best refitted)", "random_forest")]
+        (f"cross-validated ({folds} folds, 2 candidate(s), 1 at a time, best refitted)", "random_forest"),
+        (f"cross-validated ({folds} folds, 2 candidate(s), 2 at a time, best refitted)", "random_forest")]
+    for algo in ("logistic_regression", "random_forest"):  # the same folds and candidates: the same model
+        one, two = (r for r in results if r["algorithm"] == algo and "cv_parallelism" in r)
+        assert (one["cv_parallelism"], two["cv_parallelism"]) == (1, 2)
+        assert one["roc_auc"] == two["roc_auc"], algo
     assert {(r["train_rows"], r["eval_rows"], r["features"]) for r in results} == \
         {(600, 600, len(settings.model.features))}
     assert all(r["seconds"] > 0 and r["peak_mib"] > 0 for r in results)
     assert all(r["roc_auc"] > 0.7 for r in results[1:]), [(r["algorithm"], r["roc_auc"]) for r in results]
-    assert results[3]["candidate"] == {"maxDepth": settings.model.grid.random_forest["maxDepth"][0]}
+    assert results[4]["candidate"] == {"maxDepth": settings.model.grid.random_forest["maxDepth"][0]}
     assert json.loads(out_json.read_text())["results"] == results
     assert "| 300 | 600 | 600 | fit (one candidate) | random_forest |" in out_md.read_text()
     assert not spark.sparkContext._jsc.sc().isStopped()  # a given session is left running

@@ -201,3 +201,21 @@ def test_the_grid_comes_from_config_and_a_wrong_parameter_is_named(spark, test_s
     bad = ModelGrids(**{**grid.model_dump(), "gbt": {"maxDepht": [3]}})
     with pytest.raises(LakehouseError, match="model.grid.gbt: 'maxDepht' is not a parameter of GBTClassifier"):
         classifier("gbt", 1, sizes, bad)
+
+
+def test_the_split_for_fitting_has_a_partition_per_core_at_most_and_weights_the_churners(spark):
+    from lakehouse.ml.train import weighted_split
+
+    days = [dt.date(2026, 1, d) for d in (1, 2, 3)]
+    rows = [(i, days[i % 3], 1 if i % 5 == 0 else 0) for i in range(60)]
+    frame = spark.createDataFrame(rows, "id int, as_of date, label int").repartition(8)
+    train, evaluation, counts, pos_weight = weighted_split(frame, days[:2], days[2:])
+    cores = spark.sparkContext.defaultParallelism
+    assert frame.rdd.getNumPartitions() == 8 > cores
+    assert train.rdd.getNumPartitions() <= cores and evaluation.rdd.getNumPartitions() <= cores
+    assert counts == {"train": 40, "train_positives": 8, "eval": 20, "eval_positives": 4}
+    assert pos_weight == 4.0
+    assert {(r["label"], r["weight"]) for r in train.collect()} == {(1, 4.0), (0, 1.0)}
+    assert sorted(r["id"] for r in evaluation.collect()) == [i for i in range(60) if i % 3 == 2]
+    train.unpersist()
+    evaluation.unpersist()
