@@ -162,6 +162,30 @@ def _any_bit(prefix: str, n: int) -> Column:
     return out
 
 
+def _conformed(raw: Column, cs: ColumnSpec) -> tuple[Column, list[Column]]:
+    """(a bronze column standardized, typed and imputed as declared; whether each fix applied: the
+    value standardized or repaired, and with ``impute``, imputed)."""
+    std = _standardized(raw, cs.standardize)
+    typed, repaired = _typed(std, cs)
+    # (a column kept as it came cannot have changed: no self-comparison, which Spark warns about)
+    changed = F.lit(False) if std is raw else raw.isNotNull() & ~std.eqNullSafe(raw)
+    fixes = [changed | repaired]
+    if cs.impute is not None:
+        fixes.append(typed.isNull() & raw.isNull())
+        typed = F.coalesce(typed, F.lit(cs.impute).cast(_spark_type(cs)))
+    return typed.cast(_spark_type(cs)), fixes
+
+
+def conformed(bronze: DataFrame, spec: TableRules) -> DataFrame:
+    """The declared columns of ``bronze`` standardized, typed and imputed, and bronze's metadata, with
+    no check at all: what a load into silver without validation would type (the validation benchmark's
+    baseline; ``flag`` types the same way)."""
+    present = set(bronze.columns)
+    cols = [_conformed(F.col(f"`{name}`") if name in present else F.lit(None).cast("string"), cs)[0].alias(name)
+            for name, cs in spec.columns.items()]
+    return bronze.select(*cols, *[F.col(c) for c in ("_source_file", "_line") if c in present])
+
+
 def flag(bronze: DataFrame, spec: TableRules, run_date: dt.date,
          references: dict[str, DataFrame] | None = None) -> DataFrame:
     """Typed, standardized rows with every check's outcome as bits: the frame validation caches.
@@ -184,15 +208,9 @@ def flag(bronze: DataFrame, spec: TableRules, run_date: dt.date,
     fixes: list[Column] = []
     for name, cs in spec.columns.items():
         raw = F.col(f"`{name}`") if name in present else F.lit(None).cast("string")
-        std = _standardized(raw, cs.standardize)
-        typed, repaired = _typed(std, cs)
-        # (a column kept as it came cannot have changed: no self-comparison, which Spark warns about)
-        changed = F.lit(False) if std is raw else raw.isNotNull() & ~std.eqNullSafe(raw)
-        fixes.append(changed | repaired)
-        if cs.impute is not None:
-            fixes.append(typed.isNull() & raw.isNull())
-            typed = F.coalesce(typed, F.lit(cs.impute).cast(_spark_type(cs)))
-        cols += [typed.cast(_spark_type(cs)).alias(name), raw.alias(f"_raw_{name}")]
+        typed, column_fixes = _conformed(raw, cs)
+        fixes += column_fixes
+        cols += [typed.alias(name), raw.alias(f"_raw_{name}")]
     cols += [F.col(f"`{c}`").alias(f"_raw_{c}") for c in business if c not in spec.columns]
     meta = [F.col(c) for c in ("_source_file", "_line", "_parse_error", "_raw_record") if c in present]
     df = bronze.select(*cols, *meta, *_bit_columns(FIX_BITS, fixes))

@@ -63,6 +63,40 @@ def test_the_equality_check_names_the_column_and_customer_that_differ(tmp_path):
         _check_equal(expected, got.iloc[:2], "spark (full)")
 
 
+def test_the_validation_benchmark_times_a_scan_a_load_without_checks_and_validation_in_both_sql_modes(
+        spark, test_settings, tmp_path):
+    """``lakehouse bench validation`` small (300 simulated customers' web events of one date, one
+    timed run after a warm-up): every step in both SQL modes, the phases, the Markdown's difference
+    table; the shared session's SQL settings are as before."""
+    from lakehouse.bench import SQL_MODES, TYPED_LOAD, bench_validation
+
+    keys = {k for conf in SQL_MODES.values() for k in conf}
+    before = {k: spark.conf.get(k, None) for k in keys}
+    out_json, out_md = tmp_path / "validation.json", tmp_path / "validation.md"
+    results = bench_validation(test_settings, [1], out_json, out_md, repeats=1, spark=spark)
+    steps = {(r["mode"], r["step"]) for r in results}
+    for mode in SQL_MODES:
+        assert {(mode, "plain scan"), (mode, TYPED_LOAD), (mode, "validation (Deequ + row rules + dedup)"),
+                (mode, "phases")} <= steps
+    rows = {r["rows"] for r in results}
+    assert len(rows) == 1 and rows.pop() > 1000  # one bronze partition of web events, counted once
+    assert all(r["best_s"] > 0 for r in results if r["step"] != "phases")
+    phases = [r["phases"] for r in results if r["step"] == "phases"]
+    assert len(phases) == 2 and all(set(p) == {"annotate", "cache", "deequ", "counts", "latest", "quarantine"}
+                                    for p in phases)
+    text = out_md.read_text()
+    assert "## Validation on top of a load without checks" in text
+    section = text.split("## Validation on top")[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| x1 | ")]
+    assert [r[1] for r in rows] == list(SQL_MODES)
+    for r in rows:  # validation - typed load, from the medians in the results
+        med = {x["step"]: x["median_s"] for x in results if x["mode"] == r[1] and x["step"] != "phases"}
+        assert float(r[5]) == round(med["validation (Deequ + row rules + dedup)"] - med[TYPED_LOAD], 2)
+    assert json.loads(out_json.read_text())["results"] == results
+    assert {k: spark.conf.get(k, None) for k in keys} == before
+    assert not spark.sparkContext._jsc.sc().isStopped()
+
+
 def test_the_insert_benchmark_inserts_the_same_rows_both_ways_on_each_history(spark, test_settings, tmp_path):
     """``lakehouse bench insert`` at a size a test affords: each history, both lookups (whole table and
     dedup window), the same day's new rows inserted (the 1 % re-delivered found), results written."""

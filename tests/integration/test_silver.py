@@ -309,6 +309,22 @@ def test_annotate_lists_each_rows_violations_reason_warnings_and_fixes(spark):
                    "e4": (["ts_type", "ts_complete"], "ts_type", [], [])}  # unparseable, hence also missing
 
 
+def test_a_load_without_checks_types_every_column_as_validation_does(spark, lake, ingested):
+    """``conformed`` (the validation benchmark's baseline: no check at all) gives every declared column
+    of every table the value ``flag`` gives it, row for row, on bronze with the simulator's faults."""
+    from lakehouse.quality.transform import conformed, flag
+
+    settings, dates = lake
+    for spec in RULES.values():
+        bronze = delta_io.read(spark, table_uri(settings, "bronze", spec.bronze)).where(
+            F.col("_ingest_date") == F.lit(dates[0].isoformat()).cast("date"))
+        cols = [*spec.columns, *[c for c in ("_source_file", "_line") if c in bronze.columns]]
+        plain = conformed(bronze, spec).select(*cols)
+        flagged = flag(bronze, spec, dates[0]).select(*cols)
+        assert plain.count() == bronze.count() > 0, spec.table
+        assert plain.exceptAll(flagged).isEmpty() and flagged.exceptAll(plain).isEmpty(), spec.table
+
+
 def test_flags_past_63_rules_spill_into_further_longs_and_read_back_bit_for_bit(spark):
     """flag stores checks as bits, 63 to a long: 130 conditions take three longs; a null condition is 0."""
     from lakehouse.quality.transform import _any_bit, _bit, _bit_columns
