@@ -421,6 +421,23 @@ def cmd_lake_table(args) -> int:
     return 0
 
 
+def _numbers(kind: type, what: str):
+    """An argparse type: a comma-separated list of positive numbers of ``kind`` (int or float)."""
+    def parse(value: str) -> list:
+        try:
+            numbers = [kind(x) for x in value.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of {what}") from None
+        if any(n <= 0 for n in numbers):
+            raise argparse.ArgumentTypeError(f"{value!r}: every {what[:-1] if what.endswith('s') else what} "
+                                             "must be above 0")
+        return numbers
+    return parse
+
+
+COUNTS = _numbers(int, "whole numbers")
+
+
 def _dates(value: str):
     """YYYY-MM-DD or an inclusive range YYYY-MM-DD:YYYY-MM-DD."""
     import datetime as dt
@@ -436,7 +453,7 @@ def cmd_bench_ingest(args) -> int:
     from lakehouse.bench import bench_ingest
 
     settings = _settings(args)
-    scales = [float(x) for x in args.scales.split(",")]
+    scales = args.scales
     root = settings.path(".")
     results = bench_ingest(settings, scales, args.days, root / "bench-results" / "ingest.json",
                            root / "docs" / "benchmarks-ingest.md")
@@ -460,7 +477,7 @@ def cmd_bench_validation(args) -> int:
 
     settings = _settings(args)
     root = settings.path(".")
-    results = bench_validation(settings, [float(x) for x in args.scales.split(",")],
+    results = bench_validation(settings, args.scales,
                                root / "bench-results" / "validation.json", root / "docs" / "benchmarks-validation.md")
     print(f"{len(results)} measurements written to bench-results/validation.json and docs/benchmarks-validation.md")
     return 0
@@ -471,7 +488,7 @@ def cmd_bench_insert(args) -> int:
 
     settings = _settings(args)
     root = settings.path(".")
-    results = bench_insert(settings, [int(x) for x in args.history.split(",")], root / "bench-results" / "insert.json",
+    results = bench_insert(settings, args.history, root / "bench-results" / "insert.json",
                            root / "docs" / "benchmarks-insert.md", rows_per_day=args.rows_per_day)
     print(f"{len(results)} measurements written to bench-results/insert.json and docs/benchmarks-insert.md")
     return 0
@@ -482,7 +499,7 @@ def cmd_bench_entities(args) -> int:
 
     settings = _settings(args)
     root = settings.path(".")
-    results = bench_entities(settings, args.subscriptions, [int(x) for x in args.ages.split(",")],
+    results = bench_entities(settings, args.subscriptions, args.ages,
                              root / "bench-results" / "entities.json", root / "docs" / "benchmarks-entities.md")
     print(f"{len(results)} measurements written to bench-results/entities.json and docs/benchmarks-entities.md")
     return 0
@@ -493,10 +510,10 @@ def cmd_bench_train(args) -> int:
 
     settings = _settings(args)
     root = settings.path(".")
-    results = bench_train(settings, [int(x) for x in args.customers.split(",")], args.dates,
+    results = bench_train(settings, args.customers, args.dates,
                           root / "bench-results" / "train.json", root / "docs" / "benchmarks-train.md",
                           cv_max_rows=args.cv_max_rows, spark_memory=args.spark_memory,
-                          cv_parallelism=[int(x) for x in args.cv_parallelism.split(",")] if args.cv_parallelism else None)
+                          cv_parallelism=args.cv_parallelism)
     print(f"{len(results)} measurements written to bench-results/train.json and docs/benchmarks-train.md")
     return 0
 
@@ -537,7 +554,7 @@ def cmd_bench_features(args) -> int:
 
     settings = _settings(args)
     root = settings.path(".")
-    results = bench_features([int(x) for x in args.customers.split(",")], [int(x) for x in args.history.split(",")],
+    results = bench_features(args.customers, args.history,
                              root / "bench-results" / "features.json", root / "docs" / "benchmarks-features.md",
                              spark_memory=args.spark_memory)
     print(f"{len(results)} scale(s) measured, outputs equal across engines; bench-results/features.json, "
@@ -758,39 +775,41 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks (write results; assert nothing)").add_subparsers(
         dest="bench", required=True)
     s = bench.add_parser("ingest", help="ingest time per source per day at several scales")
-    s.add_argument("--scales", default="1,10", help="comma-separated multipliers of simulator.customers")
+    s.add_argument("--scales", default="1,10", type=_numbers(float, "multipliers"),
+                   help="comma-separated multipliers of simulator.customers")
     s.add_argument("--days", type=int, default=4)
     s.set_defaults(func=cmd_bench_ingest)
 
     s = bench.add_parser("validation", help="validation cost against a plain scan of the same table")
-    s.add_argument("--scales", default="1,10")
+    s.add_argument("--scales", default="1,10", type=_numbers(float, "multipliers"),
+                   help="comma-separated multipliers of simulator.customers (default 1,10)")
     s.set_defaults(func=cmd_bench_validation)
 
     s = bench.add_parser("insert", help="a day's insert into an insert-only silver table against its stored history")
-    s.add_argument("--history", default="1,30,90", help="comma-separated days stored (default 1,30,90)")
+    s.add_argument("--history", default="1,30,90", type=COUNTS, help="comma-separated days stored (default 1,30,90)")
     s.add_argument("--rows-per-day", type=int, default=947_000, help="events a day (default 947000: web_events x100)")
     s.set_defaults(func=cmd_bench_insert)
 
     s = bench.add_parser("entities", help="gold's entity state as of a date: whole history against the monthly checkpoint")
     s.add_argument("--subscriptions", type=int, default=1_000_000, help="subscriptions on the first day (default 1000000)")
-    s.add_argument("--ages", default="30,120,365", help="comma-separated ages of the lake in days (default 30,120,365)")
+    s.add_argument("--ages", default="30,120,365", type=COUNTS, help="comma-separated ages of the lake in days (default 30,120,365)")
     s.set_defaults(func=cmd_bench_entities)
 
     s = bench.add_parser("train", help="training time per algorithm against the training set's size")
-    s.add_argument("--customers", default="1000,10000,100000",
+    s.add_argument("--customers", default="1000,10000,100000", type=COUNTS,
                    help="comma-separated customers a date (default 1000,10000,100000)")
     s.add_argument("--dates", type=int, default=10, help="labelled snapshot dates (default 10)")
     s.add_argument("--cv-max-rows", type=int, default=1_000_000,
                    help="cross-validate as training does up to this many training rows (default 1000000)")
-    s.add_argument("--cv-parallelism", default="",
+    s.add_argument("--cv-parallelism", default=None, type=COUNTS,
                    help="comma-separated candidates fitted at once to compare, e.g. 1,2 "
                         "(default: model.cv_parallelism alone)")
     s.add_argument("--spark-memory", default="6g", help="Spark driver memory (local mode; default 6g)")
     s.set_defaults(func=cmd_bench_train)
 
     s = bench.add_parser("features", help="as-of-date features: Spark full and incremental vs DuckDB and pandas")
-    s.add_argument("--customers", default="10000,100000", help="comma-separated customer counts (default 10000,100000)")
-    s.add_argument("--history", default="30,365", help="comma-separated days of history (default 30,365)")
+    s.add_argument("--customers", default="10000,100000", type=COUNTS, help="comma-separated customer counts (default 10000,100000)")
+    s.add_argument("--history", default="30,365", type=COUNTS, help="comma-separated days of history (default 30,365)")
     s.add_argument("--spark-memory", default="6g", help="Spark driver memory (local mode; default 6g)")
     s.set_defaults(func=cmd_bench_features)
     s = bench.add_parser("gold", help="gold snapshot cost against the age of the lake (rolled state vs full pass)")

@@ -84,3 +84,24 @@ def test_peak_memory_tells_a_mapped_files_pages_from_anonymous_memory(tmp_path):
     assert mapped.rise_mib >= 48
     assert mapped.anon_mib - base.peak_anon / mib < 16
     assert written.anon_mib - base.peak_anon / mib >= 48
+
+
+def test_benchmark_lists_are_parsed_by_the_command_line_and_a_bad_one_is_named(capsys):
+    import pytest
+
+    from lakehouse.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["bench", "train"])
+    assert (args.customers, args.cv_parallelism) == ([1000, 10000, 100000], None)
+    args = parser.parse_args(["bench", "train", "--customers", "300,600", "--cv-parallelism", "1,2"])
+    assert (args.customers, args.cv_parallelism) == ([300, 600], [1, 2])
+    assert parser.parse_args(["bench", "validation", "--scales", "0.5,10"]).scales == [0.5, 10.0]
+    for argv, message in ((["bench", "features", "--history", "30,a"],
+                           "argument --history: '30,a' is not a comma-separated list of whole numbers"),
+                          (["bench", "train", "--cv-parallelism", "0"],
+                           "argument --cv-parallelism: '0': every whole number must be above 0"),
+                          (["bench", "ingest", "--scales", "-1"], "argument --scales: '-1': every multiplier must be above 0")):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
