@@ -154,13 +154,12 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
     from lakehouse.quality.rules import load_rules
     from lakehouse.quality.silver import compiled_if_large, validate_table
     from lakehouse.simulator.systems import generate_sources
-    from lakehouse.spark import build_session
+    from lakehouse.spark import build_session, session_conf
     from lakehouse.storage import table_uri
 
     spec = load_rules()[table]
     work = Path(tempfile.mkdtemp(prefix="churn-bench-dq-"))
     results, own = [], spark is None
-    given = {} if own else {k: spark.conf.get(k, None) for conf in SQL_MODES.values() for k in conf}
     try:
         for scale in scales:
             root = work / f"x{scale:g}"
@@ -202,26 +201,20 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                     validation()
 
             for mode, conf in SQL_MODES.items():
-                for key, value in conf.items():
-                    spark.conf.set(key, value)
                 steps = [("plain scan", plain_scan), (TYPED_LOAD, typed_load),
                          ("validation (Deequ + row rules + dedup)", validation)]
                 if mode == "interpreted":
                     steps.append((JOB_STEP, as_the_job_runs_it))
-                for name, fn in steps:
-                    results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": name,
-                                    **repeat_timed(fn, repeats)})
-                    log.info("bench validation x%g %s %s: %s", scale, mode, name, results[-1])
-                # a warm-up, then the median of each step over the repeats
-                runs = [_validation_phases(spark, run, spec, day, bronze) for _ in range(repeats + 1)][1:]
+                with session_conf(spark, conf):
+                    for name, fn in steps:
+                        results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": name,
+                                        **repeat_timed(fn, repeats)})
+                        log.info("bench validation x%g %s %s: %s", scale, mode, name, results[-1])
+                    # a warm-up, then the median of each step over the repeats
+                    runs = [_validation_phases(spark, run, spec, day, bronze) for _ in range(repeats + 1)][1:]
                 results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": "phases",
                                 "phases": {k: round(sorted(r[k] for r in runs)[len(runs) // 2], 3) for k in runs[0]}})
     finally:
-        for key, value in given.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
         if own and spark is not None:
             from lakehouse.quality_runtime import shutdown_deequ
 

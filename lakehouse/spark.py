@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from lakehouse.config import Settings
@@ -124,3 +125,20 @@ def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] 
     log.info("spark session %s on %s (Spark %s; %s)", app_name, spark.sparkContext.master, spark.version,
              f"class archive {archive_used}" if archive_used else "no class archive")
     return spark
+
+
+@contextmanager
+def session_conf(spark, values: dict[str, str]):
+    """``values`` set on ``spark``'s SQL settings for the block, then each put back as it was (unset
+    if it was not set)."""
+    before = {k: spark.conf.get(k, None) for k in values}
+    for k, v in values.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)

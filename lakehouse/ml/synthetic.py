@@ -93,10 +93,8 @@ def write(spark, settings, start: dt.date, days: int, customers: int, seed: int 
 def _spark_frame(spark, frame: pd.DataFrame, schema):
     """``frame``'s ``schema`` columns as a Spark frame, sent through Arrow: a million rows in seconds,
     where rows of Python objects take minutes (``lakehouse bench train`` writes that many)."""
-    key = "spark.sql.execution.arrow.pyspark.enabled"
-    before = spark.conf.get(key, "false")
-    spark.conf.set(key, "true")
-    try:  # (Arrow sends the rows to the JVM here: the setting need not outlive the call)
+    from lakehouse.spark import session_conf
+
+    # (Arrow sends the rows to the JVM here: the setting need not outlive the call)
+    with session_conf(spark, {"spark.sql.execution.arrow.pyspark.enabled": "true"}):
         return spark.createDataFrame(frame[[f.name for f in schema]], schema)
-    finally:
-        spark.conf.set(key, before)

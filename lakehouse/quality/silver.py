@@ -36,6 +36,7 @@ from lakehouse.quality.deequ_checks import run_deequ
 from lakehouse.quality.rules import TableRules, load_rules
 from lakehouse.quality.transform import (all_checks, describe, flag, in_dedup_window, latest, original_json,
                                         pseudonymize, row_counts, silver_columns, split)
+from lakehouse.spark import session_conf
 from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
@@ -276,18 +277,9 @@ def compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame
     if size is None or size < limit:
         yield
         return
-    before = {k: spark.conf.get(k, None) for k in CODE_GENERATION}
     log.info("%s: %.1f MiB of bronze >= quality.compile_min_mb %g: Spark SQL with code generation", label, size, limit)
-    for k, v in CODE_GENERATION.items():
-        spark.conf.set(k, v)
-    try:
+    with session_conf(spark, CODE_GENERATION):
         yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
 
 
 def _load_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
