@@ -9,12 +9,13 @@ export SUPPORT_API_TOKEN ?= local-dev-token
 export PII_HASH_KEY ?= local-dev-pii-key
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup venv jars cds demo test test-fast bench clean-lake help airflow distributed walkthrough
+.PHONY: setup venv jars cds demo test test-fast lint bench clean-lake help airflow distributed walkthrough
 
 help:
 	@echo "make setup   - create .venv, install pinned requirements, resolve JARs with Maven, build the JVM class archive (idempotent)"
 	@echo "make demo    - generate the simulated sources and run the pipeline end to end (env=$(ENV))"
-	@echo "make test    - run the test suite"
+	@echo "make test    - lint (ruff), then run the test suite"
+	@echo "make lint    - ruff over the package, jobs, DAGs and tests"
 	@echo "make bench   - run the benchmarks (results in bench-results/ and docs/)"
 	@echo "make distributed - HDFS minicluster + Spark standalone master/worker on 127.0.0.1, daily jobs via spark://"
 	@echo "make walkthrough - run the DAG for a date and screenshot Airflow and MLflow into docs/img/walkthrough"
@@ -47,8 +48,11 @@ cds: .jars/cds/spark-driver.jsa
 demo: setup
 	$(VENV)/bin/lakehouse --env $(ENV) demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check lakehouse jobs dags tests
 
 bench: setup
 	$(VENV)/bin/lakehouse --env $(ENV) bench ingest --scales 1,10 --days 4

@@ -6,8 +6,8 @@
 
 import sys
 
-from lakehouse.gold.run import build_gold
-from lakehouse.jobrunner import run_job
+from lakehouse.gold.stage import build_gold
+from lakehouse.job import run_job
 
 
 def main(argv=None) -> int:

@@ -6,8 +6,8 @@
 
 import sys
 
-from lakehouse.ingest.run import ingest_source
-from lakehouse.jobrunner import run_job
+from lakehouse.ingest.stage import ingest_source
+from lakehouse.job import run_job
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@
 import sys
 
 from lakehouse.featurestore.store import materialize
-from lakehouse.jobrunner import run_job
+from lakehouse.job import run_job
 
 
 def main(argv=None) -> int:

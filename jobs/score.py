@@ -9,7 +9,7 @@ the realized performance of earlier scores.
 
 import sys
 
-from lakehouse.jobrunner import run_job
+from lakehouse.job import run_job
 from lakehouse.ml.scoring import score_customers
 
 

@@ -8,8 +8,8 @@ Exit code 2 when an error-level quality rule fails: downstream jobs must not run
 
 import sys
 
-from lakehouse.jobrunner import run_job
-from lakehouse.quality.run import validate_and_report
+from lakehouse.job import run_job
+from lakehouse.silver.stage import validate_and_report
 
 
 def main(argv=None) -> int:

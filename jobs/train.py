@@ -13,7 +13,7 @@ not and succeeds.
 
 import sys
 
-from lakehouse.jobrunner import run_job
+from lakehouse.job import run_job
 from lakehouse.ml.train import train_if_flagged, train_models
 
 

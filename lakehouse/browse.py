@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
+from lakehouse import tables
 from lakehouse.config import Settings
 from lakehouse.storage import Storage, storage_for
 
@@ -84,9 +85,8 @@ def table_sample(spark, settings: Settings, layer: str, name: str, date: str | N
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
-    from lakehouse.storage import table_uri
 
-    uri = table_uri(settings, layer, name)
+    uri = tables.Table(layer, name).uri(settings)
     if not delta_io.is_delta(spark, uri):
         return f"no Delta table at {uri}"
     df = delta_io.read(spark, uri)

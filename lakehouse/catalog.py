@@ -84,7 +84,7 @@ def _forget_if_moved(spark: SparkSession, stmt: str) -> None:
 def register(spark: SparkSession, settings: Settings, files: list[Path] | None = None) -> list[str]:
     """Run the DDL files against the lake; returns the tables now known by name."""
     files = files or sorted(SQL_DIR.glob("*_ddl.sql"))
-    tables = []
+    registered = []
     for path in files:
         for _, stmt in statements(_substitute(path.read_text(), settings)):
             m = _CONSTRAINT.match(stmt)
@@ -100,9 +100,9 @@ def register(spark: SparkSession, settings: Settings, files: list[Path] | None =
                 raise LakehouseError(f"{path.name}: statement '{first}' failed: {str(exc).splitlines()[0]}") from exc
             t = re.match(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\S+)", stmt, re.I)
             if t:
-                tables.append(t.group(1))
-    log.info("catalog: %d table(s) registered from %s", len(tables), ", ".join(p.name for p in files))
-    return tables
+                registered.append(t.group(1))
+    log.info("catalog: %d table(s) registered from %s", len(registered), ", ".join(p.name for p in files))
+    return registered
 
 
 def run_queries(spark: SparkSession, settings: Settings, path: Path) -> list[tuple[str, DataFrame]]:

@@ -18,12 +18,11 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings
-from lakehouse.gold.activity import TABLE as ACTIVITY
-from lakehouse.gold.entities import cancelled_on, state_as_of, subscription_state
-from lakehouse.gold.features import TABLE as FEATURES
-from lakehouse.storage import storage_for, table_uri
+from lakehouse.gold.entities import cancelled_on
+from lakehouse.gold.entity_store import read_state_as_of, read_subscription_state
+from lakehouse.storage import storage_for
 
 log = logging.getLogger(__name__)
 REGIONS = {"DE": "EU", "FR": "EU", "ES": "EU", "NL": "EU", "GB": "UK", "US": "NA", "CA": "NA"}
@@ -34,9 +33,9 @@ NUMERIC = ["tenure_days", "age", "monthly_price", "total_spend", "sessions_30d",
 def customer_analysis(spark: SparkSession, settings: Settings, day: dt.date) -> DataFrame:
     """One clean row per customer known by ``day``: profile, plan, lifetime activity, churn status."""
     d = F.lit(day.isoformat()).cast("date")
-    customers = state_as_of(spark, settings, "customers", day)
-    subs = subscription_state(spark, settings, day)
-    daily = (delta_io.read(spark, table_uri(settings, "gold", ACTIVITY))
+    customers = read_state_as_of(spark, settings, "customers", day)
+    subs = read_subscription_state(spark, settings, day)
+    daily = (delta_io.read(spark, tables.ACTIVITY.uri(settings))
              .where((F.col("ingest_date") <= d) & (F.col("activity_date") <= d)))
     act = daily.groupBy("customer_id").agg(
         F.round(F.sum("paid_amount"), 2).alias("total_spend"),
@@ -45,7 +44,7 @@ def customer_analysis(spark: SparkSession, settings: Settings, day: dt.date) -> 
         .alias("active_days_30d"),
         F.sum("failed_count").cast("int").alias("failed_payments"),
         F.datediff(d, F.max(F.when(F.col("logins") > 0, F.col("activity_date")))).alias("days_since_last_login"))
-    tickets = (state_as_of(spark, settings, "support_tickets", day)
+    tickets = (read_state_as_of(spark, settings, "support_tickets", day)
                .groupBy("customer_id").agg(F.count(F.lit(1)).cast("int").alias("tickets")))
     region = F.create_map(*[x for k, v in REGIONS.items() for x in (F.lit(k), F.lit(v))])
     ended = cancelled_on()
@@ -67,12 +66,12 @@ def customer_analysis(spark: SparkSession, settings: Settings, day: dt.date) -> 
 
 def _trends(spark: SparkSession, settings: Settings, day: dt.date) -> pd.DataFrame:
     d = F.lit(day.isoformat()).cast("date")
-    actives = (delta_io.read(spark, table_uri(settings, "gold", FEATURES)).where(F.col("snapshot_date") <= d)
+    actives = (delta_io.read(spark, tables.FEATURES.uri(settings)).where(F.col("snapshot_date") <= d)
                .groupBy(F.col("snapshot_date").alias("date")).agg(F.count(F.lit(1)).alias("active_customers")))
-    revenue = (delta_io.read(spark, table_uri(settings, "gold", ACTIVITY))
+    revenue = (delta_io.read(spark, tables.ACTIVITY.uri(settings))
                .where((F.col("ingest_date") <= d) & (F.col("activity_date") <= d))
                .groupBy(F.col("activity_date").alias("date")).agg(F.round(F.sum("paid_amount"), 2).alias("revenue")))
-    subs = subscription_state(spark, settings, day)
+    subs = read_subscription_state(spark, settings, day)
     new = subs.groupBy(F.col("start_date").alias("date")).agg(F.count(F.lit(1)).alias("new_customers"))
     churned = (subs.where(cancelled_on().isNotNull()).groupBy(cancelled_on().alias("date"))
                .agg(F.count(F.lit(1)).alias("churned_customers")))
@@ -95,7 +94,7 @@ def run_eda(spark: SparkSession, settings: Settings, day: dt.date, out_dir: Path
 
     catalog.register(spark, settings)
     analysis = customer_analysis(spark, settings, day).cache()
-    delta_io.replace_where(analysis, table_uri(settings, "gold", "customer_analysis"), "true",
+    delta_io.replace_where(analysis, tables.ANALYSIS.uri(settings), "true",
                            delta_io.commit_metadata(f"eda-{day}", "eda", day.isoformat()))
     pdf = analysis.toPandas()
     analysis.unpersist()

@@ -43,14 +43,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
-from lakehouse.storage import Storage, storage_for, table_uri
-from lakehouse.versioning import tables as lake_tables
+from lakehouse.storage import Storage, storage_for
+from lakehouse.versioning import lake_tables
 
 log = logging.getLogger(__name__)
-ERASURES_TABLE = ("ops", "erasures")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$")
 _DELTA_FILE = re.compile(r"^\.?(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)(\.crc)?$")
 
@@ -260,16 +259,16 @@ def erase_customer(spark: SparkSession, settings: Settings, customer_id: str, re
     pattern = token_pattern(cid)
     run_id = f"erase-{eid[:12]}"
     metadata = delta_io.commit_metadata(run_id, "erase", requested_on.isoformat(), erasure_id=eid)
-    tables = [(f"{layer}/{name}", table_uri(settings, layer, name)) for layer, name in lake_tables(spark, settings)]
-    log.info("erasure %s: scanning %d Delta tables", eid, len(tables))
-    for i, (rel, uri) in enumerate(tables, 1):
-        if rel == "/".join(ERASURES_TABLE):
+    found = [(f"{layer}/{name}", tables.Table(layer, name).uri(settings)) for layer, name in lake_tables(spark, settings)]
+    log.info("erasure %s: scanning %d Delta tables", eid, len(found))
+    for i, (rel, uri) in enumerate(found, 1):
+        if rel == tables.ERASURES.rel:
             continue
         t = time.perf_counter()
         n = _erase_from_table(spark, uri, pattern, metadata)
         if n:
             result.tables[rel] = n
-        log.info("erasure %s: [%d/%d] %s: %d rows removed (%.1fs)", eid, i, len(tables), rel, n,
+        log.info("erasure %s: [%d/%d] %s: %d rows removed (%.1fs)", eid, i, len(found), rel, n,
                  time.perf_counter() - t)
     if purge:
         for rel in result.tables:
@@ -291,7 +290,7 @@ def erase_customer(spark: SparkSession, settings: Settings, customer_id: str, re
           len(result.raw_files), sum(result.raw_files.values()), result.online_rows, run_id)],
         "erasure_id string, requested_on string, purged boolean, tables string, rows_removed long, "
         "raw_files long, raw_records_removed long, online_rows long, run_id string")
-    delta_io.append(record, storage.join("/".join(ERASURES_TABLE)), metadata)
+    delta_io.append(record, tables.ERASURES.uri(settings), metadata)
     log.info("erasure %s done in %.1fs: %d rows from %d tables, %d raw records, %d online rows", eid,
              result.seconds, result.rows_removed, len(result.tables), sum(result.raw_files.values()),
              result.online_rows)

@@ -30,24 +30,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-LOG_TO_STDERR = "-Xlog:disable -Xlog:all=warning:stderr"
-
-
-def java_options(archive: Path) -> str:
-    """Driver JVM options that map ``archive`` (a JVM skips a missing archive without a word)."""
-    return f"-XX:SharedArchiveFile={archive} {LOG_TO_STDERR}"
-
 
 def _sidecar(archive: Path) -> Path:
     return archive.with_suffix(".json")
-
-
-def archive_path(settings) -> Path | None:
-    """The archive configured in ``spark.class_archive`` if it has been built, else None."""
-    if not settings.spark.class_archive:
-        return None
-    path = settings.path(settings.spark.class_archive)
-    return path if path.is_file() else None
 
 
 def verify(archive: Path) -> tuple[bool, str]:
@@ -72,7 +57,8 @@ def _workload(archive_tmp: str, work: str) -> None:
     uri = f"file://{work}/table"
     from pyspark.sql import functions as F
 
-    rows = spark.range(200).select(F.col("id"), (F.col("id") % 7).alias("day"), F.sha2(F.col("id").cast("string"), 256).alias("v"))
+    rows = spark.range(200).select(F.col("id"), (F.col("id") % 7).alias("day"),
+                                   F.sha2(F.col("id").cast("string"), 256).alias("v"))
     delta_io.replace_partition(rows.where("day = 1"), uri, "day", "1", delta_io.commit_metadata("cds", "cds", "1"))
     # every row with a newer "v", so the MERGE really updates (rows that change nothing never reach it)
     delta_io.merge_latest(spark, uri, rows.where("day = 1").withColumn("v", F.concat("v", F.lit("+"))), ["id"], "v",
@@ -90,8 +76,7 @@ def _workload(archive_tmp: str, work: str) -> None:
 def build(archive: Path, driver_memory: str = "2g") -> Path:
     """Write ``archive`` (and its ``.json`` record of JDK and class path) by running one small job."""
     from lakehouse.config import load_settings
-    from lakehouse.localcluster import spark_home
-    from lakehouse.spark import runtime_jars
+    from lakehouse.spark import LOG_TO_STDERR, runtime_jars, spark_home
 
     archive = archive.resolve()
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -118,77 +103,10 @@ def build(archive: Path, driver_memory: str = "2g") -> Path:
     return archive
 
 
-def _startup(use_archive: bool, work: str) -> None:
-    """One cold start in this new process: session, a first query, a 10-row Delta write and read."""
-    from lakehouse.config import load_settings
-    from lakehouse.spark import build_session
-
-    started = time.perf_counter()
-    settings = load_settings("test", overrides={} if use_archive else {"spark": {"class_archive": None}})
-    spark = build_session(settings, "jvm-bench")
-    session_s = time.perf_counter() - started
-    spark.range(10).count()
-    spark.range(10).write.format("delta").mode("overwrite").save(f"file://{work}/t")
-    rows = spark.read.format("delta").load(f"file://{work}/t").count()
-    print(json.dumps({"archive": use_archive, "session_s": round(session_s, 1), "rows": rows,
-                      "total_s": round(time.perf_counter() - started, 1)}), flush=True)
-    spark.stop()
-
-
-def bench_startup(runs: int, out_json: Path, out_md: Path) -> list[dict]:
-    """Cold starts of a new Python process with and without the archive, alternating, ``runs`` each."""
-    from lakehouse.bench import machine
-    from lakehouse.config import load_settings
-
-    archive = archive_path(load_settings("test"))
-    if archive is None:
-        from lakehouse.errors import LakehouseError
-
-        raise LakehouseError("no class archive to compare with: run `make cds` first")
-    results = []
-    for i in range(runs):
-        for use in (False, True):
-            with tempfile.TemporaryDirectory(prefix="churn-jvm-bench-") as work:
-                t = time.perf_counter()
-                run = subprocess.run([sys.executable, "-m", "lakehouse.jvm_archive", "_startup", "on" if use else "off", work],
-                                     capture_output=True, text=True, timeout=600,
-                                     env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1"))
-                if run.returncode != 0:
-                    raise RuntimeError(f"start-up run failed: {run.stderr[-2000:]}")
-                row = json.loads(run.stdout.strip().splitlines()[-1])
-                row["process_s"] = round(time.perf_counter() - t, 1)
-                results.append(row)
-                log.info("run %d, archive %s: %s", i + 1, "on" if use else "off", row)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"machine": machine(), "archive": str(archive), "results": results}, indent=2))
-
-    def cell(use: bool, key: str) -> str:
-        values = sorted(r[key] for r in results if r["archive"] == use)
-        return f"{values[0]}-{values[-1]} s" if len(values) > 1 else f"{values[0]} s"
-
-    shown = archive.relative_to(Path.cwd()) if archive.is_relative_to(Path.cwd()) else archive  # no home paths in docs
-    out_md.write_text("\n".join([
-        "# Benchmark: a Spark JVM's cold start with and without the class archive",
-        "",
-        f"Machine: {machine()}. {runs} run(s) each, alternating; each run a new Python process: "
-        "session start, `range(10).count()`, a 10-row Delta write and read (`lakehouse bench jvm`).",
-        f"Archive: `{shown}` ({archive.stat().st_size / 1e6:.0f} MB, `lakehouse/jvm_archive.py`).",
-        "",
-        "| | session start | whole process |",
-        "| --- | --- | --- |",
-        f"| without the archive | {cell(False, 'session_s')} | {cell(False, 'process_s')} |",
-        f"| with the archive | {cell(True, 'session_s')} | {cell(True, 'process_s')} |",
-        ""]))
-    return results
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_workload":
         _workload(argv[1], argv[2])
-        return 0
-    if argv and argv[0] == "_startup":
-        _startup(argv[1] == "on", argv[2])
         return 0
     p = argparse.ArgumentParser(prog="python -m lakehouse.jvm_archive",
                                 description="build (or check) the Spark driver's class-data-sharing archive")

@@ -8,7 +8,7 @@ of the packages PySpark imports (each failure searches every JAR on the class pa
 about 12,000 such lookups per date; ``F.col("x")`` took 2.2 ms, of which 0.56 ms was finding
 ``functions``, and 0.31 ms with the names kept. The effect on a whole date is small: Python CPU
 6.2-7.2 s -> 4.8-5.3 s per warm date; wall time and JVM CPU did not change beyond run-to-run noise
-(the lookups mostly overlapped Spark work in other threads; docs/benchmarks.md, session 15).
+(the lookups mostly overlapped Spark work in other threads; docs/benchmarks.md, 2026-11-28).
 
 The names never change meaning while the JVM lives (the class path is fixed when the session
 starts), so :func:`remember_names` makes each view, package and class keep what it found as a plain

@@ -3,7 +3,7 @@
 Every job in ``jobs/`` appends a row when it ends: status, duration, rows in and out, the quality
 result (silver: passed, or which rules failed), the error if any, and, when Airflow ran it, the DAG
 run, task and try number (from the ``AIRFLOW_CTX_*`` variables Airflow sets for a task's process,
-which spark-submit passes on to the driver). ``lakehouse runs summary`` shows a DAG run or a date.
+which spark-submit passes on to the driver). ``lakehouse tasks`` shows a DAG run or a date.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import os
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings
-from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
-TABLE = ("ops", "task_runs")
+
 SCHEMA = ("run_id string, job string, run_date string, status string, seconds double, rows_in long, "
           "rows_out long, quality string, error string, dag_id string, dag_run_id string, task_id string, "
           "try_number int")
@@ -62,14 +61,14 @@ def record(spark: SparkSession, settings: Settings, run_id: str, job: str, run_d
            env.get("AIRFLOW_CTX_TASK_ID"), int(try_number) if try_number and try_number.isdigit() else None)
     df = spark.createDataFrame([row], SCHEMA).withColumn("run_date", F.col("run_date").cast("date")) \
         .withColumn("recorded_at", F.current_timestamp())
-    delta_io.append(df, table_uri(settings, *TABLE), delta_io.commit_metadata(run_id, "task_runs", run_date))
+    delta_io.append(df, tables.TASK_RUNS.uri(settings), delta_io.commit_metadata(run_id, "task_runs", run_date))
 
 
 def summary(spark: SparkSession, settings: Settings, dag_run_id: str | None = None,
             run_date: str | None = None) -> DataFrame:
     from lakehouse.errors import LakehouseError
 
-    uri = table_uri(settings, *TABLE)
+    uri = tables.TASK_RUNS.uri(settings)
     if not delta_io.is_delta(spark, uri):
         raise LakehouseError(f"no task runs recorded yet at {uri}")
     df = delta_io.read(spark, uri)

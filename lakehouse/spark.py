@@ -29,6 +29,13 @@ def prepare_environment() -> None:
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
+def spark_home() -> Path:
+    """The installed pyspark package's folder: Spark's ``bin/`` (spark-submit, spark-class) is in it."""
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
 def runtime_jars(settings: Settings) -> list[Path]:
     """The JAR files Spark must load, resolved by ``make jars``; a clear error when missing."""
     folder = settings.path(settings.spark.jars_dir)
@@ -40,6 +47,23 @@ def runtime_jars(settings: Settings) -> list[Path]:
             f"JARs {missing} not found in {folder} (spark.jars_dir); run `make jars` to resolve them with Maven"
         )
     return jars
+
+
+# The driver JVM's class-data-sharing archive, built by ``lakehouse.jvm_archive`` (``make cds``).
+LOG_TO_STDERR = "-Xlog:disable -Xlog:all=warning:stderr"
+
+
+def java_options(archive: Path) -> str:
+    """Driver JVM options that map ``archive`` (a JVM skips a missing archive without a word)."""
+    return f"-XX:SharedArchiveFile={archive} {LOG_TO_STDERR}"
+
+
+def archive_path(settings) -> Path | None:
+    """The archive configured in ``spark.class_archive`` if it has been built, else None."""
+    if not settings.spark.class_archive:
+        return None
+    path = settings.path(settings.spark.class_archive)
+    return path if path.is_file() else None
 
 
 # Settings read only when the driver JVM starts: under spark-submit that JVM is already running when
@@ -109,8 +133,6 @@ def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] 
                         "; ".join(ignored), settings.env)
     else:
         # the JVM starts below: map the class archive if one was built (see lakehouse.jvm_archive)
-        from lakehouse.jvm_archive import archive_path, java_options
-
         archive = archive_path(settings)
         if archive:
             conf["spark.driver.extraJavaOptions"] = " ".join(

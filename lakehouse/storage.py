@@ -1,7 +1,7 @@
 """Raw-zone storage: the local filesystem by default, HDFS (through WebHDFS) when the lake is hdfs://.
 
 Only the raw landing zone goes through here (exact bytes, manifests); Delta tables are read and
-written by Spark itself, through its own filesystem client, at ``table_uri``.
+written by Spark itself, through its own filesystem client, at their ``lakehouse.tables`` locations.
 
 Partitions are replaced atomically: files are written under a temporary sibling folder, then the
 folder is swapped into place, so a reader sees the old partition or the new one, never a mix.
@@ -163,7 +163,3 @@ def storage_for(settings: Settings) -> Storage:
         return HdfsStorage(uri, settings.lake.webhdfs_url, settings.lake.hdfs_user, settings.retry.timeout_s)
     return LocalStorage(Path(urllib.parse.urlparse(uri).path))
 
-
-def table_uri(settings: Settings, layer: str, name: str) -> str:
-    """Where a Delta table lives: ``<lake>/<layer>/<name>``."""
-    return f"{settings.lake_uri}/{layer}/{name}"

@@ -14,17 +14,17 @@ import logging
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
-from lakehouse.storage import storage_for, table_uri
+from lakehouse.storage import storage_for
 
 log = logging.getLogger(__name__)
-LAYERS = ["bronze", "silver", "gold", "ops"]
-LEDGER = ("ops", "run_ledger")
+LAYERS = list(tables.LAYERS)
 
 
-def tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str]]:
+
+def lake_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str]]:
     """(layer, name) of every Delta table in the lake."""
     storage = storage_for(settings)
     found = []
@@ -43,7 +43,7 @@ def _uri(settings: Settings, table: str) -> str:
     layer, _, name = table.partition(".")
     if not name or layer not in LAYERS:
         raise LakehouseError(f"table must be <layer>.<name> with layer in {LAYERS}, got {table!r}")
-    return table_uri(settings, layer, name)
+    return tables.Table(layer, name).uri(settings)
 
 
 def _commit(version: int, timestamp: str, operation: str, user_metadata: str | None, metrics: dict | None) -> dict:
@@ -136,10 +136,10 @@ def record_run(spark: SparkSession, settings: Settings, run_id: str, job: str, r
         rows.append((run_id, job, run_date, status, float(seconds), table, "read", int(version), None, None, None))
     # every table's newest commits, read from the log files: Delta's history would load each table's
     # snapshot first, a Spark job per table in a job's new JVM (4-9 s per job over a test lake)
-    for layer, name in tables(spark, settings):
-        if (layer, name) == LEDGER:
+    for layer, name in lake_tables(spark, settings):
+        if (layer, name) == (tables.RUN_LEDGER.layer, tables.RUN_LEDGER.name):
             continue
-        for version, info in delta_io.commits(spark, table_uri(settings, layer, name), limit=8):
+        for version, info in delta_io.commits(spark, tables.Table(layer, name).uri(settings), limit=8):
             h = _commit(version, str(info.get("timestamp")), info.get("operation"), info.get("userMetadata"),
                         info.get("operationMetrics"))
             if h["run_id"] == run_id:
@@ -153,12 +153,12 @@ def record_run(spark: SparkSession, settings: Settings, run_id: str, job: str, r
               "role string, version long, operation string, rows long, change_summary string")
     df = spark.createDataFrame(rows, schema).withColumn("run_date", F.col("run_date").cast("date")) \
         .withColumn("recorded_at", F.current_timestamp())
-    delta_io.append(df, table_uri(settings, *LEDGER), delta_io.commit_metadata(run_id, "ledger", run_date))
+    delta_io.append(df, tables.RUN_LEDGER.uri(settings), delta_io.commit_metadata(run_id, "ledger", run_date))
     return sum(1 for r in rows if r[6] == "write")
 
 
 def ledger(spark: SparkSession, settings: Settings, run_id: str | None = None) -> DataFrame:
-    uri = table_uri(settings, *LEDGER)
+    uri = tables.RUN_LEDGER.uri(settings)
     if not delta_io.is_delta(spark, uri):
         raise LakehouseError(f"no run ledger yet at {uri}")
     df = delta_io.read(spark, uri)

@@ -24,9 +24,7 @@ os.environ.setdefault("SUPPORT_API_TOKEN", "test-token")
 os.environ.setdefault("PII_HASH_KEY", "test-pii-key")
 TOKEN = os.environ["SUPPORT_API_TOKEN"]
 
-from lakehouse.localcluster import free_port  # noqa: E402,F401 - one helper for tests and the cluster runner
-
-
+from lakehouse.tools.localcluster import free_port  # noqa: E402,F401 - one helper for tests and the cluster runner
 
 
 def make_settings(tmp: Path, sources_dir: Path | None = None, **overrides):
@@ -71,13 +69,13 @@ def spark(test_settings):
 
     session = build_session(test_settings, "tests")
     yield session
-    from lakehouse.quality_runtime import shutdown_deequ
+    from lakehouse.quality.runtime import shutdown_deequ
 
     shutdown_deequ(session)
     session.stop()
 
 
-SOURCES = ["crm", "billing", "web", "support_api"]
+from lakehouse.pipeline import SOURCES  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +102,7 @@ def lake(tmp_path_factory, generated_sources, api):
 @pytest.fixture(scope="session")
 def ingested(spark, lake):
     """All four sources ingested for the three dates of ``lake``."""
-    from lakehouse.ingest.run import ingest_source
+    from lakehouse.ingest.stage import ingest_source
 
     settings, dates = lake
     return {(s, d): ingest_source(spark, settings, s, d) for d in dates for s in SOURCES}
@@ -119,11 +117,11 @@ ML_MODEL = {"snapshot_every_days": 1, "cv_folds": 2, "eval_fraction": 0.25}
 
 @pytest.fixture(scope="session")
 def trained_model(spark, tmp_path_factory):
-    """A champion trained on synthetic gold tables (tests/synthetic_gold.py): 700 customers x 8 dates."""
+    """A champion trained on synthetic gold tables (lakehouse/tools/synthetic.py): 700 customers x 8 dates."""
     import datetime as dt
 
     from lakehouse.ml.train import train_models
-    from lakehouse.ml import synthetic as synthetic_gold
+    from lakehouse.tools import synthetic as synthetic_gold
 
     tmp = tmp_path_factory.mktemp("ml")
     settings = make_settings(tmp, model=ML_MODEL)

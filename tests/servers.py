@@ -1,5 +1,5 @@
 """Real servers started by the tests on 127.0.0.1: PostgreSQL (Debian's binaries); HDFS and the Spark
-standalone cluster live in ``lakehouse.localcluster`` (the distributed run uses them too)."""
+standalone cluster live in ``lakehouse.tools.localcluster`` (the distributed run uses them too)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lakehouse.localcluster import HdfsMiniCluster, SparkStandalone  # noqa: F401 - re-exported for tests
+from lakehouse.tools.localcluster import HdfsMiniCluster, SparkStandalone  # noqa: F401 - re-exported for tests
 
 
 def postgres_bin() -> Path | None:

@@ -34,7 +34,8 @@ def render() -> str:
                        f"`{f.fingerprint()}` |")
         out.append("")
     out += ["## Retrieval", "",
-            "- **Training** (`lakehouse.featurestore.store.get_training_features`): rows of (customer, `as_of`) get "
+            "- **Training and batch scoring** (`lakehouse.featurestore.store.get_historical_features`): "
+            "rows of (customer, `as_of`) get "
             "each feature from the newest row of its view whose timestamp is on or before `as_of`, that was known by "
             "the end of `as_of` (its `created` column, or the end of its timestamp's day), and that is younger than "
             "the view's TTL; otherwise null. Tables are read at pinned Delta versions (latest unless given) and the "

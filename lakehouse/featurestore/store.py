@@ -1,6 +1,6 @@
 """Feature retrieval: point-in-time for training, latest value (online store) for inference.
 
-Training (``get_training_features``): for each (customer, as_of) row, every requested feature's value
+Training (``get_historical_features``): for each (customer, as_of) row, every requested feature's value
 from the newest row of its view that (a) has a timestamp on or before ``as_of``, (b) was known by the
 end of ``as_of`` (its ``created`` time, or the end of its timestamp's day), and (c) is younger than the
 view's TTL (``as_of - timestamp < ttl_days``); otherwise null. Tables are read at pinned Delta
@@ -26,11 +26,10 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.featurestore.registry import Feature, FeatureView, Registry, load_registry
-from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,11 @@ def _group(registry: Registry, refs: list[str], plain_names: bool = False) -> di
 
 
 def _view_frame(spark: SparkSession, settings: Settings, view: FeatureView, version: int) -> DataFrame:
-    uri = table_uri(settings, view.source.layer, view.source.table)
-    return delta_io.read(spark, uri, version=version)
+    return delta_io.read(spark, _view_table(view).uri(settings), version=version)
+
+
+def _view_table(view: FeatureView) -> tables.Table:
+    return tables.Table(view.source.layer, view.source.table)
 
 
 def _known_at(view: FeatureView, df: DataFrame):
@@ -77,13 +79,33 @@ def _known_at(view: FeatureView, df: DataFrame):
     return F.col(view.timestamp).cast("timestamp")
 
 
-def get_training_features(spark: SparkSession, settings: Settings, entity_df: DataFrame, refs: list[str],
-                          versions: dict[str, int] | None = None, registry: Registry | None = None,
-                          as_of_col: str = "as_of", plain_names: bool = False) -> tuple[DataFrame, Retrieval]:
-    """``entity_df`` (entity key, ``as_of`` date, any other columns) joined with point-in-time features.
+def point_in_time_join(entities: DataFrame, key: str, view: FeatureView, source: DataFrame,
+                       feats: list[tuple[Feature, str]]) -> DataFrame:
+    """``entities`` (with ``_row``, a unique row id, ``key`` and ``_as_of``, a date) with ``feats``
+    (feature, output column) of ``view`` from its table's rows ``source``: for each row, the newest
+    view row of the same key whose timestamp is on or before ``_as_of``, that was known by the end of
+    ``_as_of`` and is younger than the view's TTL; null features when there is none."""
+    rows = source.select(F.col(key).alias("_k"), F.col(view.timestamp).cast("date").alias("_ts"),
+                         _known_at(view, source).alias("_known"),
+                         *[F.expr(f.sql).cast(f.dtype).alias(col) for f, col in feats])
+    keys = entities.select("_row", F.col(key).alias("_ek"), "_as_of")
+    cand = keys.join(rows, (keys["_ek"] == rows["_k"]) & (rows["_ts"] <= keys["_as_of"])
+                     & (rows["_known"] <= (keys["_as_of"].cast("timestamp") + F.expr("INTERVAL 1 DAY")))
+                     & (F.datediff(keys["_as_of"], rows["_ts"]) < view.ttl_days), "inner")
+    w = Window.partitionBy("_row").orderBy(F.col("_ts").desc(), F.col("_known").desc())
+    best = cand.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").select("_row", *[col for _, col in feats])
+    return entities.join(best, "_row", "left")
 
-    A ref with an explicit version (``name@v1``) becomes column ``name__v1`` unless ``plain_names``
-    (a model trained on ``name`` at v1 is fed ``name`` computed the v1 way).
+
+def get_historical_features(spark: SparkSession, settings: Settings, entity_df: DataFrame, refs: list[str],
+                            versions: dict[str, int] | None = None, registry: Registry | None = None,
+                            as_of_col: str = "as_of", plain_names: bool = False) -> tuple[DataFrame, Retrieval]:
+    """``entity_df`` (entity key, ``as_of`` date, any other columns) joined with point-in-time features:
+    training sets (labelled snapshots) and batch scoring (a date's customers) both read this way.
+
+    Each view's table is read at ``versions[<layer>.<table>]`` (default: its latest version, recorded in
+    the returned ``Retrieval``). A ref with an explicit version (``name@v1``) becomes column ``name__v1``
+    unless ``plain_names`` (a model trained on ``name`` at v1 is fed ``name`` computed the v1 way).
     """
     registry = registry or load_registry()
     key = registry.entity.key
@@ -97,26 +119,15 @@ def get_training_features(spark: SparkSession, settings: Settings, entity_df: Da
     columns: list[str] = []
     for view_name, feats in _group(registry, refs, plain_names).items():
         view = registry.view(view_name)
-        tname = f"{view.source.layer}.{view.source.table}"
-        uri = table_uri(settings, view.source.layer, view.source.table)
-        version = versions.get(tname)
+        table = _view_table(view)
+        version = versions.get(table.qualified)
         if version is None:
-            version = delta_io.latest_version(spark, uri)
+            version = delta_io.latest_version(spark, table.uri(settings))
             if version is None:
-                raise LakehouseError(f"feature view {view.name}: table {tname} does not exist at {uri}")
-        used[tname] = version
-        src = _view_frame(spark, settings, view, version)
-        rows = src.select(F.col(key).alias("_k"), F.col(view.timestamp).cast("date").alias("_ts"),
-                          _known_at(view, src).alias("_known"),
-                          *[F.expr(f.sql).cast(f.dtype).alias(col) for f, col in feats])
-        keys = out.select("_row", F.col(key).alias("_ek"), "_as_of")
-        cand = keys.join(rows, (keys["_ek"] == rows["_k"]) & (rows["_ts"] <= keys["_as_of"])
-                         & (rows["_known"] <= (keys["_as_of"].cast("timestamp") + F.expr("INTERVAL 1 DAY")))
-                         & (F.datediff(keys["_as_of"], rows["_ts"]) < view.ttl_days))
-        w = Window.partitionBy("_row").orderBy(F.col("_ts").desc(), F.col("_known").desc())
-        best = cand.withColumn("_rn", F.row_number().over(w)).where("_rn = 1") \
-            .select("_row", *[col for _, col in feats])
-        out = out.join(best, "_row", "left")
+                raise LakehouseError(f"feature view {view.name}: table {table.qualified} does not exist at "
+                                     f"{table.uri(settings)}")
+        used[table.qualified] = version
+        out = point_in_time_join(out, key, view, _view_frame(spark, settings, view, version), feats)
         columns += [col for _, col in feats]
     resolved = [registry.resolve(r)[1].ref for r in refs]
     return out.drop("_row", "_as_of"), Retrieval(resolved, columns, used)
@@ -141,15 +152,14 @@ def materialize(spark: SparkSession, settings: Settings, run_date: dt.date, view
     view = registry.view(view_name or settings.feature_store.view)
     key = registry.entity.key
     feats = view.latest()
-    version = delta_io.latest_version(spark, table_uri(settings, view.source.layer, view.source.table))
+    version = delta_io.latest_version(spark, _view_table(view).uri(settings))
     entities = _view_frame(spark, settings, view, version)
     d = run_date.isoformat()
     ids = (entities.where(F.col(view.timestamp).cast("date") <= F.lit(d).cast("date"))
            .where(F.datediff(F.lit(d).cast("date"), F.col(view.timestamp).cast("date")) < view.ttl_days)
            .select(key).distinct().withColumn("as_of", F.lit(d).cast("date")))
-    frame, info = get_training_features(spark, settings, ids, [f"{view.name}:{f.name}" for f in feats],
-                                        versions={f"{view.source.layer}.{view.source.table}": version},
-                                        registry=registry)
+    frame, info = get_historical_features(spark, settings, ids, [f"{view.name}:{f.name}" for f in feats],
+                                          versions={_view_table(view).qualified: version}, registry=registry)
     started = time.perf_counter()
     rows = frame.select(key, *[f.name for f in feats]).collect()
     db = _db(settings)

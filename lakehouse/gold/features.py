@@ -5,23 +5,19 @@ Every value is computed from data whose event time is on or before D *and* which
 on any later day yields the same rows. The run for D writes only D's partition; its inputs are the
 customer state as of D and the daily activity rows (one row per customer and day, not raw events).
 Definitions, windows and null handling: docs/transformations.md.
+
+This module computes, from frames to frames; ``gold.stage`` reads the inputs and writes the tables.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.config import Settings
-from lakehouse.errors import LakehouseError
-from lakehouse.gold import activity as act
-from lakehouse.gold.entities import active_at, state_as_of, subscription_state
-from lakehouse.storage import table_uri
+from lakehouse.gold.entities import active_at, latest_subscription
 
-TABLE = "customer_daily_features"
 FEATURE_VERSION = 1  # bump when a definition below changes (the feature registry records versions)
 
 
@@ -34,7 +30,7 @@ def price_reference_day(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=PRICE_LOOKBACK_DAYS)
 
 
-def _window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
+def window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
     """Windowed sums (up to 90 days back) per customer from the daily activity rows known on ``day``."""
     d = F.lit(day.isoformat()).cast("date")
     age = F.datediff(d, F.col("activity_date"))  # 0 = the snapshot day itself
@@ -65,10 +61,7 @@ def _window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
 
 
 # ---- the lifetime state: what a snapshot needs from all history, rolled forward a day at a time ----
-STATE_TABLE = "customer_lifetime_state"
-
-
-def _lifetime(daily: DataFrame) -> DataFrame:
+def lifetime(daily: DataFrame) -> DataFrame:
     """Per customer: the all-history aggregates of ``daily`` rows. Money is summed as DECIMAL(20,2)
     so a state rolled forward day by day equals one computed in a single pass, to the cent."""
     def last_day(col: str):
@@ -85,7 +78,7 @@ def _lifetime(daily: DataFrame) -> DataFrame:
     )
 
 
-def _roll(previous: DataFrame, today: DataFrame) -> DataFrame:
+def roll(previous: DataFrame, today: DataFrame) -> DataFrame:
     """state(D) from state(D-1) and the lifetime aggregates of the rows that became visible on D."""
     both = previous.select(*today.columns).unionByName(today)
     return both.groupBy("customer_id").agg(
@@ -99,75 +92,63 @@ def _roll(previous: DataFrame, today: DataFrame) -> DataFrame:
     )
 
 
-def _stored_daily(spark: SparkSession, settings: Settings, day: dt.date) -> DataFrame:
-    uri = table_uri(settings, "gold", act.TABLE)
-    if not delta_io.is_delta(spark, uri):
-        raise LakehouseError(f"gold.{act.TABLE} does not exist at {uri}: build activity for {day} first")
-    return delta_io.read(spark, uri)
-
-
-def _known_on(daily: DataFrame, day: dt.date) -> DataFrame:
+def known_on(daily: DataFrame, day: dt.date) -> DataFrame:
     d = F.lit(day.isoformat()).cast("date")
     return daily.where(F.col("ingest_date") <= d).where(F.col("activity_date") <= d)
 
 
-def build_state(spark: SparkSession, settings: Settings, day: dt.date) -> tuple[DataFrame, str]:
-    """The ``as_of_date = day`` partition of ``gold.customer_lifetime_state`` and how it was made.
+def visible_on(daily: DataFrame, day: dt.date) -> DataFrame:
+    """The daily rows that became visible on ``day``: those that arrived on it (activity on or before
+    it) and those that arrived earlier dated ``day`` (a clock running ahead)."""
+    d = F.lit(day.isoformat()).cast("date")
+    return daily.where(((F.col("ingest_date") == d) & (F.col("activity_date") <= d))
+                       | ((F.col("ingest_date") < d) & (F.col("activity_date") == d)))
 
-    With D-1's state stored, D costs that state plus the daily rows that became visible on D: those
-    that arrived on D (event on or before D) and rows that arrived earlier dated D (a clock running
-    ahead). Without it (the first date, or after a gap) it is one pass over every daily row up to D.
-    Both give the same rows (tests/integration/test_gold.py).
+
+def lifetime_state(daily: DataFrame, day: dt.date, previous: DataFrame | None = None) -> tuple[DataFrame, str]:
+    """The ``as_of_date = day`` rows of ``gold.customer_lifetime_state`` and how they were made.
+
+    With ``previous`` (D-1's state) D costs that state plus the daily rows that became visible on D;
+    without it (the first date, or after a gap) it is one pass over every daily row known on D. Both
+    give the same rows (tests/integration/test_gold.py).
     """
     d = F.lit(day.isoformat()).cast("date")
-    prev = (day - dt.timedelta(days=1)).isoformat()
-    daily = _stored_daily(spark, settings, day)
-    uri = table_uri(settings, "gold", STATE_TABLE)
-    if delta_io.is_delta(spark, uri) and delta_io.has_rows(spark, uri, f"as_of_date = '{prev}'"):
-        arrived = daily.where(((F.col("ingest_date") == d) & (F.col("activity_date") <= d))
-                              | ((F.col("ingest_date") < d) & (F.col("activity_date") == d)))
-        previous = delta_io.read(spark, uri).where(F.col("as_of_date") == F.lit(prev).cast("date"))
-        state, how = _roll(previous, _lifetime(arrived)), f"rolled forward from {prev}"
+    if previous is not None:
+        prev = (day - dt.timedelta(days=1)).isoformat()
+        state, how = roll(previous, lifetime(visible_on(daily, day))), f"rolled forward from {prev}"
     else:
-        state, how = _lifetime(_known_on(daily, day)), "full pass over the daily activity"
+        state, how = lifetime(known_on(daily, day)), "full pass over the daily activity"
     return state.select("*", d.alias("as_of_date")), how
 
 
-def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily: DataFrame | None = None) -> DataFrame:
+def snapshot(day: dt.date, subscriptions: DataFrame, customers: DataFrame, subscriptions_then: DataFrame,
+             tickets: DataFrame, daily: DataFrame, state: DataFrame) -> DataFrame:
     """Features of every customer active on ``day``, as known on ``day``.
 
-    ``daily`` replaces the stored ``customer_activity_daily`` and lifetime state (a full recompute
-    passes a rebuilt activity table; the state is then computed from it in one pass).
+    Inputs, all as known on ``day``: the entities' states as of ``day`` (``subscriptions``, ``customers``,
+    ``tickets``: ``entities.state_as_of``) and the subscriptions as of ``price_reference_day(day)``
+    (``subscriptions_then``); the daily activity rows (any superset of those known on ``day``) and the
+    customers' lifetime ``state`` of ``day`` (stored, or ``lifetime_state`` of ``daily``).
     """
     d = F.lit(day.isoformat()).cast("date")
-    subs = active_at(subscription_state(spark, settings, day), day)
-    customers = state_as_of(spark, settings, "customers", day)
+    subs = active_at(latest_subscription(subscriptions), day)
     base = subs.join(customers.select("customer_id", "country", "channel", "birth_year", "signup_date"),
                      "customer_id", "left")
 
     # the subscription as it was 60 days earlier (first known version if it started since)
-    then = state_as_of(spark, settings, "subscriptions", price_reference_day(day), known_on=day).select(
+    then = subscriptions_then.select(
         "subscription_id", F.col("monthly_price").alias("price_60d_ago"), F.col("plan").alias("plan_60d_ago"))
 
-    tickets = state_as_of(spark, settings, "support_tickets", day)
     ticket_counts = tickets.groupBy("customer_id").agg(
         F.sum(F.when(F.col("status") == "open", 1).otherwise(0)).alias("open_tickets"),
         F.sum(F.when(F.datediff(d, F.to_date("created_at")) < 30, 1).otherwise(0)).alias("tickets_30d"),
         F.sum(F.when((F.datediff(d, F.to_date("created_at")) < 90) & (F.col("category") == "billing"), 1)
               .otherwise(0)).alias("billing_tickets_90d"))
 
-    if daily is None:  # the stored activity and the stored state of D (gold.run writes it first)
-        daily = _stored_daily(spark, settings, day)
-        uri = table_uri(settings, "gold", STATE_TABLE)
-        if not delta_io.is_delta(spark, uri):
-            raise LakehouseError(f"gold.{STATE_TABLE} does not exist at {uri}: build the state for {day} first")
-        state = delta_io.read(spark, uri).where(F.col("as_of_date") == d)
-    else:
-        state = _lifetime(_known_on(daily, day))
-    windows = _window_sums(_known_on(daily, day), day)
+    windows = window_sums(known_on(daily, day), day)
     # the lake's first activity day, joined in (one row) rather than collected by a separate job
     first_seen = state.agg(F.min("first_activity_date").alias("_first_seen"))
-    lifetime = state.select(
+    life = state.select(
         "customer_id", F.col("total_spend").cast("double").alias("total_spend"), "payments_total",
         F.datediff(d, F.col("last_payment_date")).alias("days_since_last_payment"),
         F.datediff(d, F.col("last_login_date")).alias("days_since_last_login"),
@@ -179,7 +160,7 @@ def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily:
                  "tickets_30d", "billing_tickets_90d"]
     observed = F.coalesce(F.datediff(d, F.col("_first_seen")) + 1, F.lit(0))
     out = (base.join(then, "subscription_id", "left").join(windows, "customer_id", "left")
-           .join(lifetime, "customer_id", "left").join(ticket_counts, "customer_id", "left").fillna(0, subset=zero_fill)
+           .join(life, "customer_id", "left").join(ticket_counts, "customer_id", "left").fillna(0, subset=zero_fill)
            .crossJoin(F.broadcast(first_seen)))
     tenure = F.datediff(d, F.coalesce(F.col("signup_date"), F.col("start_date")))
     return out.select(

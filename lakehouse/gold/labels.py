@@ -3,45 +3,34 @@
 The label of (customer, D) is written by the run for date D + H, from the subscription state as known
 on D + H, and never before: until the horizon has passed the outcome is unknown, and a model must not
 be trained on a guess. Customers already gone on D have no snapshot and so no label.
+
+This module computes, from frames to frames; ``gold.stage`` reads the inputs and writes the table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.config import Settings
-from lakehouse.gold.entities import cancelled_on, subscription_state
-from lakehouse.storage import table_uri
-
-TABLE = "churn_labels"
+from lakehouse.gold.entities import cancelled_on, latest_subscription
 
 
-def label_snapshot_date(settings: Settings, run_date: dt.date) -> dt.date:
-    return run_date - dt.timedelta(days=settings.gold.label_horizon_days)
+def label_snapshot_date(horizon_days: int, run_date: dt.date) -> dt.date:
+    """The snapshot date the run for ``run_date`` labels: ``run_date - H``."""
+    return run_date - dt.timedelta(days=horizon_days)
 
 
-def build_labels(spark: SparkSession, settings: Settings, run_date: dt.date) -> DataFrame | None:
-    """Labels for snapshot date ``run_date - H``; None when that snapshot does not exist."""
-    h = settings.gold.label_horizon_days
-    snap_day = label_snapshot_date(settings, run_date)
-    from lakehouse.gold.features import TABLE as FEATURES
-
-    uri = table_uri(settings, "gold", FEATURES)
-    if not delta_io.is_delta(spark, uri):
-        return None
-    snap = (delta_io.read(spark, uri).where(F.col("snapshot_date") == F.lit(snap_day.isoformat()).cast("date"))
-            .select("customer_id", "snapshot_date"))
-    if snap.isEmpty():
-        return None
-    ends = (subscription_state(spark, settings, run_date)
-            .select("customer_id", cancelled_on().alias("churn_date")))
+def labels(snapshot: DataFrame, subscriptions: DataFrame, run_date: dt.date, horizon_days: int) -> DataFrame:
+    """Labels of the customers of ``snapshot`` (``customer_id``, ``snapshot_date``: the snapshot of
+    ``run_date - horizon_days``) from ``subscriptions``, their state as of ``run_date``."""
+    h = horizon_days
+    snap_day = label_snapshot_date(h, run_date)
+    ends = latest_subscription(subscriptions).select("customer_id", cancelled_on().alias("churn_date"))
     d = F.lit(snap_day.isoformat()).cast("date")
     churned = (F.col("churn_date") > d) & (F.col("churn_date") <= F.date_add(d, h))
-    return (snap.join(ends, "customer_id", "left")
+    return (snapshot.select("customer_id", "snapshot_date").join(ends, "customer_id", "left")
             .select("customer_id", "snapshot_date",
                     F.lit(h).alias("horizon_days"),
                     F.when(churned, 1).otherwise(0).alias("churned"),

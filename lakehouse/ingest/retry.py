@@ -11,8 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, TypeVar
 
-from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt,
-                      wait_exponential_jitter)
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from lakehouse.config import RetryConfig
 

@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.featurestore.registry import load_registry
-from lakehouse.featurestore.store import Retrieval, get_training_features
-from lakehouse.gold.labels import TABLE as LABELS
-from lakehouse.storage import table_uri
+from lakehouse.featurestore.store import Retrieval, get_historical_features
 
 
 @dataclass
@@ -33,9 +31,9 @@ def feature_refs(settings: Settings) -> list[str]:
 
 def labelled_dates(spark: SparkSession, settings: Settings, until: dt.date,
                    labels_version: int | None = None) -> list[dt.date]:
-    uri = table_uri(settings, "gold", LABELS)
+    uri = tables.LABELS.uri(settings)
     if not delta_io.is_delta(spark, uri):
-        raise LakehouseError(f"gold.{LABELS} does not exist at {uri}: run gold until labels mature "
+        raise LakehouseError(f"{tables.LABELS.qualified} does not exist at {uri}: run gold until labels mature "
                              f"({settings.gold.label_horizon_days} days after the first snapshot)")
     rows = (delta_io.read(spark, uri, version=labels_version).where(F.col("labelled_on") <= F.lit(until))
             .select("snapshot_date").distinct().orderBy("snapshot_date").collect())
@@ -50,8 +48,8 @@ def build_training_set(spark: SparkSession, settings: Settings, until: dt.date,
     """
     versions = dict(versions or {})
     registry = load_registry()
-    uri = table_uri(settings, "gold", LABELS)
-    label_version = versions.get(f"gold.{LABELS}")
+    uri = tables.LABELS.uri(settings)
+    label_version = versions.get(f"{tables.LABELS.qualified}")
     if label_version is None:
         label_version = delta_io.latest_version(spark, uri)
     if dates is None:
@@ -65,8 +63,8 @@ def build_training_set(spark: SparkSession, settings: Settings, until: dt.date,
               .where(F.col("snapshot_date").isin([d.isoformat() for d in dates]))
               .select("customer_id", F.col("snapshot_date").alias("as_of"), F.col("churned").alias("label")))
     refs = feature_refs(settings)
-    frame, retrieval = get_training_features(spark, settings, labels, refs, versions=versions, registry=registry)
-    retrieval.table_versions[f"gold.{LABELS}"] = label_version
+    frame, retrieval = get_historical_features(spark, settings, labels, refs, versions=versions, registry=registry)
+    retrieval.table_versions[f"{tables.LABELS.qualified}"] = label_version
     feats = [registry.resolve(r)[1] for r in refs]
     categorical = [f.name for f in feats if f.dtype == "string"]
     numeric = [f.name for f in feats if f.dtype != "string"]

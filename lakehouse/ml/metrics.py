@@ -9,6 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def probabilities(model, frame) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, churn probabilities) of a fitted pipeline ``model`` on ``frame``'s rows, on the driver."""
+    from pyspark.ml.functions import vector_to_array
+
+    rows = (model.transform(frame).select("label", vector_to_array("probability")[1].alias("p")).toPandas())
+    return rows["label"].to_numpy(dtype=int), rows["p"].to_numpy(dtype=float)
+
+
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 

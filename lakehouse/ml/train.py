@@ -1,4 +1,5 @@
-"""Train, compare and register churn models (``jobs/train.py``).
+"""Train, compare and register churn models (``jobs/train.py``); the champion gate is ``ml.promotion``,
+drift and realized performance ``ml.monitoring``.
 
 1. Training set from the feature store: labelled snapshots known by the run date, point-in-time features.
 2. Out-of-time split: the latest ``eval_fraction`` of snapshot dates evaluate; earlier ones train.
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import subprocess
@@ -29,11 +29,10 @@ from pyspark.sql import functions as F
 from lakehouse.config import PROJECT_ROOT, ModelGrids, ModelSizes, Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.ml import metrics as M
-from lakehouse.ml import preprocess, tracking
+from lakehouse.ml import monitoring, preprocess, promotion, tracking
 from lakehouse.ml.dataset import TrainingSet, build_training_set
 
 log = logging.getLogger(__name__)
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 @dataclass
@@ -85,13 +84,6 @@ def classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
     return clf, builder.build()
 
 
-def probabilities(model, frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    from pyspark.ml.functions import vector_to_array
-
-    rows = (model.transform(frame).select("label", vector_to_array("probability")[1].alias("p")).toPandas())
-    return rows["label"].to_numpy(dtype=int), rows["p"].to_numpy(dtype=float)
-
-
 def _importances(model, numeric: list[str], categorical: list[str]) -> list[tuple[str, float]]:
     names = preprocess.feature_names(model.stages, numeric, categorical)
     clf = model.stages[-1]
@@ -118,36 +110,6 @@ def split_dates(dates: list[dt.date], eval_fraction: float) -> tuple[list[dt.dat
     if len(dates) - n_eval < 1:
         raise LakehouseError(f"{len(dates)} snapshot date(s) cannot be split into train and evaluation")
     return dates[:-n_eval], dates[-n_eval:]
-
-
-def drift_reference(frame: DataFrame, numeric: list[str], bins: int = 10) -> dict:
-    """Per numeric feature: decile edges and the training share in each bin (for PSI at scoring)."""
-    probs = [i / bins for i in range(1, bins)]
-    quantiles = frame.approxQuantile(numeric, probs, 0.001)
-    edges = {col: sorted(set(float(e) for e in col_edges)) for col, col_edges in zip(numeric, quantiles)}
-    ref = {}
-    for col, counts in bin_counts(frame, edges).items():
-        total = sum(counts) or 1
-        ref[col] = {"edges": edges[col], "shares": [c / total for c in counts]}
-    return ref
-
-
-def bin_counts(frame: DataFrame, edges: dict[str, list[float]]) -> dict[str, list[int]]:
-    """Rows per bin of each column, in one pass: (-inf, e0], (e0, e1], ..., (e_last, inf), nulls as
-    one more bin. ``edges`` maps column -> ascending edges."""
-    if not edges:
-        return {}
-    cells = []
-    for col, col_edges in edges.items():
-        b = F.lit(len(col_edges))
-        for i in reversed(range(len(col_edges))):
-            b = F.when(F.col(col) <= F.lit(col_edges[i]), F.lit(i)).otherwise(b)
-        b = F.when(F.col(col).isNull(), F.lit(len(col_edges) + 1)).otherwise(b)
-        cells.append(F.struct(F.lit(col).alias("c"), b.alias("b")))
-    got: dict[tuple[str, int], int] = {
-        (r["c"], r["b"]): r["count"]
-        for r in frame.select(F.explode(F.array(*cells)).alias("x")).groupBy("x.c", "x.b").count().collect()}
-    return {col: [int(got.get((col, i), 0)) for i in range(len(col_edges) + 2)] for col, col_edges in edges.items()}
 
 
 def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_dates, rows, promoted,
@@ -237,7 +199,7 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
         cv_model, grid = cross_validate(train, numeric, categorical, algo, cv_folds, seed, sizes, grids,
                                         parallelism)
         model = cv_model.bestModel
-        y, p = probabilities(model, evaluation)
+        y, p = M.probabilities(model, evaluation)
         m = M.evaluate(y, p, costs)
         m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
         m["fit_seconds"] = round(time.perf_counter() - t0, 1)
@@ -302,7 +264,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
 
         best = max(results, key=lambda a: results[a][cfg.selection_metric])
         best_model = models[best]
-        reference = drift_reference(train, [c for c in ts.numeric if c not in cfg.drift_exclude])
+        reference = monitoring.drift_reference(train, [c for c in ts.numeric if c not in cfg.drift_exclude])
         example = train.select(*ts.feature_columns).limit(5).toPandas()
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
             info = tracking.log_spark_model(settings, best_model, example, cfg.name)
@@ -315,17 +277,11 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
         client.set_model_version_tag(cfg.name, version, "eval_window", f"{eval_dates[0]}..{eval_dates[-1]}")
         client.set_model_version_tag(cfg.name, version, cfg.selection_metric, f"{best_metrics[cfg.selection_metric]:.6f}")
 
-        champion_before, champion_version = _champion_score(settings, client, evaluation, cfg,
-                                                            ts.retrieval.table_versions)
+        champion_before, champion_version = promotion.champion_score(settings, client, evaluation, cfg,
+                                                                     ts.retrieval.table_versions)
         new_score = best_metrics[cfg.selection_metric]
-        promoted = champion_before is None or new_score > champion_before + cfg.champion_margin
-        if promoted:
-            client.set_registered_model_alias(cfg.name, CHAMPION, version)
-            champion_version = version
-        else:
-            client.set_registered_model_alias(cfg.name, CHALLENGER, version)
-        log.info("registered %s v%s (%s %.4f); champion before: %s -> %s", cfg.name, version, best, new_score,
-                 champion_before, "promoted" if promoted else "kept")
+        promoted, champion_version = promotion.promote(settings, client, version, new_score, champion_before,
+                                                       champion_version)
         mlflow.log_metrics({"champion_metric_before": champion_before if champion_before is not None else -1,
                             "best_" + cfg.selection_metric: new_score, "promoted": int(promoted)})
         report = _report(results, best, ts, train_dates, eval_dates, rows, promoted, champion_before, version,
@@ -343,64 +299,10 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                        round(time.perf_counter() - started, 1))
 
 
-def model_feature_refs(settings: Settings, client, mv) -> list[str]:
-    """The feature references (``name@vN``) a registered model version was trained on."""
-    run_id = mv.tags.get("train_run_id")
-    if not run_id:
-        raise LakehouseError(f"{mv.name} v{mv.version} has no train_run_id tag: cannot tell its features")
-    with open(client.download_artifacts(run_id, "training_set.json")) as fh:
-        return json.load(fh)["features"]
-
-
-def model_inputs(spark: SparkSession, settings: Settings, client, mv, rows: DataFrame,
-                 versions: dict[str, int] | None = None) -> DataFrame:
-    """``rows`` (customer_id, as_of, ...) with the features *this model version* was trained on.
-
-    The configured feature list may have changed since the champion was trained; the champion is
-    always fed its own features at their recorded versions.
-    """
-    from lakehouse.featurestore.store import get_training_features
-
-    refs = model_feature_refs(settings, client, mv)
-    frame, _ = get_training_features(spark, settings, rows, [f"{settings.model.view}:{r}" for r in refs],
-                                     versions=versions, plain_names=True)
-    return frame
-
-
-def _champion_score(settings: Settings, client, evaluation: DataFrame, cfg,
-                    versions: dict[str, int] | None = None) -> tuple[float | None, str | None]:
-    """The current champion's selection metric on the same evaluation rows (None if no champion)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mv = client.get_model_version_by_alias(cfg.name, CHAMPION)
-    except MlflowException:
-        return None, None
-    model = tracking.load_spark_model(settings, f"models:/{cfg.name}@{CHAMPION}")
-    rows = evaluation.select("customer_id", "as_of", "label")
-    y, p = probabilities(model, model_inputs(evaluation.sparkSession, settings, client, mv, rows, versions))
-    score = M.roc_auc(y, p) if cfg.selection_metric == "roc_auc" else M.pr_auc(y, p)
-    return score, str(mv.version)
-
-
 def train_if_flagged(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None) -> dict:
     """Train when the date's scoring flagged drift, or when no champion exists yet; else say why not."""
-    from mlflow.exceptions import MlflowException
-
-    from lakehouse import delta_io
-    from lakehouse.storage import table_uri
-
-    tracking.setup(settings)
-    try:
-        tracking.client(settings).get_model_version_by_alias(settings.model.name, CHAMPION)
-        has_champion = True
-    except MlflowException:
-        has_champion = False
-    drifted: list[str] = []
-    uri = table_uri(settings, "ops", "feature_drift")
-    if delta_io.is_delta(spark, uri):
-        drifted = [r["feature"] for r in delta_io.read(spark, uri)
-                   .where((F.col("score_date") == F.lit(run_date)) & F.col("drifted")).collect()]
+    has_champion = promotion.has_champion(settings)
+    drifted = monitoring.drifted_features(spark, settings, run_date)
     if has_champion and not drifted:
         log.info("no retraining for %s: champion in place and no feature drifted", run_date)
         return {"trained": False, "reason": "champion in place, no drift"}

@@ -15,8 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.quality.rules import TableRules
+from lakehouse.quality.runtime import import_pydeequ
 from lakehouse.quality.transform import all_checks, quarantined
-from lakehouse.quality_runtime import import_pydeequ
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from lakehouse import delta_io  # noqa: E402
+from lakehouse import delta_io, tables  # noqa: E402
 from lakehouse.config import Settings  # noqa: E402
-from lakehouse.storage import storage_for, table_uri  # noqa: E402
+from lakehouse.storage import storage_for  # noqa: E402
 
 log = logging.getLogger(__name__)
 CSV_FIELDS = ["table", "rule", "kind", "severity", "status", "metric", "threshold", "failing_rows", "resolution"]
@@ -49,7 +49,7 @@ def _png(fig) -> bytes:
 
 
 def trend_charts(spark: SparkSession, settings: Settings, run_date: dt.date) -> dict[str, bytes]:
-    uri = table_uri(settings, "ops", "reconciliation")
+    uri = tables.RECONCILIATION.uri(settings)
     if not delta_io.is_delta(spark, uri):
         return {}
     hist = (delta_io.read(spark, uri).where(F.col("run_date") <= F.lit(run_date.isoformat()).cast("date"))
@@ -85,7 +85,7 @@ def quarantine_samples(spark: SparkSession, settings: Settings, outcomes, run_da
     samples = {}
     for o in outcomes:
         spec = rules[o.table]
-        uri = table_uri(settings, "silver", f"quarantine_{spec.source}")
+        uri = tables.quarantine(spec.source).uri(settings)
         if not o.quarantined or not delta_io.is_delta(spark, uri):
             continue
         rows = (delta_io.read(spark, uri)
@@ -153,7 +153,8 @@ def write_report(spark: SparkSession, settings: Settings, run_date: dt.date, run
     """Write the report files into ``<lake>/reports/quality/date=<D>/``; return that folder's URI."""
     charts = trend_charts(spark, settings, run_date)
     files = {"quality.csv": rules_csv(outcomes),
-             "report.html": render_html(run_date, run_id, outcomes, charts, quarantine_samples(spark, settings, outcomes, run_date))}
+             "report.html": render_html(run_date, run_id, outcomes, charts,
+                                        quarantine_samples(spark, settings, outcomes, run_date))}
     files.update(charts)
     storage = storage_for(settings)
     rel = f"reports/quality/date={run_date.isoformat()}"

@@ -197,7 +197,7 @@ class BusinessSimulator:
         decline = max(0.0, 1.0 - c.engagement / c.base_engagement) if c.base_engagement > 0 else 0.0
         failed_30 = sum(1 for f in c.failed_payments if (day - f).days <= 30)
         price_rise = 1.0 if c.price_rise_date and (day - c.price_rise_date).days <= 60 else 0.0
-        # coefficients raised in session 6 (from 3.6/0.6/0.5/0.7/0.6/-1.2/0.5/0.4 and a 1.5x lower
+        # coefficients raised on 2026-11-26 (from 3.6/0.6/0.5/0.7/0.6/-1.2/0.5/0.4 and a 1.5x lower
         # disengagement rate): the old mix let even the true risk rank 30-day churners only at
         # ROC AUC ~0.82 (docs/model-report.md), a ceiling no model could pass
         return (6.2 * min(decline, 1.0) + 0.8 * failed_30 + 0.65 * min(c.open_tickets, 3)

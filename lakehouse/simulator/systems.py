@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lakehouse.config import SimulatorConfig
-from lakehouse.simulator.generator import (BILLING_COLUMNS, BILLING_COLUMNS_V2, COUNTRIES, BusinessSimulator,
-                                           DayOutput)
+from lakehouse.simulator.generator import BILLING_COLUMNS, BILLING_COLUMNS_V2, COUNTRIES, BusinessSimulator, DayOutput
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.jvm_archive import java_options
-from lakehouse.localcluster import pipeline_env
-from lakehouse.storage import table_uri
+from lakehouse import delta_io, tables
+from lakehouse.spark import java_options
+from lakehouse.tables import Table
+from lakehouse.tools.localcluster import pipeline_env
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def airflow_run(generated_sources, api, trained_model, tmp_path_factory):
 # JIT for short JVMs: each of this run's 9 spark-submits lives 25-100 s, too short for the C2 compiler to
 # pay off; C1 only took 10 % off a test-scale gold job and 17 % off silver (with -XX:+UseSerialGC, which
 # alone changed nothing; 2 cores, 2026-11-27), while
-# a long in-process session is slower with it (docs/benchmarks.md, session 13). Given through the
+# a long in-process session is slower with it (docs/benchmarks.md, 2026-11-27). Given through the
 # Variable the DAG documents; the source-down test below runs the DAG's default options.
 SHORT_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
@@ -108,10 +108,10 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run
 
     settings = make_settings(tmp_path)
     assert settings.lake_uri.endswith("/lake")
-    recon = delta_io.read(spark, table_uri(settings, "ops", "reconciliation")).where(
+    recon = delta_io.read(spark, tables.RECONCILIATION.uri(settings)).where(
         F.col("run_date") == F.lit(day).cast("date")).collect()
     assert len(recon) == 6 and all(r.balanced and r.passed for r in recon)
-    web = delta_io.read(spark, table_uri(settings, "silver", "web_events"))
+    web = delta_io.read(spark, tables.silver("web_events").uri(settings))
     assert web.count() == next(r.silver_rows for r in recon if r.table == "web_events") > 0
     jobs = ("ingest_crm", "ingest_billing", "ingest_web", "ingest_support_api", "silver", "gold", "materialize",
             "score", "train")
@@ -124,11 +124,11 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run
     assert f"class archive {ARCHIVE}" in silver_log, silver_log[-2000:]
     assert "started by spark-submit without" not in silver_log, silver_log[-2000:]
 
-    features = delta_io.read(spark, table_uri(settings, "gold", "customer_daily_features")).where(
+    features = delta_io.read(spark, Table("gold", "customer_daily_features").uri(settings)).where(
         F.col("snapshot_date") == F.lit(day).cast("date"))
     n = features.count()
     assert n > 150
-    scores = delta_io.read(spark, table_uri(settings, "gold", "churn_scores")).where(
+    scores = delta_io.read(spark, Table("gold", "churn_scores").uri(settings)).where(
         F.col("score_date") == F.lit(day).cast("date"))
     assert scores.count() == n
     assert scores.join(features, "customer_id", "left_anti").count() == 0
@@ -137,11 +137,11 @@ def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run
     online = get_online_features(make_settings(tmp_path, feature_store={
         "online_path": str(tmp_path / "online" / "features.sqlite")}), [features.first()["customer_id"]])
     assert online[0]["_as_of"] == day
-    ledger = delta_io.read(spark, table_uri(settings, "ops", "run_ledger")).where(F.col("role") == "write")
+    ledger = delta_io.read(spark, Table("ops", "run_ledger").uri(settings)).where(F.col("role") == "write")
     by_job = {r["job"] for r in ledger.select("job").distinct().collect()}
     assert set(jobs) - {"train", "materialize"} <= by_job  # materialize writes SQLite; retraining may not run
     # the run summary: one success row per job of this DAG run, with rows and the quality result
-    tasks = {r["job"]: r for r in delta_io.read(spark, table_uri(settings, "ops", "task_runs"))
+    tasks = {r["job"]: r for r in delta_io.read(spark, Table("ops", "task_runs").uri(settings))
              .where(F.col("run_date") == F.lit(day).cast("date")).collect()}
     assert set(jobs) <= set(tasks) and all(t["status"] == "success" for t in tasks.values())
     assert all(t["dag_id"] == "churn_pipeline" and t["task_id"] and t["dag_run_id"] for t in tasks.values())
@@ -169,11 +169,11 @@ def test_a_source_down_retries_alerts_and_stops_downstream_leaving_data_intact(s
     day = (dt.date.fromisoformat(summary["start_date"]) + dt.timedelta(days=1)).isoformat()
     watched = [("silver", "customers"), ("silver", "web_events"), ("gold", "customer_daily_features"),
                ("gold", "churn_scores")]
-    before = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, *t))) for t in watched}
+    before = {t: delta_io.content_checksum(delta_io.read(spark, Table(*t).uri(settings))) for t in watched}
     code, output = dags_test(day, LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL=f"http://127.0.0.1:{free_port()}",
                              LAKEHOUSE__RETRY__MAX_ATTEMPTS="2")
     assert "state=failed" in output, output[-3000:]
-    tasks = delta_io.read(spark, table_uri(settings, "ops", "task_runs")).where(
+    tasks = delta_io.read(spark, Table("ops", "task_runs").uri(settings)).where(
         F.col("run_date") == F.lit(day).cast("date")).collect()
     api_tries = sorted(t["try_number"] for t in tasks if t["job"] == "ingest_support_api")
     assert api_tries == [1, 2] and all(t["status"] == "failed" for t in tasks if t["job"] == "ingest_support_api")
@@ -187,5 +187,5 @@ def test_a_source_down_retries_alerts_and_stops_downstream_leaving_data_intact(s
     assert f"class archive {ARCHIVE}" in crm_log, crm_log[-2000:]
     alerts = [a for a in sink.received if a["task"] == "ingest_support_api"]
     assert alerts and alerts[-1]["dag"] == "churn_pipeline" and day in alerts[-1]["logical_date"]
-    after = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, *t))) for t in watched}
+    after = {t: delta_io.content_checksum(delta_io.read(spark, Table(*t).uri(settings))) for t in watched}
     assert after == before

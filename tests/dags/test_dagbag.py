@@ -13,11 +13,18 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
     dag = bag.dags["churn_pipeline"]
-    ingest = {"ingest_crm", "ingest_billing", "ingest_web", "ingest_support_api"}
-    assert {t.task_id for t in dag.tasks} == ingest | {"silver", "gold", "materialize", "score", "retrain_if_flagged"}
-    assert dag.get_task("silver").upstream_task_ids == ingest
-    assert dag.get_task("gold").upstream_task_ids == {"silver"}
-    assert dag.get_task("materialize").upstream_task_ids == {"gold"}
+    # the DAG is the pipeline definition (lakehouse.pipeline), task for task and edge for edge
+    from lakehouse.config import load_settings
+    from lakehouse.pipeline import daily_tasks
+
+    tasks = daily_tasks(load_settings("test"))
+    assert [t.task_id for t in tasks][:4] == ["ingest_crm", "ingest_billing", "ingest_web", "ingest_support_api"]
+    assert {t.task_id for t in dag.tasks} == {t.task_id for t in tasks}
+    for t in tasks:
+        op = dag.get_task(t.task_id)
+        assert op.upstream_task_ids == set(t.after), t.task_id
+        assert op.application.endswith(f"/jobs/{t.script}.py")
+        assert op.application_args[4:] == list(t.args), t.task_id
     assert dag.get_task("score").upstream_task_ids == {"gold"}
     assert dag.get_task("retrain_if_flagged").upstream_task_ids == {"score"}
     assert dag.max_active_runs == 1 and dag.catchup is False
@@ -26,8 +33,6 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
         assert task.retry_exponential_backoff and task.retries >= 1
         assert task.on_failure_callback
         assert task.application_args[:2] == ["--run-date", "{{ ds }}"]
-        script = "train" if task.task_id == "retrain_if_flagged" else task.task_id
-        assert task.application.endswith(f"/jobs/{script}.py")
         assert task._conn_id == "spark_churn"
     assert dag.get_task("retrain_if_flagged").application_args[-1] == "--only-if-flagged"
     training = bag.dags["churn_training"]

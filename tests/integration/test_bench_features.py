@@ -1,4 +1,4 @@
-"""The feature benchmark's routes agree (lakehouse/bench_features.py), at a size a test can afford.
+"""The feature benchmark's routes agree (lakehouse/tools/bench_features.py), at a size a test can afford.
 
 100 days of history, so every window (7, 30 and 90 days) has a day leaving it on the incremental
 route; the bench itself compares each route's output with DuckDB's, customer by customer.
@@ -11,7 +11,7 @@ import json
 import pandas as pd
 import pytest
 
-from lakehouse.bench_features import FEATURES, _check_equal, _load, bench_features
+from lakehouse.tools.bench_features import FEATURES, _check_equal, _load, bench_features
 
 
 def test_every_route_gives_duckdbs_features_and_the_incremental_day_is_a_median_of_three(spark, tmp_path):
@@ -35,7 +35,7 @@ def test_every_route_gives_duckdbs_features_and_the_incremental_day_is_a_median_
 
 
 def test_paired_rounds_run_the_day_on_each_history_and_report_the_median_ratio(spark, tmp_path):
-    from lakehouse.bench_features import INTERLEAVED_ROUNDS
+    from lakehouse.tools.bench_features import INTERLEAVED_ROUNDS
 
     out_json, out_md = tmp_path / "features.json", tmp_path / "features.md"
     results = bench_features([200], [92, 100], out_json, out_md, work=tmp_path / "work", spark=spark)
@@ -68,7 +68,7 @@ def test_the_validation_benchmark_times_a_scan_a_load_without_checks_and_validat
     """``lakehouse bench validation`` small (300 simulated customers' web events of one date, one
     timed run after a warm-up): every step in both SQL modes, the phases, the Markdown's difference
     table; the shared session's SQL settings are as before."""
-    from lakehouse.bench import SQL_MODES, TYPED_LOAD, bench_validation
+    from lakehouse.tools.bench import SQL_MODES, TYPED_LOAD, bench_validation
 
     keys = {k for conf in SQL_MODES.values() for k in conf}
     before = {k: spark.conf.get(k, None) for k in keys}
@@ -100,7 +100,7 @@ def test_the_validation_benchmark_times_a_scan_a_load_without_checks_and_validat
 def test_the_insert_benchmark_inserts_the_same_rows_both_ways_on_each_history(spark, test_settings, tmp_path):
     """``lakehouse bench insert`` at a size a test affords: each history, both lookups (whole table and
     dedup window), the same day's new rows inserted (the 1 % re-delivered found), results written."""
-    from lakehouse.bench import INSERT_MODES, bench_insert
+    from lakehouse.tools.bench import INSERT_MODES, bench_insert
 
     out_json, out_md = tmp_path / "insert.json", tmp_path / "insert.md"
     results = bench_insert(test_settings, [1, 9], out_json, out_md, rows_per_day=2000, repeats=1, spark=spark)
@@ -118,7 +118,7 @@ def test_the_entity_benchmark_reads_the_same_state_from_the_history_and_from_the
     """``lakehouse bench entities`` small: 2,000 subscriptions, 20 changed a day, lakes of 3 and 40 days
     (the second reads February's checkpoint plus 8 days of changes); the two reads agree (the benchmark
     raises otherwise) and the rows each read takes are counted."""
-    from lakehouse.bench import bench_entities
+    from lakehouse.tools.bench import bench_entities
 
     out_json, out_md = tmp_path / "entities.json", tmp_path / "entities.md"
     results = bench_entities(test_settings, 2000, [3, 40], out_json, out_md, change_rate=0.01, repeats=1, spark=spark)
@@ -143,7 +143,7 @@ def test_the_training_benchmark_fits_each_algorithm_on_the_feature_stores_traini
     algorithms; each is fitted once and cross-validated as training runs it, one candidate at a time
     and two at once, and learns the synthetic mechanism (ROC AUC on the evaluation dates well above
     chance); fitting candidates side by side picks the same model."""
-    from lakehouse.bench_train import bench_train
+    from lakehouse.tools.bench_train import bench_train
 
     settings = test_settings.model_copy(update={"model": test_settings.model.model_copy(
         update={"algorithms": ["logistic_regression", "random_forest"]})})

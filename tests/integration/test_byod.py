@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lakehouse import tables
+from lakehouse.tables import Table
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +36,8 @@ def byod(spark, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def snapshot_run(spark, byod):
+    from lakehouse.byod.pipeline import run_profile
     from lakehouse.byod.profile import load_profile
-    from lakehouse.byod.run import run_profile
 
     settings, tmp, planted = byod
     profile = _fast(load_profile(ROOT / "conf/base/byod/acme_customers.yaml"))
@@ -44,8 +46,8 @@ def snapshot_run(spark, byod):
 
 @pytest.fixture(scope="module")
 def events_run(spark, byod):
+    from lakehouse.byod.pipeline import run_profile
     from lakehouse.byod.profile import load_profile
-    from lakehouse.byod.run import run_profile
 
     settings, tmp, planted = byod
     profile = _fast(load_profile(ROOT / "conf/base/byod/acme_orders.yaml"), ["logistic_regression"])
@@ -59,7 +61,6 @@ def _finding(result, column, problem_start):
 def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
     from lakehouse import delta_io
     from lakehouse.ml import tracking
-    from lakehouse.storage import table_uri
 
     settings, tmp, planted = byod
     p = planted["acme_customers.csv"]
@@ -76,10 +77,10 @@ def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
     assert _finding(r, "support_calls", "not a number") == p.unparseable["support_calls"]
     assert _finding(r, "churned", "upper-case") > 0
     # ids stay text with their leading zeros; personal data is hashed
-    silver = delta_io.read(spark, table_uri(settings, "silver", "byod_acme_customers"))
+    silver = delta_io.read(spark, tables.silver("byod_acme_customers").uri(settings))
     assert "e_mail" not in silver.columns and "e_mail_hash" in silver.columns
     assert silver.where("account_no = '000001'").count() == 1
-    gold = delta_io.read(spark, table_uri(settings, "gold", "byod_acme_customers_features"))
+    gold = delta_io.read(spark, Table("gold", "byod_acme_customers_features").uri(settings))
     assert gold.count() == r.rows["silver"]
     assert gold.where("label = 1").count() > 0
     # all algorithms compared on probabilities; the planted signal is found
@@ -106,13 +107,12 @@ def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
 
 def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run):
     from lakehouse import delta_io
-    from lakehouse.storage import table_uri
 
     settings, tmp, planted = byod
     r = events_run
     assert r.rows["lines"] == planted["acme_orders.txt"].rows and r.rows["quarantined"] == 0
     assert r.split["method"] == "out_of_time" and len(r.split["eval_dates"]) == 1
-    gold = delta_io.read(spark, table_uri(settings, "gold", "byod_acme_orders_features")).toPandas()
+    gold = delta_io.read(spark, Table("gold", "byod_acme_orders_features").uri(settings)).toPandas()
     # the label and recency recomputed from the raw file with pandas, independently of Spark
     raw = pd.read_csv(tmp / "files/acme_orders.txt", sep=r"\s+", header=None, dtype={0: str},
                       names=["cust", "day", "items", "price"])
@@ -133,8 +133,8 @@ def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run)
 
 
 def test_profile_mistakes_name_the_column_and_values(spark, byod, tmp_path):
+    from lakehouse.byod.pipeline import run_profile
     from lakehouse.byod.profile import ProfileError, load_profile
-    from lakehouse.byod.run import run_profile
 
     settings, tmp, planted = byod
     profile = load_profile(ROOT / "conf/base/byod/acme_customers.yaml")
@@ -173,7 +173,7 @@ def test_byod_init_drafts_a_profile_that_fits_the_file(tmp_path):
     import yaml
 
     from lakehouse.byod.draft import draft_profile
-    from lakehouse.byod.example import write_snapshot, write_event_log
+    from lakehouse.byod.example import write_event_log, write_snapshot
     from lakehouse.byod.profile import ProfileError, load_profile
 
     write_snapshot(tmp_path / "crm.csv", customers=300, seed=2)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.errors import SourceError
-from lakehouse.ingest.run import ingest_source
-from lakehouse.quality.run import validate_and_report
+from lakehouse.ingest.stage import ingest_source
+from lakehouse.silver.stage import validate_and_report
 from lakehouse.simulator.api import ApiServer
-from lakehouse.storage import storage_for, table_uri
+from lakehouse.storage import storage_for
 from tests.conftest import TOKEN, make_settings
 
 LENIENT = {"gate_min_rows": 10**9}  # rate gates off: each damaged file has only a few bad rows
@@ -54,12 +54,12 @@ def _run(spark, settings, day):
 
 
 def _bronze_day(spark, settings, day):
-    return delta_io.read(spark, table_uri(settings, "bronze", "billing_transactions")).where(
+    return delta_io.read(spark, tables.bronze("billing_transactions").uri(settings)).where(
         F.col("_ingest_date") == F.lit(str(day)).cast("date"))
 
 
 def _quarantine(spark, settings, day):
-    return delta_io.read(spark, table_uri(settings, "silver", "quarantine_billing")).where(
+    return delta_io.read(spark, tables.silver("quarantine_billing").uri(settings)).where(
         F.col("_ingest_date") == F.lit(str(day)).cast("date"))
 
 
@@ -126,7 +126,7 @@ def test_retyped_values_and_out_of_date_records(spark, edge):
     _, outcome = _run(spark, settings, day)
     q = {r["_line"]: (r["rule"], r["reason_code"]) for r in _quarantine(spark, settings, day).collect()}
     assert q == {2: ("amount_type", "TYPE"), 4: ("billed_at_not_future", "OUT_OF_RANGE")}, q  # line 3 (late) kept
-    silver = delta_io.read(spark, table_uri(settings, "silver", "transactions"))
+    silver = delta_io.read(spark, tables.silver("transactions").uri(settings))
     late_id = body[1].split(",")[cols.index("transaction_id")]
     late = silver.where(F.col("transaction_id") == late_id).collect()
     assert len(late) == 1 and "billed_at_on_time" in str(late[0]["_warnings"]), late  # kept, flagged on the row
@@ -138,7 +138,7 @@ def test_the_same_records_delivered_twice_are_stored_once(spark, edge):
     first = start + dt.timedelta(days=3)
     _deliver(inbox, first, b"".join(_lines(src, first)))
     _run(spark, settings, first)
-    silver_uri = table_uri(settings, "silver", "transactions")
+    silver_uri = tables.silver("transactions").uri(settings)
     before = delta_io.content_checksum(delta_io.read(spark, silver_uri), exclude=["_run_id", "_ingested_at"])
     _run(spark, settings, first)  # the same file again for the same date: a re-run
     assert delta_io.content_checksum(delta_io.read(spark, silver_uri), exclude=["_run_id", "_ingested_at"]) == before
@@ -178,11 +178,12 @@ def test_a_slow_api_is_retried_then_fails_clearly_and_a_429_storm_is_waited_out(
                           retry={"max_attempts": 8, "max_wait_s": 2})
         result = ingest_source(spark, s, "support_api", day)
         assert busy.stats["429"] >= 2
-    clean = make_settings(tmp_path / "clean", sources_dir=out, sources={"support_api": {"base_url": settings.sources.support_api.base_url}})
+    clean = make_settings(tmp_path / "clean", sources_dir=out,
+                          sources={"support_api": {"base_url": settings.sources.support_api.base_url}})
     ingest_source(spark, clean, "support_api", day)
     for t in result.types:
         name = t.bronze_table.split(".")[1]
         drop = ["_run_id", "_ingested_at", "_source_file", "_line"]
-        assert delta_io.content_checksum(delta_io.read(spark, table_uri(s, "bronze", name)), exclude=drop) == \
-            delta_io.content_checksum(delta_io.read(spark, table_uri(clean, "bronze", name)), exclude=drop)
+        assert delta_io.content_checksum(delta_io.read(spark, tables.bronze(name).uri(s)), exclude=drop) == \
+            delta_io.content_checksum(delta_io.read(spark, tables.bronze(name).uri(clean)), exclude=drop)
     shutil.rmtree(tmp_path / "busy", ignore_errors=True)

@@ -8,8 +8,8 @@ import yaml
 
 from lakehouse.errors import ConfigError
 from lakehouse.featurestore.registry import load_registry, write_lock
-from lakehouse.featurestore.store import get_training_features
-from lakehouse.storage import table_uri
+from lakehouse.featurestore.store import get_historical_features
+from lakehouse.tables import Table
 from tests.conftest import make_settings
 
 D = dt.date
@@ -45,7 +45,7 @@ def toy(spark, tmp_path_factory):
     ]
     df = spark.createDataFrame(rows, "customer_id string, event_date date, created_at string, x int") \
         .selectExpr("customer_id", "event_date", "CAST(created_at AS TIMESTAMP) AS created_at", "x")
-    df.write.format("delta").save(table_uri(settings, "gold", "toy_view"))
+    df.write.format("delta").save(Table("gold", "toy_view").uri(settings))
     return settings, load_registry(_registry(tmp))
 
 
@@ -64,7 +64,7 @@ def test_point_in_time_retrieval_matches_the_hand_computed_example(spark, toy):
     ]
     entity = spark.createDataFrame([(c, d, i) for i, (c, d, _) in enumerate(cases)],
                                    "customer_id string, as_of date, case int")
-    frame, info = get_training_features(spark, settings, entity, ["x", "toy:x2@v1", "x2"], registry=registry)
+    frame, info = get_historical_features(spark, settings, entity, ["x", "toy:x2@v1", "x2"], registry=registry)
     got = {r["case"]: r for r in frame.collect()}
     assert len(got) == len(cases)
     for i, (_, _, want) in enumerate(cases):
@@ -77,12 +77,12 @@ def test_point_in_time_retrieval_matches_the_hand_computed_example(spark, toy):
 
 def test_retrieval_reads_the_pinned_version(spark, toy):
     settings, registry = toy
-    uri = table_uri(settings, "gold", "toy_view")
+    uri = Table("gold", "toy_view").uri(settings)
     spark.sql(f"UPDATE delta.`{uri}` SET x = x + 1000 WHERE customer_id = 'B'")
     entity = spark.createDataFrame([("B", D(2026, 1, 2))], "customer_id string, as_of date")
-    old, info_old = get_training_features(spark, settings, entity, ["x"], versions={"gold.toy_view": 0},
+    old, info_old = get_historical_features(spark, settings, entity, ["x"], versions={"gold.toy_view": 0},
                                           registry=registry)
-    new, info_new = get_training_features(spark, settings, entity, ["x"], registry=registry)
+    new, info_new = get_historical_features(spark, settings, entity, ["x"], registry=registry)
     assert (old.first()["x"], new.first()["x"]) == (5, 1005)
     assert (info_old.table_versions, info_new.table_versions) == ({"gold.toy_view": 0}, {"gold.toy_view": 1})
 

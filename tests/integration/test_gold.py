@@ -10,11 +10,10 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import catalog, delta_io
-from lakehouse.gold import activity, entities, features, labels
-from lakehouse.gold.run import build_gold
-from lakehouse.runner import run_range
-from lakehouse.storage import table_uri
+from lakehouse import catalog, delta_io, tables
+from lakehouse.gold import entities, entity_store, features, stage
+from lakehouse.gold.stage import build_gold
+from lakehouse.pipeline import run_range
 from tests.conftest import make_settings
 
 HORIZON = 2
@@ -32,61 +31,61 @@ def gold_lake(spark, tmp_path_factory, generated_sources, api):
 
     def remember(day, _timings):  # the snapshot of dates[1] as it was when first written
         if day == dates[1]:
-            seen["snapshot"] = delta_io.content_checksum(_partition(spark, settings, features.TABLE, "snapshot_date", day))
+            seen["snapshot"] = delta_io.content_checksum(_partition(spark, settings, tables.FEATURES, "snapshot_date", day))
 
     run_range(spark, settings, dates, ["ingest", "silver", "gold", "materialize"], on_date=remember)
     return settings, dates, seen, out
 
 
 def _partition(spark, settings, table, col, day):
-    return delta_io.read(spark, table_uri(settings, "gold", table)).where(F.col(col) == F.lit(day.isoformat()))
+    return delta_io.read(spark, table.uri(settings)).where(F.col(col) == F.lit(day.isoformat()))
 
 
 def test_snapshot_is_unchanged_by_data_that_arrived_later(spark, gold_lake):
     settings, dates, seen, _ = gold_lake
-    stored = delta_io.content_checksum(_partition(spark, settings, features.TABLE, "snapshot_date", dates[1]))
-    recomputed = delta_io.content_checksum(features.build_snapshot(spark, settings, dates[1]))
+    stored = delta_io.content_checksum(_partition(spark, settings, tables.FEATURES, "snapshot_date", dates[1]))
+    recomputed = delta_io.content_checksum(stage.build_snapshot(spark, settings, dates[1]))
     assert seen["snapshot"][0] > 150
     assert stored == seen["snapshot"] == recomputed  # three more dates landed in between
 
 
 def test_incremental_snapshots_equal_a_full_recompute_from_silver(spark, gold_lake):
     settings, dates, _, _ = gold_lake
-    full_daily = activity.build_activity(spark, settings, dates[-1], through=True).cache()
-    stored_daily = delta_io.read(spark, table_uri(settings, "gold", activity.TABLE))
+    full_daily = stage.build_activity(spark, settings, dates[-1], through=True).cache()
+    stored_daily = delta_io.read(spark, tables.ACTIVITY.uri(settings))
     assert delta_io.content_checksum(stored_daily) == delta_io.content_checksum(full_daily)
     for day in dates:
-        stored = _partition(spark, settings, features.TABLE, "snapshot_date", day)
-        rebuilt = features.build_snapshot(spark, settings, day, daily=full_daily)
+        stored = _partition(spark, settings, tables.FEATURES, "snapshot_date", day)
+        rebuilt = stage.build_snapshot(spark, settings, day, daily=full_daily)
         assert delta_io.content_checksum(stored) == delta_io.content_checksum(rebuilt), day
         # the lifetime state, rolled forward from the day before, equals one pass over the rebuild
-        state = _partition(spark, settings, features.STATE_TABLE, "as_of_date", day).drop("as_of_date")
-        one_pass = features._lifetime(features._known_on(full_daily, day))
+        state = _partition(spark, settings, tables.LIFETIME_STATE, "as_of_date", day).drop("as_of_date")
+        one_pass = features.lifetime(features.known_on(full_daily, day))
         assert delta_io.content_checksum(state) == delta_io.content_checksum(one_pass), day
     # ...and the stored states after the first date were indeed rolled, not recomputed
-    assert features.build_state(spark, settings, dates[3])[1] == f"rolled forward from {dates[2]}"
-    assert features.build_state(spark, settings, dates[0])[1] == "full pass over the daily activity"
+    assert stage.build_state(spark, settings, dates[3])[1] == f"rolled forward from {dates[2]}"
+    assert stage.build_state(spark, settings, dates[0])[1] == "full pass over the daily activity"
     full_daily.unpersist()
 
 
 def test_windows_and_recency_match_silver_for_one_customer(spark, gold_lake):
     settings, dates, _, _ = gold_lake
     day = dates[-1]
-    snap = _partition(spark, settings, features.TABLE, "snapshot_date", day)
+    snap = _partition(spark, settings, tables.FEATURES, "snapshot_date", day)
     row = snap.orderBy(F.col("sessions_7d").desc(), "customer_id").first()
-    web = delta_io.read(spark, table_uri(settings, "silver", "web_events")).where(
+    web = delta_io.read(spark, tables.silver("web_events").uri(settings)).where(
         (F.col("customer_id") == row["customer_id"]) & (F.to_date("ts") <= F.lit(day)))
     assert row["sessions_7d"] == web.select("session_id").distinct().count()  # 5 days < 7-day window
     last_login = web.where(F.col("event_type") == "login").agg(F.max(F.to_date("ts"))).first()[0]
     assert row["days_since_last_login"] == (day - last_login).days
-    paid = delta_io.read(spark, table_uri(settings, "silver", "transactions")).where(
+    paid = delta_io.read(spark, tables.silver("transactions").uri(settings)).where(
         (F.col("customer_id") == row["customer_id"]) & (F.col("status") == "paid")).agg(F.sum("amount")).first()[0]
     assert row["total_spend"] == pytest.approx(paid or 0.0)
 
 
 def test_labels_match_the_simulated_cancellations(spark, gold_lake):
     settings, dates, _, out = gold_lake
-    lab = delta_io.read(spark, table_uri(settings, "gold", labels.TABLE))
+    lab = delta_io.read(spark, tables.LABELS.uri(settings))
     assert sorted(r[0] for r in lab.select("snapshot_date").distinct().collect()) == dates[:3]
     truth = {r["customer_id"]: dt.date.fromisoformat(r["churn_date"])
              for r in csv.DictReader((out / "ground_truth" / "churn.csv").open())}
@@ -109,14 +108,14 @@ def test_labels_match_the_simulated_cancellations(spark, gold_lake):
 
 def test_rerunning_gold_for_a_date_leaves_identical_tables(spark, gold_lake):
     settings, dates, _, _ = gold_lake
-    names = [(activity.TABLE, "ingest_date"), (features.STATE_TABLE, "as_of_date"), (features.TABLE, "snapshot_date"),
-             (labels.TABLE, "snapshot_date"), *[(entities.checkpoint_table(t), "checkpoint_date") for t in entities.ENTITIES]]
+    names = [tables.ACTIVITY, tables.LIFETIME_STATE, tables.FEATURES, tables.LABELS,
+             *[tables.entity_checkpoints(t) for t in entities.ENTITIES]]
     # the month's checkpoint of each entity was written on its first day and served the later dates
-    checkpoints = delta_io.read(spark, table_uri(settings, "gold", entities.checkpoint_table("subscriptions")))
+    checkpoints = delta_io.read(spark, tables.entity_checkpoints("subscriptions").uri(settings))
     assert [r[0] for r in checkpoints.select("checkpoint_date").distinct().collect()] == [dates[0].replace(day=1)]
-    before = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
+    before = {t.name: delta_io.content_checksum(delta_io.read(spark, t.uri(settings))) for t in names}
     build_gold(spark, settings, dates[3])
-    after = {t: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "gold", t))) for t, _ in names}
+    after = {t.name: delta_io.content_checksum(delta_io.read(spark, t.uri(settings))) for t in names}
     assert before == after
 
 
@@ -130,10 +129,10 @@ def test_gold_tables_are_registered_with_comments_and_constraints(spark, gold_la
     assert spark.table("gold.customer_daily_features").where(F.col("snapshot_date") == F.lit(dates[0])).count() > 150
     bad = spark.table("gold.churn_labels").limit(1).withColumn("churned", F.lit(7))
     with pytest.raises(Exception, match="labels_binary"):
-        bad.write.format("delta").mode("append").save(table_uri(settings, "gold", labels.TABLE))
+        bad.write.format("delta").mode("append").save(tables.LABELS.uri(settings))
     nulls = spark.table("gold.customer_daily_features").limit(1).withColumn("tenure_days", F.lit(None).cast("int"))
     with pytest.raises(Exception, match="(?i)null"):
-        nulls.write.format("delta").mode("append").save(table_uri(settings, "gold", features.TABLE))
+        nulls.write.format("delta").mode("append").save(tables.FEATURES.uri(settings))
 
 
 def test_sample_queries_run_by_table_name(spark, gold_lake):
@@ -154,7 +153,7 @@ def test_online_store_serves_the_latest_snapshot(spark, gold_lake):
     from lakehouse.featurestore.store import OnlineStore
 
     settings, dates, _, _ = gold_lake
-    snap = _partition(spark, settings, features.TABLE, "snapshot_date", dates[-1]).orderBy("customer_id").limit(3)
+    snap = _partition(spark, settings, tables.FEATURES, "snapshot_date", dates[-1]).orderBy("customer_id").limit(3)
     expected = {r["customer_id"]: r for r in snap.collect()}
     store = OnlineStore(settings)
     got = store.get(list(expected) + ["C9999999"], ["sessions_7d", "plan", "session_trend_7d"])
@@ -209,28 +208,28 @@ def test_a_bad_run_is_found_in_history_diffed_and_rolled_back(spark, gold_lake):
     from lakehouse import versioning
 
     settings, dates, _, _ = gold_lake
-    uri = table_uri(settings, "gold", features.TABLE)
+    uri = tables.FEATURES.uri(settings)
     good_version = delta_io.latest_version(spark, uri)
     good = delta_io.content_checksum(delta_io.read(spark, uri))
     # a bad run: the snapshot of the last date rewritten with every customer's sessions zeroed
-    bad = _partition(spark, settings, features.TABLE, "snapshot_date", dates[-1]).withColumn("sessions_30d", F.lit(0))
+    bad = _partition(spark, settings, tables.FEATURES, "snapshot_date", dates[-1]).withColumn("sessions_30d", F.lit(0))
     delta_io.replace_partition(bad.cache(), uri, "snapshot_date", dates[-1].isoformat(),
                                delta_io.commit_metadata("bad-run-1", "gold", dates[-1].isoformat()))
-    hist = versioning.history(spark, settings, f"gold.{features.TABLE}", limit=3)
+    hist = versioning.history(spark, settings, tables.FEATURES.qualified, limit=3)
     assert hist[0]["run_id"] == "bad-run-1" and hist[0]["version"] == good_version + 1
-    changed = versioning.diff(spark, settings, f"gold.{features.TABLE}", good_version, good_version + 1,
+    changed = versioning.diff(spark, settings, tables.FEATURES.qualified, good_version, good_version + 1,
                               key=["customer_id", "snapshot_date"])
-    active = _partition(spark, settings, features.TABLE, "snapshot_date", dates[-1])
+    active = _partition(spark, settings, tables.FEATURES, "snapshot_date", dates[-1])
     assert changed["added"] == 0 and changed["removed"] == 0
     assert changed["changed"] == delta_io.read(spark, uri, good_version).where(
         (F.col("snapshot_date") == F.lit(dates[-1])) & (F.col("sessions_30d") > 0)).count() > 0
     assert active.where("sessions_30d > 0").count() == 0
 
-    result = versioning.restore(spark, settings, f"gold.{features.TABLE}", good_version)
+    result = versioning.restore(spark, settings, tables.FEATURES.qualified, good_version)
     assert result["new_version"] == good_version + 2
     assert delta_io.content_checksum(delta_io.read(spark, uri)) == good
-    assert versioning.history(spark, settings, f"gold.{features.TABLE}", limit=1)[0]["operation"] == "RESTORE"
-    dry = versioning.vacuum(spark, settings, f"gold.{features.TABLE}")
+    assert versioning.history(spark, settings, tables.FEATURES.qualified, limit=1)[0]["operation"] == "RESTORE"
+    dry = versioning.vacuum(spark, settings, tables.FEATURES.qualified)
     assert dry["retain_hours"] == settings.retention.deleted_file_retention_hours and dry["would_delete_files"] == 0
 
 
@@ -250,7 +249,7 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
     shutil.copy(settings.path(settings.feature_store.online_path), tmp_path / "features.sqlite")
     copy = make_settings(tmp_path, lake={"root": str(tmp_path / "lake")},
                          feature_store={"online_path": str(tmp_path / "features.sqlite")}, gold=settings.gold.model_dump())
-    web_uri = table_uri(copy, "silver", "web_events")
+    web_uri = tables.silver("web_events").uri(copy)
     web = delta_io.read(spark, web_uri)
     cid = web.groupBy("customer_id").count().orderBy(F.col("count").desc(), "customer_id").first()["customer_id"]
     others_before = delta_io.content_checksum(web.where(F.col("customer_id") != cid))
@@ -263,9 +262,9 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
     assert find_traces(copy, cid) == []
     assert result.online_rows == 1 and result.raw_files and result.data_files_deleted > 0
     assert {"bronze/web_events", "silver/web_events", "silver/customers", "gold/customer_daily_features"} <= set(result.tables)
-    from lakehouse.versioning import tables as lake_tables
+    from lakehouse.versioning import lake_tables
     for layer, name in lake_tables(spark, copy):
-        rel, uri = f"{layer}/{name}", table_uri(copy, layer, name)
+        rel, uri = f"{layer}/{name}", tables.Table(layer, name).uri(copy)
         if rel in result.tables:  # history purged: the only readable version is the erased one
             versions = [r[0] for r in spark.sql(f"DESCRIBE HISTORY delta.`{uri}`").select("version").collect()]
             assert versions == [delta_io.latest_version(spark, uri)], rel
@@ -285,13 +284,13 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
     with sqlite3.connect(tmp_path / "features.sqlite") as con:
         assert con.execute("SELECT COUNT(*) FROM customer_daily WHERE customer_id = ?", (cid,)).fetchone()[0] == 0
         assert con.execute("SELECT COUNT(*) FROM customer_daily").fetchone()[0] > 100
-    record = delta_io.read(spark, table_uri(copy, "ops", "erasures")).collect()
+    record = delta_io.read(spark, tables.ERASURES.uri(copy)).collect()
     assert len(record) == 1 and record[0]["erasure_id"] == result.erasure_id and cid not in str(record[0])
     # the pipeline still runs on the erased lake: gold for the last date rebuilds without the customer (and
     # rebuilds the month's checkpoints: the erasure rewrote the history files they were built from)
     rebuilt = build_gold(spark, copy, dates[-1])
     assert {f"{t}@{dates[0].replace(day=1)}" for t in ("customers", "subscriptions")} <= set(rebuilt.rows)
-    snap = _partition(spark, copy, features.TABLE, "snapshot_date", dates[-1])
+    snap = _partition(spark, copy, tables.FEATURES, "snapshot_date", dates[-1])
     assert snap.count() > 100 and snap.where(F.col("customer_id") == cid).count() == 0
     assert Path(copy.path(copy.lake.root)).exists()
 
@@ -303,8 +302,6 @@ def test_entity_states_from_monthly_checkpoints_equal_the_whole_history(spark, t
     were not read), and a checkpoint whose history files were rewritten is not used until rebuilt."""
     import shutil
 
-    from lakehouse.gold import entities
-
     settings = make_settings(tmp_path, gold={"entity_checkpoint_min_mb": 0})
     ts, d = (lambda s: dt.datetime.fromisoformat(s)), dt.date.fromisoformat
     rows = [("A", "DE", ts("2026-01-01 10:00"), d("2026-01-01")), ("A", "FR", ts("2026-02-10 09:00"), d("2026-02-10")),
@@ -313,7 +310,7 @@ def test_entity_states_from_monthly_checkpoints_equal_the_whole_history(spark, t
             ("C", "US", ts("2026-02-05 12:00"), d("2026-01-20")),   # stamped ahead of its arrival
             ("D", "CA", ts("2026-02-20 07:00"), d("2026-02-20")),
             ("E", "GB", ts("2026-03-02 06:00"), d("2026-02-25"))]   # ahead, into the next month
-    history_uri = table_uri(settings, "silver", "customers_history")
+    history_uri = tables.silver_history("customers").uri(settings)
     (spark.createDataFrame(rows, "customer_id string, country string, updated_at timestamp, _ingest_date date")
      .write.format("delta").partitionBy("_ingest_date").save(history_uri))
     cases = [(d("2026-01-20"), d("2026-01-20")), (d("2026-02-01"), d("2026-02-01")), (d("2026-02-02"), d("2026-03-03")),
@@ -321,17 +318,18 @@ def test_entity_states_from_monthly_checkpoints_equal_the_whole_history(spark, t
              (d("2026-03-03"), d("2026-03-03"))]
 
     def states(which=cases):
-        return {c: sorted(tuple(r) for r in entities.state_as_of(spark, settings, "customers", *c).collect()) for c in which}
+        return {c: sorted(tuple(r) for r in entity_store.read_state_as_of(spark, settings, "customers", *c).collect())
+                for c in which}
 
     small = make_settings(tmp_path, gold={"entity_checkpoint_min_mb": 1})  # the history is ~3 KiB
-    assert entities.write_checkpoints(spark, small, [c[0] for c in cases], "{}", tables=("customers",)) == {}
+    assert entity_store.write_checkpoints(spark, small, [c[0] for c in cases], "{}", entities=("customers",)) == {}
     whole = states()  # no checkpoint stored yet: every read takes the whole history
     assert [r[1] for r in whole[(d("2026-02-02"), d("2026-03-03"))]] == ["DE", "NL"]  # the late version counts
     assert [r[0] for r in whole[(d("2026-02-04"), d("2026-02-04"))]] == ["A", "B"]    # C not yet, by its stamp
     assert [r[1] for r in whole[(d("2026-02-28"), d("2026-02-28"))]] == ["FR", "NL", "US", "CA"]  # E: March
-    written = entities.write_checkpoints(spark, settings, [c[0] for c in cases], "{}", tables=("customers",))
+    written = entity_store.write_checkpoints(spark, settings, [c[0] for c in cases], "{}", entities=("customers",))
     assert written == {"customers@2026-01-01": 1, "customers@2026-02-01": 2, "customers@2026-03-01": 4}
-    assert entities.write_checkpoints(spark, settings, [d("2026-02-10")], "{}", tables=("customers",)) == {}
+    assert entity_store.write_checkpoints(spark, settings, [d("2026-02-10")], "{}", entities=("customers",)) == {}
     assert states() == whole
 
     # February's states never open January's files once February's checkpoint holds them (C's file,
@@ -350,11 +348,25 @@ def test_entity_states_from_monthly_checkpoints_equal_the_whole_history(spark, t
     again.count()
     delta_io.replace_partition(again, history_uri, "_ingest_date", "2026-01-15", "{}")
     again.unpersist()
-    with caplog.at_level("WARNING", logger="lakehouse.gold.entities"):
+    with caplog.at_level("WARNING", logger="lakehouse.gold.entity_store"):
         assert states() == whole
     assert "customers_state_checkpoints 2026-02-01 no longer matches silver.customers_history" in caplog.text
-    assert entities.write_checkpoints(spark, settings, [c[0] for c in cases], "{}", tables=("customers",)) == {
+    assert entity_store.write_checkpoints(spark, settings, [c[0] for c in cases], "{}", entities=("customers",)) == {
         "customers@2026-02-01": 2, "customers@2026-03-01": 4}
-    stored = delta_io.read(spark, table_uri(settings, "gold", "customers_state_checkpoints"))
+    stored = delta_io.read(spark, tables.entity_checkpoints("customers").uri(settings))
     assert sorted(r[0] for r in stored.groupBy("checkpoint_date").count().select("count").collect()) == [1, 2, 4]
     assert states() == whole
+
+
+def test_every_table_of_the_lake_is_partitioned_as_the_catalog_declares(spark, gold_lake):
+    from delta.tables import DeltaTable
+
+    from lakehouse.versioning import lake_tables
+
+    settings = gold_lake[0]
+    found = lake_tables(spark, settings)
+    assert {"bronze", "silver", "gold", "ops"} <= {layer for layer, _ in found}
+    for layer, name in found:
+        table = tables.parse(f"{layer}.{name}")
+        detail = DeltaTable.forPath(spark, table.uri(settings)).detail().first()
+        assert tuple(detail["partitionColumns"]) == table.partition_by, table.qualified

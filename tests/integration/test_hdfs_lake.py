@@ -7,14 +7,13 @@ import json
 
 import pytest
 
-from lakehouse import delta_io
-from lakehouse.ingest.run import RUN_METADATA, ingest_source
+from lakehouse import delta_io, tables
+from lakehouse.ingest.stage import RUN_METADATA, ingest_source
+from lakehouse.pipeline import SOURCES  # noqa: E402
 from lakehouse.simulator.api import ApiServer
-from lakehouse.storage import HdfsStorage, storage_for, table_uri
+from lakehouse.storage import HdfsStorage, storage_for
 from tests.conftest import TOKEN, free_port, make_settings
 from tests.servers import HdfsMiniCluster
-
-SOURCES = ["crm", "billing", "web", "support_api"]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def test_three_dates_into_hdfs_and_a_rerun_changes_nothing(spark, hdfs_settings,
             assert manifest["rows"] == t.rows_fetched == t.bronze_rows
 
     names = sorted({t.bronze_table.split(".")[1] for r in results.values() for t in r.types})
-    uris = {n: table_uri(settings, "bronze", n) for n in names}
+    uris = {n: tables.bronze(n).uri(settings) for n in names}
     assert all(u.startswith("hdfs://127.0.0.1:") for u in uris.values())
     before = {n: delta_io.content_checksum(delta_io.read(spark, u), RUN_METADATA) for n, u in uris.items()}
     for source in SOURCES:

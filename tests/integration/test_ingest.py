@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.errors import SourceError
-from lakehouse.ingest.run import RUN_METADATA, ingest_source
+from lakehouse.ingest.stage import RUN_METADATA, ingest_source
+from lakehouse.pipeline import SOURCES  # noqa: E402
 from lakehouse.simulator.api import ApiServer
-from lakehouse.storage import storage_for, table_uri
-from lakehouse.tables import AUDIT_TABLE
+from lakehouse.storage import storage_for
+from lakehouse.tables import Table
 from tests.conftest import TOKEN, free_port, make_settings
 
-SOURCES = ["crm", "billing", "web", "support_api"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def bronze_checksums(spark, settings, names):
-    return {n: delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "bronze", n)), RUN_METADATA)
+    return {n: delta_io.content_checksum(delta_io.read(spark, tables.bronze(n).uri(settings)), RUN_METADATA)
             for n in names}
 
 
@@ -44,7 +44,7 @@ def test_all_sources_three_dates_land_in_raw_and_bronze(spark, lake, ingested):
                 f"raw/source={source}/type={t.type}/date={day}/_manifest.json"))
             assert manifest["rows"] == t.rows_fetched
             assert t.bronze_rows == t.rows_fetched, (source, t.type, day)
-            table = delta_io.read(spark, table_uri(settings, "bronze", t.bronze_table.split(".")[1]))
+            table = delta_io.read(spark, Table("bronze", t.bronze_table.split(".")[1]).uri(settings))
             assert table.where(F.col("_ingest_date") == F.lit(str(day)).cast("date")).count() == t.rows_fetched
     assert sum(r.types[0].rows_fetched for (s, _), r in ingested.items() if s == "web") > 1000
 
@@ -86,12 +86,12 @@ def test_malformed_lines_are_counted_and_kept_verbatim(spark, lake, ingested, ge
     days = {str(d) for d in dates}
     for source, table in (("web", "web_events"), ("billing", "billing_transactions")):
         expected = sum(1 for f in truth if f["source"] == source and f["fault"] == "malformed" and f["date"] in days)
-        bad = (delta_io.read(spark, table_uri(settings, "bronze", table)).where(F.col("_parse_error").isNotNull())
+        bad = (delta_io.read(spark, tables.bronze(table).uri(settings)).where(F.col("_parse_error").isNotNull())
                .select("_ingest_date", "_source_file", "_line", "_raw_record", "_parse_error").collect())
         assert len(bad) == expected, source
         assert sum(r.types[0].parse_errors for (s, _), r in ingested.items() if s == source) == expected
     # the kept raw text is exactly the line of the file named, at the line named
-    web_bad = (delta_io.read(spark, table_uri(settings, "bronze", "web_events"))
+    web_bad = (delta_io.read(spark, tables.bronze("web_events").uri(settings))
                .where(F.col("_parse_error").isNotNull()).first())
     assert web_bad is not None and web_bad._parse_error.startswith("JSON syntax")
     day = web_bad._ingest_date
@@ -105,7 +105,7 @@ def test_schema_change_is_kept_and_visible(spark, lake, generated_sources):
     change = dt.date.fromisoformat(summary["schema_change_date"])
     result = ingest_source(spark, settings, "billing", change)
     assert result.types[0].new_columns == ["tax_amount"]
-    uri = table_uri(settings, "bronze", "billing_transactions")
+    uri = tables.bronze("billing_transactions").uri(settings)
     table = delta_io.read(spark, uri)
     assert "tax_amount" in table.columns
     day_rows = table.where(F.col("_ingest_date") == F.lit(str(change)).cast("date"))
@@ -127,14 +127,15 @@ def test_transient_api_failures_are_retried_to_the_same_result(spark, lake, gene
                           sources={"support_api": {"base_url": flaky.url, "page_size": 1}})
         result = ingest_source(spark, s, "support_api", dates[0])
         assert flaky.stats["503"] >= 1
-    clean = make_settings(tmp_path / "clean", sources_dir=out, sources={"support_api": {"base_url": settings.sources.support_api.base_url}})
+    clean = make_settings(tmp_path / "clean", sources_dir=out,
+                          sources={"support_api": {"base_url": settings.sources.support_api.base_url}})
     ingest_source(spark, clean, "support_api", dates[0])
     for t in result.types:
         name = t.bronze_table.split(".")[1]
-        flaky_rows = delta_io.read(spark, table_uri(s, "bronze", name)).drop(*RUN_METADATA, "_source_file", "_line")
-        clean_rows = delta_io.read(spark, table_uri(clean, "bronze", name)).drop(*RUN_METADATA, "_source_file", "_line")
+        flaky_rows = delta_io.read(spark, tables.bronze(name).uri(s)).drop(*RUN_METADATA, "_source_file", "_line")
+        clean_rows = delta_io.read(spark, tables.bronze(name).uri(clean)).drop(*RUN_METADATA, "_source_file", "_line")
         assert sorted(map(tuple, flaky_rows.collect())) == sorted(map(tuple, clean_rows.collect()))
-    audit = delta_io.read(spark, table_uri(s, *AUDIT_TABLE)).where(F.col("run_id") == result.run_id)
+    audit = delta_io.read(spark, tables.INGEST_AUDIT.uri(s)).where(F.col("run_id") == result.run_id)
     statuses = {r.status for r in audit.select("status").collect()}
     assert statuses == {"ok", "retry"}
     assert audit.where("status = 'retry'").where(F.col("error").contains("HTTP 503")).count() == flaky.stats["503"]
@@ -154,7 +155,7 @@ def test_api_down_fails_clearly_and_writes_nothing(spark, lake, ingested):
     assert "ConnectionError" in msg and "nothing was written" in msg
     assert not storage_for(dead).exists(f"raw/source=support_api/type=tickets/date={new_day}")
     assert bronze_checksums(spark, dead, names) == before
-    audit = delta_io.read(spark, table_uri(dead, *AUDIT_TABLE)).where(F.col("run_date") == str(new_day))
+    audit = delta_io.read(spark, tables.INGEST_AUDIT.uri(dead)).where(F.col("run_date") == str(new_day))
     assert audit.count() == settings.retry.max_attempts
     assert audit.where("status = 'failed'").count() == 1
 
@@ -191,4 +192,5 @@ def test_job_under_spark_submit_and_its_failure_message(lake, tmp_path, generate
     # spark-submit's PythonRunner forwards the Python driver's stderr to its own stdout
     output = bad.stdout + bad.stderr
     bad_line = next((ln for ln in output.splitlines() if ln.startswith("error:")), output[-3000:])
-    assert bad_line.startswith("error: ingest of billing for 2030-01-01 failed after 1 attempt(s): billing: no file for 2030-01-01"), bad_line
+    assert bad_line.startswith("error: ingest of billing for 2030-01-01 failed after 1 attempt(s): "
+                               "billing: no file for 2030-01-01"), bad_line

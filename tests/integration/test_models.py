@@ -1,6 +1,6 @@
 """Model stage: training with MLflow, champion/challenger, a fresh scoring process, drift, reproducibility.
 
-Runs on synthetic gold tables with a known mechanism (tests/synthetic_gold.py) written through the real
+Runs on synthetic gold tables with a known mechanism (lakehouse/tools/synthetic.py) written through the real
 DDL: the real path to gold is covered by test_gold and the DAG test.
 """
 
@@ -14,18 +14,17 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import PROJECT_ROOT
 from lakehouse.ml import tracking
 from lakehouse.ml.dataset import build_training_set
 from lakehouse.ml.scoring import score_customers
 from lakehouse.ml.train import train_models
-from lakehouse.storage import table_uri
-from lakehouse.ml import synthetic as synthetic_gold
-from tests.conftest import make_settings
-
+from lakehouse.tables import Table
+from lakehouse.tools import synthetic as synthetic_gold
 from tests.conftest import ML_DAYS as DAYS
 from tests.conftest import ML_MODEL as MODEL
+from tests.conftest import make_settings
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +81,7 @@ def test_a_training_set_rebuilt_from_recorded_versions_is_identical(spark, ml):
     before = delta_io.content_checksum(original.frame)
     # new data lands: two more labelled snapshots, and a changed value on a training date
     synthetic_gold.write(spark, settings, dates[-1] + dt.timedelta(days=1), 2, customers=700, seed=9)
-    uri = table_uri(settings, "gold", "customer_daily_features")
+    uri = Table("gold", "customer_daily_features").uri(settings)
     spark.sql(f"UPDATE delta.`{uri}` SET sessions_7d = sessions_7d + 1 WHERE snapshot_date = '{dates[0]}'")
     rebuilt = build_training_set(spark, settings, until, versions=recorded["table_versions"],
                                  dates=[dt.date.fromisoformat(d) for d in recorded["dates"]])
@@ -118,7 +117,7 @@ def test_a_fresh_process_scores_with_the_champion_idempotently(spark, ml):
     day = dates[-1]
     proc = _job("score.py", day, tmp, settings)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    uri = table_uri(settings, "gold", "churn_scores")
+    uri = Table("gold", "churn_scores").uri(settings)
     scores = delta_io.read(spark, uri).where(F.col("score_date") == F.lit(day))
     first_sum = delta_io.content_checksum(scores, exclude=["run_id"])
     rows = scores.collect()
@@ -142,7 +141,7 @@ def test_drift_is_flagged_on_a_shifted_scenario_and_not_on_a_steady_one(spark, m
     shifted = score_customers(spark, settings, shifted_day)
     assert not steady["retrain_flag"] and steady["max_psi"] < settings.model.drift_psi_threshold
     assert shifted["retrain_flag"] and shifted["max_psi"] > settings.model.drift_psi_threshold
-    drift = delta_io.read(spark, table_uri(settings, "ops", "feature_drift"))
+    drift = delta_io.read(spark, tables.FEATURE_DRIFT.uri(settings))
     flagged = {r["feature"] for r in drift.where(F.col("score_date") == F.lit(shifted_day)).where("drifted").collect()}
     assert {"sessions_7d", "sessions_30d", "failed_payments_30d"} & flagged
 
@@ -172,7 +171,7 @@ def test_feature_names_match_the_assembled_vector_slot_by_slot(spark):
 
 
 def test_bins_are_counted_for_every_column_in_one_pass(spark):
-    from lakehouse.ml.train import bin_counts
+    from lakehouse.ml.monitoring import bin_counts
 
     df = spark.createDataFrame([(1.0, None), (2.0, 5.0), (3.0, 5.0), (None, 7.0)], "a double, b double")
     # (-inf, e0], (e0, e1], ..., (e_last, inf), then nulls

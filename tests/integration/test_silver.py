@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.ingest.run import ingest_source
+from lakehouse import delta_io, tables
+from lakehouse.ingest.stage import ingest_source
 from lakehouse.quality.rules import load_rules
-from lakehouse.quality.run import validate_and_report
-from lakehouse.quality.silver import QualityGateError
 from lakehouse.quality.transform import annotate, latest, split
+from lakehouse.silver.stage import QualityGateError, validate_and_report
 from lakehouse.simulator.systems import generate_sources
-from lakehouse.storage import storage_for, table_uri
+from lakehouse.storage import storage_for
 from tests.conftest import SOURCES, make_settings
 
 RULES = load_rules()
@@ -44,29 +43,29 @@ def validated(spark, lake, ingested):
 
 def test_reconciliation_holds_for_three_dates(spark, lake, validated):
     settings, dates = lake
-    recon = delta_io.read(spark, table_uri(settings, "ops", "reconciliation")).collect()
+    recon = delta_io.read(spark, tables.RECONCILIATION.uri(settings)).collect()
     assert {(r.table, str(r.run_date)) for r in recon} == {(t, str(d)) for t in RULES for d in dates}
     for day, result in validated.items():
         for o in result.tables:
             assert o.balanced and o.passed, o
-            bronze = delta_io.read(spark, table_uri(settings, "bronze", RULES[o.table].bronze)).where(
+            bronze = delta_io.read(spark, tables.bronze(RULES[o.table].bronze).uri(settings)).where(
                 F.col("_ingest_date") == F.lit(str(day)).cast("date")).count()
-            quarantine = delta_io.read(spark, table_uri(settings, "silver", f"quarantine_{RULES[o.table].source}")).where(
+            quarantine = delta_io.read(spark, tables.quarantine(RULES[o.table].source).uri(settings)).where(
                 (F.col("_ingest_date") == F.lit(str(day)).cast("date")) & (F.col("table") == o.table)).count()
             assert bronze == o.bronze_rows
             assert quarantine == o.quarantined
             assert bronze == o.silver_rows + quarantine + o.duplicates_removed + o.superseded
     for table, spec in RULES.items():
-        silver = delta_io.read(spark, table_uri(settings, "silver", table))
+        silver = delta_io.read(spark, tables.silver(table).uri(settings))
         assert silver.count() == silver.select(*spec.key).distinct().count(), f"{table} keys not unique"
     assert sum(o.quarantined for r in validated.values() for o in r.tables) > 0
 
 
 def _annotated_rows(spark, settings, table, day):
     spec = RULES[table]
-    bronze = delta_io.read(spark, table_uri(settings, "bronze", spec.bronze)).where(
+    bronze = delta_io.read(spark, tables.bronze(spec.bronze).uri(settings)).where(
         F.col("_ingest_date") == F.lit(str(day)).cast("date"))
-    refs = {r.name: delta_io.read(spark, table_uri(settings, "silver", r.table)).select(r.column)
+    refs = {r.name: delta_io.read(spark, tables.silver(r.table).uri(settings)).select(r.column)
             for r in spec.rules if r.check == "references"}
     ann = annotate(bronze, spec, day, refs)
     kept, _ = split(ann, spec)
@@ -127,8 +126,8 @@ def test_rerun_of_a_date_changes_no_silver_content_or_version(spark, lake, valid
              *[f"quarantine_{s}" for s in {r.source for r in RULES.values()}]]
 
     def state():
-        return {n: (delta_io.latest_version(spark, table_uri(settings, "silver", n)),
-                    delta_io.content_checksum(delta_io.read(spark, table_uri(settings, "silver", n)), ["_run_id"]))
+        return {n: (delta_io.latest_version(spark, tables.silver(n).uri(settings)),
+                    delta_io.content_checksum(delta_io.read(spark, tables.silver(n).uri(settings)), ["_run_id"]))
                 for n in names}
 
     before = state()
@@ -143,10 +142,10 @@ def test_personal_data_is_pseudonymized_with_the_environment_key(spark, lake, va
     import os
 
     settings, _ = lake
-    customers = delta_io.read(spark, table_uri(settings, "silver", "customers"))
+    customers = delta_io.read(spark, tables.silver("customers").uri(settings))
     assert not {"email", "first_name", "last_name", "phone"} & set(customers.columns)
     key = os.environ["PII_HASH_KEY"]
-    bronze = delta_io.read(spark, table_uri(settings, "bronze", "crm_customers"))
+    bronze = delta_io.read(spark, tables.bronze("crm_customers").uri(settings))
     row = customers.orderBy("customer_id").first()
     source = bronze.where(F.col("customer_id") == row.customer_id).orderBy(F.col("updated_at").desc()).first()
     assert row.email_hash == hashlib.sha256(f"{key}|{source.email.strip().lower()}".encode()).hexdigest()
@@ -155,9 +154,9 @@ def test_personal_data_is_pseudonymized_with_the_environment_key(spark, lake, va
 
 def test_deequ_compliance_agrees_with_row_counts(spark, lake, validated):
     settings, dates = lake
-    metrics = delta_io.read(spark, table_uri(settings, "ops", "quality_metrics")).where("kind = 'row'").collect()
+    metrics = delta_io.read(spark, tables.QUALITY_METRICS.uri(settings)).where("kind = 'row'").collect()
     recon = {(r.table, r.run_date): r.bronze_rows for r in
-             delta_io.read(spark, table_uri(settings, "ops", "reconciliation")).collect()}
+             delta_io.read(spark, tables.RECONCILIATION.uri(settings)).collect()}
     checked = 0
     for m in metrics:
         n = recon[(m.table, m.run_date)]
@@ -233,8 +232,8 @@ def test_an_error_level_fault_fails_the_gate_with_a_clear_message(spark, test_se
     assert msg.startswith(f"silver for {dates[0]} failed")
     assert "customers.email_complete (error)" in msg and "transactions.amount_complete (error)" in msg
     assert "rows fail, compliance" in msg and "failing tables were not written" in msg
-    assert not delta_io.is_delta(spark, table_uri(settings, "silver", "transactions"))
-    failed = delta_io.read(spark, table_uri(settings, "ops", "quality_metrics")).where(
+    assert not delta_io.is_delta(spark, tables.silver("transactions").uri(settings))
+    failed = delta_io.read(spark, tables.QUALITY_METRICS.uri(settings)).where(
         "status = 'Failure' AND severity = 'error'").select("table", "rule").collect()
     assert {("customers", "email_complete"), ("transactions", "amount_complete")} <= {tuple(r) for r in failed}
     page = storage_for(settings).read_bytes(f"reports/quality/date={dates[0]}/report.html").decode()
@@ -316,7 +315,7 @@ def test_a_load_without_checks_types_every_column_as_validation_does(spark, lake
 
     settings, dates = lake
     for spec in RULES.values():
-        bronze = delta_io.read(spark, table_uri(settings, "bronze", spec.bronze)).where(
+        bronze = delta_io.read(spark, tables.bronze(spec.bronze).uri(settings)).where(
             F.col("_ingest_date") == F.lit(dates[0].isoformat()).cast("date"))
         cols = [*spec.columns, *[c for c in ("_source_file", "_line") if c in bronze.columns]]
         plain = conformed(bronze, spec).select(*cols)
@@ -337,7 +336,8 @@ def test_flags_past_63_rules_spill_into_further_longs_and_read_back_bit_for_bit(
     row = flagged.select(*[_bit("_b", i).alias(f"b{i}") for i in range(n)], _any_bit("_b", n).alias("any")).first()
     assert [row[f"b{i}"] for i in range(n)] == [bool(t) for t in truth]
     assert row["any"]
-    none = spark.createDataFrame([tuple([False] * n)], frame.schema).select(*_bit_columns("_b", [F.col(f"c{i}") for i in range(n)]))
+    none = spark.createDataFrame([tuple([False] * n)], frame.schema).select(
+        *_bit_columns("_b", [F.col(f"c{i}") for i in range(n)]))
     assert not none.select(_any_bit("_b", n)).first()[0]
 
 
@@ -380,8 +380,8 @@ def test_an_insert_looks_up_keys_from_its_earliest_day_in_the_window_and_older_r
     from pydantic import ValidationError
 
     from lakehouse.quality.rules import TableRules
-    from lakehouse.quality.silver import _insert_new
     from lakehouse.quality.transform import in_dedup_window
+    from lakehouse.silver.stage import _insert_new
 
     spec = RULES["web_events"]
     assert spec.dedup_window_days == 7
@@ -446,7 +446,7 @@ def test_large_dates_are_partitioned_by_key_and_compiled_with_the_same_outcome_s
     quality.compile_min_mb (where SQL runs interpreted, as in the test overlay) checked and written with
     code generation; the demo's and the tests' dates are below both. At limit 0 every table takes both
     paths and must come out as it does without them; the session's setting is restored after."""
-    from lakehouse.quality.silver import _bronze_for, compiled_if_large, validate_table
+    from lakehouse.silver.stage import _bronze_for, compiled_if_large, validate_table
 
     settings, dates = lake
     key = "spark.sql.codegen.wholeStage"

@@ -6,7 +6,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import jvm_names
-from lakehouse.quality_runtime import import_pydeequ
+from lakehouse.quality.runtime import import_pydeequ
 
 
 def test_delta_write_update_and_time_travel(spark, tmp_path):
@@ -80,13 +80,14 @@ def test_checksums_by_value_equal_each_filtered_checksum(spark):
 
 
 def test_the_driver_jvm_maps_the_class_archive_setup_built(spark, test_settings):
-    """`make setup` writes the driver's class-data-sharing archive; this session's JVM was started with
+    """`make setup` writes the driver's class-data-sharing archive; the tests' JVM was started with
     it, on the JDK and class path the archive records, and a JVM that must map it (-Xshare:on) starts."""
     import json
 
     from lakehouse import jvm_archive
+    from lakehouse.spark import archive_path
 
-    archive = jvm_archive.archive_path(test_settings)
+    archive = archive_path(test_settings)
     assert archive is not None, "no class archive: `make setup` builds .jars/cds/spark-driver.jsa"
     jvm = spark.sparkContext._jvm
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())

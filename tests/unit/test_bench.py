@@ -1,10 +1,10 @@
-"""The CPU benchmark's thread accounting (lakehouse/bench.py), on this test process."""
+"""The CPU benchmark's thread accounting (lakehouse/tools/bench.py), on this test process."""
 
 import os
 import threading
 import time
 
-from lakehouse.bench import _process_cpu, _thread_cpu, cpu_by_group, render_cpu_markdown
+from lakehouse.tools.bench import _process_cpu, _thread_cpu, cpu_by_group, render_cpu_markdown
 
 
 def _spin(seconds: float) -> None:
@@ -59,11 +59,11 @@ def test_the_report_names_thread_groups_and_the_share_of_the_cores():
 
 
 def test_peak_memory_tells_a_mapped_files_pages_from_anonymous_memory(tmp_path):
-    """The feature benchmark's memory measure (lakehouse/bench_features.py): reading a mapped file
+    """The feature benchmark's memory measure (lakehouse/tools/bench_features.py): reading a mapped file
     raises the resident peak but not the anonymous one; writing a fresh buffer raises both."""
     import mmap
 
-    from lakehouse.bench_features import PeakMemory
+    from lakehouse.tools.bench_features import PeakMemory
 
     size = 64 * 2**20
     path = tmp_path / "blob"

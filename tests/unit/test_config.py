@@ -124,16 +124,16 @@ def test_launch_only_spark_settings_missing_from_spark_submit_are_named():
 
 
 def test_class_archive_options_only_for_a_built_archive(tmp_path):
-    from lakehouse import jvm_archive
+    from lakehouse import spark
     from lakehouse.config import load_settings
 
     settings = load_settings("test", overrides={"spark": {"class_archive": str(tmp_path / "a.jsa")}})
-    assert jvm_archive.archive_path(settings) is None  # not built: no option, the JVM starts as usual
+    assert spark.archive_path(settings) is None  # not built: no option, the JVM starts as usual
     (tmp_path / "a.jsa").write_bytes(b"x")
-    assert jvm_archive.archive_path(settings) == tmp_path / "a.jsa"
-    assert jvm_archive.java_options(tmp_path / "a.jsa").split() == [
+    assert spark.archive_path(settings) == tmp_path / "a.jsa"
+    assert spark.java_options(tmp_path / "a.jsa").split() == [
         f"-XX:SharedArchiveFile={tmp_path / 'a.jsa'}", "-Xlog:disable", "-Xlog:all=warning:stderr"]
-    assert jvm_archive.archive_path(load_settings("test", overrides={"spark": {"class_archive": None}})) is None
+    assert spark.archive_path(load_settings("test", overrides={"spark": {"class_archive": None}})) is None
 
 
 def test_a_grid_without_values_is_refused_naming_the_parameter():

@@ -4,7 +4,6 @@ configured rates (ground truth recorded)."""
 import json
 from collections import Counter
 
-
 from lakehouse.simulator.systems import generate_sources, tree_checksum
 
 

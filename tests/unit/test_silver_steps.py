@@ -4,7 +4,7 @@ import pytest
 
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.rules import load_rules
-from lakehouse.quality.silver import _steps
+from lakehouse.silver.stage import _steps
 
 
 def test_referenced_tables_come_first_and_the_rest_share_a_step():

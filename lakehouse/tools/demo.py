@@ -3,8 +3,9 @@
 Steps: generate the sources, start the support API simulator on 127.0.0.1, then for each date ingest
 every source into the raw zone and bronze, validate with PyDeequ into silver (with the quality
 report), build gold (activity, point-in-time features, matured labels) and materialize the online
-store, all in one Spark session; then train (when labels have matured and no champion exists yet)
-and score the last date with the champion, and print where everything is.
+store, all in one Spark session (``lakehouse.pipeline.DATA_STAGES``); then the last date's model stages
+in the daily pipeline's order (score with the champion, retrain if flagged: no champion yet or
+drift; a new champion then scores the date), and print where everything is.
 """
 
 from __future__ import annotations
@@ -14,20 +15,18 @@ import logging
 import os
 import time
 
-from lakehouse import logs
+from lakehouse import tables
 from lakehouse.config import Settings, load_settings
 from lakehouse.errors import LakehouseError
+from lakehouse.pipeline import SOURCES
 
 log = logging.getLogger(__name__)
-SOURCES = ["crm", "billing", "web", "support_api"]
 
 
 def run_demo(settings: Settings, days: int | None = None) -> int:
     from lakehouse.browse import raw_partitions
-    from lakehouse.ml.scoring import score_customers
-    from lakehouse.ml.train import train_if_flagged
-    from lakehouse.quality_runtime import shutdown_deequ
-    from lakehouse.runner import run_range
+    from lakehouse.pipeline import DATA_STAGES, run_range, run_stage
+    from lakehouse.quality.runtime import shutdown_deequ
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
@@ -51,13 +50,14 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
     spark = build_session(run_settings, "demo")
     trained = scored = None
     try:
-        timings = run_range(spark, run_settings, dates, ["ingest", "silver", "gold", "materialize"])
+        timings = run_range(spark, run_settings, dates, DATA_STAGES)
+        # the last date's model stages in the daily pipeline's order (score, then retrain if flagged);
+        # a champion that retraining just registered then scores the date too, so the demo ends with scores
         last = dates[-1]
-        with logs.file_log(run_settings.path(run_settings.logs_dir) / "train", f"{last}.log"):
-            trained = train_if_flagged(spark, run_settings, last, run_id=f"demo-train-{last}")
-        if trained.get("trained") or _has_champion(run_settings):
-            with logs.file_log(run_settings.path(run_settings.logs_dir) / "score", f"{last}.log"):
-                scored = score_customers(spark, run_settings, last)
+        scored = run_stage(spark, run_settings, "score", last)
+        trained = run_stage(spark, run_settings, "retrain", last)
+        if trained.get("trained"):
+            scored = run_stage(spark, run_settings, "score", last)
         tables = _bronze_counts(spark, run_settings)
         silver_tables = _silver_counts(spark, run_settings)
         gold_tables = _gold_counts(spark, run_settings)
@@ -104,24 +104,13 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
     return 0
 
 
-def _has_champion(settings: Settings) -> bool:
-    from lakehouse.ml.scoring import NoChampionError, load_champion
-
-    try:
-        load_champion(settings)
-        return True
-    except NoChampionError:
-        return False
-
-
 def _gold_counts(spark, settings: Settings) -> dict[str, int]:
     from lakehouse import delta_io
-    from lakehouse.storage import table_uri
 
     out = {}
-    for name in ("customer_activity_daily", "customer_daily_features", "churn_labels", "churn_scores"):
-        uri = table_uri(settings, "gold", name)
-        out[name] = delta_io.read(spark, uri).count() if delta_io.is_delta(spark, uri) else 0
+    for table in (tables.ACTIVITY, tables.FEATURES, tables.LABELS, tables.SCORES):
+        uri = table.uri(settings)
+        out[table.name] = delta_io.read(spark, uri).count() if delta_io.is_delta(spark, uri) else 0
     return out
 
 
@@ -130,25 +119,23 @@ def _silver_counts(spark, settings: Settings) -> dict[str, tuple[int, int]]:
 
     from lakehouse import delta_io
     from lakehouse.quality.rules import load_rules
-    from lakehouse.storage import table_uri
 
     counts = {}
     for name, spec in load_rules().items():
-        q_uri = table_uri(settings, "silver", f"quarantine_{spec.source}")
+        q_uri = tables.quarantine(spec.source).uri(settings)
         quarantined = (delta_io.read(spark, q_uri).where(F.col("table") == name).count()
                        if delta_io.is_delta(spark, q_uri) else 0)
-        counts[name] = (delta_io.read(spark, table_uri(settings, "silver", name)).count(), quarantined)
+        counts[name] = (delta_io.read(spark, tables.silver(name).uri(settings)).count(), quarantined)
     return counts
 
 
 def _bronze_counts(spark, settings: Settings) -> dict[str, int]:
     from lakehouse import delta_io
-    from lakehouse.storage import table_uri
     from lakehouse.tables import bronze_table
 
     counts = {}
     for source in SOURCES:
         for type_ in settings.source_types(source):
             name = bronze_table(source, type_)
-            counts[name] = delta_io.read(spark, table_uri(settings, "bronze", name)).count()
+            counts[name] = delta_io.read(spark, tables.bronze(name).uri(settings)).count()
     return counts

@@ -1,4 +1,5 @@
-"""Validate a date's bronze rows with PyDeequ and write silver, quarantine, metrics and reconciliation.
+"""The silver stage: validate a date's bronze rows with PyDeequ and write silver, quarantine, metrics,
+reconciliation and the quality report.
 
 Per table, for logical date D:
   1. read bronze rows ingested on D; standardize, type and check them (``transform.annotate``);
@@ -20,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -28,16 +28,27 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
 from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import run_deequ
+from lakehouse.quality.report import write_report
 from lakehouse.quality.rules import TableRules, load_rules
-from lakehouse.quality.transform import (all_checks, describe, flag, in_dedup_window, latest, original_json,
-                                        pseudonymize, row_counts, silver_columns, split)
+from lakehouse.quality.transform import (
+    all_checks,
+    describe,
+    flag,
+    in_dedup_window,
+    latest,
+    original_json,
+    pseudonymize,
+    row_counts,
+    silver_columns,
+    split,
+)
+from lakehouse.run_ids import new_run_id
 from lakehouse.spark import session_conf
-from lakehouse.storage import table_uri
 
 log = logging.getLogger(__name__)
 META = ["_source_file", "_line", "_fixes", "_warnings"]
@@ -93,7 +104,7 @@ class SilverResult:
 
 
 def _bronze_for(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date) -> DataFrame:
-    uri = table_uri(settings, "bronze", spec.bronze)
+    uri = tables.bronze(spec.bronze).uri(settings)
     if not delta_io.is_delta(spark, uri):
         raise LakehouseError(f"bronze.{spec.bronze} does not exist at {uri}: ingest {spec.source} first")
     return delta_io.read(spark, uri).where(F.col("_ingest_date") == F.lit(run_date.isoformat()).cast("date"))
@@ -103,7 +114,7 @@ def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> di
     refs = {}
     for rule in spec.rules:
         if rule.check == "references":
-            uri = table_uri(settings, "silver", rule.table or "")
+            uri = tables.silver(rule.table or "").uri(settings)
             if delta_io.is_delta(spark, uri):
                 refs[rule.name] = delta_io.read(spark, uri).select(rule.column)
     return refs
@@ -153,7 +164,7 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     # the checked rows counted below are the bronze rows: no separate count of bronze
     checked = checked_rows(spark, settings, spec, run_date, bronze).cache()
     deequ = run_deequ(spark, checked, spec, run_date,
-                      table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json"))
+                      tables.deequ_metrics_path(settings, spec.table))
     kept, quarantined = split(checked, spec)
     checks = all_checks(spec, run_date)
     names = [c[0] for c in checks]
@@ -232,14 +243,14 @@ def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Tabl
     df = spark.createDataFrame(rows, schema)
     names = ", ".join(f"'{o.table}'" for o in outcomes)
     where = f"run_date = '{day}' AND table IN ({names})"
-    delta_io.replace_where(df, table_uri(settings, "ops", "quality_metrics"), where, meta)
+    delta_io.replace_where(df, tables.QUALITY_METRICS.uri(settings), where, meta)
     recon = spark.createDataFrame([(o.table, day, o.bronze_rows, o.silver_rows, o.quarantined,
                                     o.duplicates_removed, o.superseded, o.fixed_rows,
                                     o.balanced, o.passed, run_id) for o in outcomes],
                                   "table string, run_date date, bronze_rows long, silver_rows long, quarantined long, "
                                   "duplicates_removed long, superseded long, fixed_rows long, balanced boolean, "
                                   "passed boolean, run_id string")
-    delta_io.replace_where(recon, table_uri(settings, "ops", "reconciliation"), where, meta)
+    delta_io.replace_where(recon, tables.RECONCILIATION.uri(settings), where, meta)
 
 
 def _steps(specs: dict[str, TableRules]) -> list[list[str]]:
@@ -309,7 +320,7 @@ def _load_table(spark: SparkSession, settings: Settings, spec: TableRules, run_d
 def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
                  meta: str, outcome: TableOutcome, silver: DataFrame, quarantine: DataFrame) -> None:
     name, day = spec.table, run_date.isoformat()
-    uri = table_uri(settings, "silver", name)
+    uri = tables.silver(name).uri(settings)
     stamped = silver.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
     # whether silver changed: if not, this is a re-run that brings the rows stored already, and the
     # history and quarantine slices are compared before they are rewritten (no new table versions)
@@ -325,10 +336,10 @@ def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_
     else:
         changed = delta_io.merge_latest(spark, uri, stamped, spec.key, spec.order_by, meta)
     if spec.write_mode != "insert_only":
-        h_uri = table_uri(settings, "silver", f"{name}_history")
+        h_uri = tables.silver_history(name).uri(settings)
         if changed or not delta_io.holds_exactly(spark, h_uri, f"_ingest_date = '{day}'", stamped, outcome.silver_rows):
             delta_io.replace_partition(stamped, h_uri, "_ingest_date", day, meta)
-    q_uri = table_uri(settings, "silver", f"quarantine_{spec.source}")
+    q_uri = tables.quarantine(spec.source).uri(settings)
     q_where = f"_ingest_date = '{day}' AND table = '{name}'"
     q = quarantine.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))
     # (an empty quarantine needs a commit only to create the table or to clear rows an earlier run left)
@@ -369,7 +380,7 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
                run_id: str | None = None) -> SilverResult:
     """Validate and load every table (or ``tables``) for ``run_date``; raise QualityGateError on failures."""
     started = time.perf_counter()
-    run_id = run_id or f"silver-{run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+    run_id = run_id or new_run_id("silver", run_date)
     rules = load_rules()
     unknown = set(tables or []) - set(rules)
     if unknown:
@@ -394,4 +405,18 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
         raise QualityGateError(f"silver for {run_date} failed {len(failures)} error-level quality rule(s): "
                                + "; ".join(failures) + f" (run {run_id}; failing tables were not written; "
                                "see ops/quality_metrics and the quality report)", result)
+    return result
+
+
+def validate_and_report(spark, settings: Settings, run_date: dt.date, run_id: str | None = None,
+                        tables: list[str] | None = None) -> SilverResult:
+    """The silver step as jobs and the CLI run it: ``run_silver`` for ``run_date``, then the quality
+    report, written whether the gates pass or not."""
+    try:
+        result = run_silver(spark, settings, run_date, tables, run_id)
+    except QualityGateError as exc:
+        where = write_report(spark, settings, run_date, exc.result.run_id, exc.result.tables)
+        log.error("quality gates failed for %s; report: %s", run_date, where)
+        raise
+    write_report(spark, settings, run_date, result.run_id, result.tables)
     return result

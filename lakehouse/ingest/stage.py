@@ -13,21 +13,21 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError, SourceError
 from lakehouse.ingest import bronze
 from lakehouse.ingest.fetch import Fetched, count_records, fetch_api_endpoint, fetch_files, fetch_jdbc_table
 from lakehouse.ingest.retry import Attempt, AttemptLog, call_with_retries
-from lakehouse.storage import storage_for, table_uri
-from lakehouse.tables import AUDIT_TABLE, bronze_table, raw_partition
+from lakehouse.run_ids import new_run_id
+from lakehouse.storage import storage_for
+from lakehouse.tables import bronze_table, raw_partition
 
 log = logging.getLogger(__name__)
 RUN_METADATA = ["_run_id", "_ingested_at"]
@@ -58,10 +58,6 @@ class IngestResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def new_run_id(job: str, run_date: dt.date) -> str:
-    return f"{job}-{run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
 
 
 def _csv_header(data: bytes) -> list[str]:
@@ -119,7 +115,7 @@ def write_audit(spark: SparkSession, settings: Settings, run_id: str, attempts: 
     rows = [(run_id, a.source, a.type, a.run_date, a.attempt, a.status, a.rows, a.bytes, a.duration_s, a.error)
             for a in attempts]
     df = spark.createDataFrame(rows, schema).withColumn("logged_at", F.current_timestamp())
-    delta_io.append(df, table_uri(settings, *AUDIT_TABLE), delta_io.commit_metadata(run_id, "ingest-audit", attempts[0].run_date))
+    delta_io.append(df, tables.INGEST_AUDIT.uri(settings), delta_io.commit_metadata(run_id, "ingest-audit", attempts[0].run_date))
 
 
 def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date: dt.date,
@@ -163,7 +159,8 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         expected = settings.schemas.get(f"{source}.{type_}")
         if expected is None:
             raise LakehouseError(f"no expected columns for {source}.{type_} in config (schemas.{source}.{type_})")
-        df, extra, missing, n_rows, n_bad, parsed = bronze.parse_raw(spark, partition_uri, sorted(data.files), fmt, expected, headers)
+        df, extra, missing, n_rows, n_bad, parsed = bronze.parse_raw(spark, partition_uri, sorted(data.files), fmt,
+                                                                     expected, headers)
         if extra:
             log.warning("%s/%s %s: new column(s) %s not in schemas.%s.%s; bronze schema evolves (see table history)",
                         source, type_, run_date, extra, source, type_)
@@ -173,7 +170,7 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         df = (df.withColumn("_run_id", F.lit(run_id)).withColumn("_ingested_at", F.current_timestamp())
               .withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")))
         name = bronze_table(source, type_)
-        uri = table_uri(settings, "bronze", name)
+        uri = tables.bronze(name).uri(settings)
         meta = delta_io.commit_metadata(run_id, f"ingest_{source}", run_date.isoformat(), rows=data.rows,
                                         new_columns=extra)
         before = delta_io.latest_version(spark, uri)
@@ -196,7 +193,8 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
     write_audit(spark, settings, run_id, all_attempts)
     outcome = IngestResult(source, run_date.isoformat(), run_id, round(time.perf_counter() - started, 2), results)
     log.info("ingest of %s for %s done in %.1fs: %d records, %d unparseable kept, %d fetch attempt(s) for %d type(s), "
-             "%d of them failed and were retried (run %s)", source, run_date, outcome.seconds, sum(r.bronze_rows for r in results),
+             "%d of them failed and were retried (run %s)", source, run_date, outcome.seconds,
+             sum(r.bronze_rows for r in results),
              sum(r.parse_errors for r in results), len(all_attempts), len(results),
              sum(1 for a in all_attempts if a.status == "retry"), run_id)
     return outcome

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT
+from lakehouse.spark import spark_home
 
 
 def free_port() -> int:
@@ -42,12 +43,6 @@ def pipeline_env(lake_root: str, work: Path, sources: Path, api_url: str | None 
         env["LAKEHOUSE__SOURCES__SUPPORT_API__BASE_URL"] = api_url
     env.update(extra)
     return env
-
-
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
 
 
 def _stop_group(proc: subprocess.Popen | None, timeout: float = 20) -> None:
@@ -183,8 +178,11 @@ class HdfsMiniCluster:
         self.stop()
 
 
-DAILY_JOBS = ["ingest_crm", "ingest_billing", "ingest_web", "ingest_support_api", "silver", "gold", "materialize",
-              "score"]
+def cluster_tasks(settings) -> list:
+    """The daily DAG's tasks (``lakehouse.pipeline``) but retraining: no label matures in a few dates."""
+    from lakehouse.pipeline import daily_tasks
+
+    return [t for t in daily_tasks(settings) if t.stage != "retrain"]
 
 
 def _package_zip(out: Path) -> Path:
@@ -246,10 +244,12 @@ def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "
         for i in range(days):
             day = (start + dt.timedelta(days=i)).isoformat()
             result["dates"].append(day)
-            for job in DAILY_JOBS:
+            for task in cluster_tasks(settings):
+                job = task.task_id
                 t = time.perf_counter()
-                proc = subprocess.run([*submit, str(PROJECT_ROOT / "jobs" / f"{job}.py"), "--run-date", day,
-                                       "--env", env_name], env=env, capture_output=True, text=True, timeout=1800)
+                proc = subprocess.run([*submit, str(PROJECT_ROOT / "jobs" / f"{task.script}.py"), "--run-date", day,
+                                       "--env", env_name, *task.args], env=env, capture_output=True, text=True,
+                                      timeout=1800)
                 seconds = round(time.perf_counter() - t, 1)
                 result["jobs"].append({"date": day, "job": job, "exit_code": proc.returncode, "seconds": seconds})
                 log(f"{day} {job}: exit {proc.returncode} in {seconds}s")

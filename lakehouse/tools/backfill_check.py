@@ -22,7 +22,7 @@ from lakehouse.config import PROJECT_ROOT, load_settings
 
 log = logging.getLogger(__name__)
 RUN_COLUMNS = ["_run_id", "_ingested_at", "_loaded_at", "_validated_at", "_built_at"]
-STAGES = "ingest,silver,gold"
+STAGES = "ingest,silver,gold"  # lakehouse.pipeline.STAGES up to gold: the tables compared
 
 
 def _run(env: dict, dates: str, log_path: Path) -> float:
@@ -40,12 +40,12 @@ def _run(env: dict, dates: str, log_path: Path) -> float:
 def backfill_check(work: Path, days: int = 30, customers: int = 150, env_name: str = "test",
                    out: Path | None = None) -> dict:
     from lakehouse import delta_io
-    from lakehouse.localcluster import pipeline_env
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
     from lakehouse.storage import storage_for
-    from lakehouse.versioning import tables as lake_tables
+    from lakehouse.tools.localcluster import pipeline_env
+    from lakehouse.versioning import lake_tables
 
     work.mkdir(parents=True, exist_ok=True)
     base = load_settings(env_name)

@@ -1,7 +1,7 @@
 """Training cost per algorithm against the size of the training set (``lakehouse bench train``).
 
 Per scale (customers x labelled dates), on a temporary lake:
-  1. synthetic gold snapshots and labels (``lakehouse.ml.synthetic``: a known churn mechanism) written
+  1. synthetic gold snapshots and labels (``lakehouse.tools.synthetic``: a known churn mechanism) written
      through the real DDL: set-up, timed but not the point;
   2. the training set as ``jobs/train.py`` builds it: labels joined with point-in-time features from
      the feature store (``build_training_set``), split out of time and weighted (``weighted_split``);
@@ -24,10 +24,10 @@ import logging
 import time
 from pathlib import Path
 
-from lakehouse.bench import _save_json, _scratch_lake, _write_table, machine
-from lakehouse.bench_features import PeakMemory
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
+from lakehouse.tools.bench import _save_json, _scratch_lake, _write_table, machine
+from lakehouse.tools.bench_features import PeakMemory
 
 log = logging.getLogger(__name__)
 FIRST_DAY = dt.date(2026, 2, 1)
@@ -47,9 +47,11 @@ def bench_train(settings: Settings, customers: list[int], dates: int, out_json: 
                 cv_max_rows: int = 1_000_000, spark_memory: str = "6g", spark=None,
                 cv_parallelism: list[int] | None = None) -> list[dict]:
     from lakehouse.ml import metrics as M
-    from lakehouse.ml import preprocess, synthetic
+    from lakehouse.ml import preprocess
     from lakehouse.ml.dataset import build_training_set
-    from lakehouse.ml.train import classifier, probabilities, cross_validate, split_dates, weighted_split
+    from lakehouse.ml.metrics import probabilities
+    from lakehouse.ml.train import classifier, cross_validate, split_dates, weighted_split
+    from lakehouse.tools import synthetic
 
     cfg = settings.model
     parallelisms = cv_parallelism or [cfg.cv_parallelism]
@@ -126,7 +128,7 @@ def _intro(settings: Settings, dates: int, cv_max_rows: int) -> list[str]:
     return ["# Training benchmark", "",
             f"Machine: {machine()}. Measured by `lakehouse bench train`: Spark local, one warm session, one run "
             "of each step (differences under ~10 % are noise).", "",
-            f"Data: synthetic gold snapshots and labels with a known churn mechanism (`lakehouse.ml.synthetic`) "
+            f"Data: synthetic gold snapshots and labels with a known churn mechanism (`lakehouse.tools.synthetic`) "
             f"for {dates} dates, every date labelled; the out-of-time split keeps the last {m.eval_fraction:.0%} "
             "of dates for evaluation. The training set is built as `jobs/train.py` builds it: labels joined with "
             "point-in-time features from the feature store, the positive class weighted.", "",

@@ -47,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakehouse.bench import machine
+from lakehouse.tools.bench import machine
 
 log = logging.getLogger(__name__)
 START = dt.date(2025, 1, 1)

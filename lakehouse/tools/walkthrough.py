@@ -4,7 +4,7 @@ photographed by Debian's headless chromium (through chromedriver and Selenium).
 ``lakehouse walkthrough --out docs/img/walkthrough``:
 
 1. generates the simulated sources (small) and serves the support API on 127.0.0.1;
-2. trains a demo champion on synthetic gold tables (``lakehouse.ml.synthetic``), because a real
+2. trains a demo champion on synthetic gold tables (``lakehouse.tools.synthetic``), because a real
    champion needs 30+ labelled days, i.e. a long backfill; the MLflow pages show that run;
 3. runs ``airflow dags test churn_pipeline <date>`` (the real DAG: spark-submit per job);
 4. starts ``airflow api-server`` and ``mlflow server`` on 127.0.0.1 and photographs the DAG graph,
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT, load_settings
 from lakehouse.errors import LakehouseError
-from lakehouse.localcluster import _wait_http, free_port, pipeline_env
+from lakehouse.tools.localcluster import _wait_http, free_port, pipeline_env
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,12 @@ def _finished_run(text: str) -> str | None:
 
 def run(out: Path, work: Path, customers: int = 300, shots_only: bool = False) -> dict:
     """Everything above; ``shots_only`` reuses ``work`` from a previous run and only photographs."""
-    from lakehouse.ml import synthetic, tracking
     from lakehouse.ml.train import train_models
-    from lakehouse.quality_runtime import shutdown_deequ
+    from lakehouse.quality.runtime import shutdown_deequ
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session, runtime_jars
+    from lakehouse.tools import synthetic, tracking
 
     work = work.resolve()
     out = out.resolve()

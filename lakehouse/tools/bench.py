@@ -20,11 +20,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from lakehouse import tables
 from lakehouse.config import Settings, load_settings
 from lakehouse.errors import LakehouseError
+from lakehouse.pipeline import SOURCES
 
 log = logging.getLogger(__name__)
-SOURCES = ["crm", "billing", "web", "support_api"]
 
 
 def machine() -> str:
@@ -69,7 +70,7 @@ def _lake_settings(settings: Settings, root: Path, api_url: str) -> Settings:
 
 
 def bench_ingest(settings: Settings, scales: list[float], days: int, out_json: Path, out_md: Path) -> list[dict]:
-    from lakehouse.ingest.run import ingest_source
+    from lakehouse.ingest.stage import ingest_source
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
@@ -149,13 +150,12 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
-    from lakehouse.ingest.run import ingest_source
+    from lakehouse.ingest.stage import ingest_source
     from lakehouse.quality import transform
     from lakehouse.quality.rules import load_rules
-    from lakehouse.quality.silver import compiled_if_large, validate_table
+    from lakehouse.silver.stage import compiled_if_large, validate_table
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session, session_conf
-    from lakehouse.storage import table_uri
 
     spec = load_rules()[table]
     work = Path(tempfile.mkdtemp(prefix="churn-bench-dq-"))
@@ -175,7 +175,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                 spark = build_session(run, "bench-validation")
             day = sim.start_date + dt.timedelta(days=1)
             ingest_source(spark, run, spec.source, day)
-            bronze = delta_io.read(spark, table_uri(run, "bronze", spec.bronze)).where(
+            bronze = delta_io.read(spark, tables.bronze(spec.bronze).uri(run)).where(
                 F.col("_ingest_date") == F.lit(day.isoformat()).cast("date"))
             rows = bronze.count()
 
@@ -216,7 +216,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                                 "phases": {k: round(sorted(r[k] for r in runs)[len(runs) // 2], 3) for k in runs[0]}})
     finally:
         if own and spark is not None:
-            from lakehouse.quality_runtime import shutdown_deequ
+            from lakehouse.quality.runtime import shutdown_deequ
 
             shutdown_deequ(spark)
             spark.stop()
@@ -283,7 +283,8 @@ def _noop(df) -> None:
 
 
 PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache",
-          "deequ": "Deequ suite", "counts": "all counts (a sum, a grouping by key)", "latest": "silver rows (latest per key, named)",
+          "deequ": "Deequ suite", "counts": "all counts (a sum, a grouping by key)",
+          "latest": "silver rows (latest per key, named)",
           "quarantine": "quarantine rows + JSON"}
 
 
@@ -291,8 +292,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     """Wall seconds of each step ``validate_table`` takes, run one by one on the same rows."""
     from lakehouse.quality import transform
     from lakehouse.quality.deequ_checks import run_deequ
-    from lakehouse.quality.silver import checked_rows, quarantine_rows, silver_rows
-    from lakehouse.storage import table_uri
+    from lakehouse.silver.stage import checked_rows, quarantine_rows, silver_rows
 
     out = {}
 
@@ -307,7 +307,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     try:
         timed("cache", annotated.count)
         timed("deequ", lambda: run_deequ(spark, annotated, spec, day,
-                                         table_uri(settings, "ops", f"deequ_metrics/{spec.table}.json")))
+                                         tables.deequ_metrics_path(settings, spec.table)))
         names = [c[0] for c in transform.all_checks(spec, day)]
         timed("counts", lambda: transform.row_counts(annotated, spec, names))
         kept, quarantined = transform.split(annotated, spec)
@@ -340,7 +340,7 @@ def _scratch_lake(settings: Settings, name: str, spark=None, conf: dict[str, str
     """(settings of a temporary lake, a Spark session, the temporary folder) for a benchmark: the session
     given (left running) or a new one with code generation on and ``conf`` (stopped at the end); the
     folder is deleted at the end. ``overrides`` go into the settings."""
-    from lakehouse.quality.silver import CODE_GENERATION
+    from lakehouse.silver.stage import CODE_GENERATION
     from lakehouse.spark import build_session
 
     work = Path(tempfile.mkdtemp(prefix=f"churn-bench-{name}-"))
@@ -371,8 +371,8 @@ def bench_insert(settings: Settings, histories: list[int], out_json: Path, out_m
 
     from lakehouse import delta_io
     from lakehouse.quality.rules import load_rules
-    from lakehouse.quality.silver import _insert_new
     from lakehouse.quality.transform import window_counts
+    from lakehouse.silver.stage import _insert_new
 
     spec = load_rules()["web_events"]
     start = dt.date(2025, 1, 1)
@@ -453,16 +453,15 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
     One synthetic ``silver.subscriptions_history``: ``subscriptions`` rows on the first day, then
     ``change_rate`` of them changed a day (a new version each), one file a day. For each age A the state
     as of day A (as known on A: the later days are pruned by ``_ingest_date``, so it is the lake as it
-    was that day) is read by ``entities.state_as_of``, first with no checkpoint stored (the whole history),
-    then after ``entities.write_checkpoints`` stored that month's (timed too: it runs once a month); both
+    was that day) is read by ``entity_store.read_state_as_of``, first with no checkpoint stored (the whole history),
+    then after ``entity_store.write_checkpoints`` stored that month's (timed too: it runs once a month); both
     reads must give the same rows (checked). Each read ends in a no-op write; best and median of
     ``repeats`` after a warm-up. Code generation on unless ``spark`` is given (a session to use and leave
     running)."""
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
-    from lakehouse.gold import entities
-    from lakehouse.storage import table_uri
+    from lakehouse.gold import entities, entity_store
 
     start, per_day, days = dt.date(2025, 1, 1), max(int(subscriptions * change_rate), 1), max(ages)
     total = subscriptions + per_day * (days - 1)
@@ -477,7 +476,7 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
                           day.alias("_ingest_date"))
 
     with _scratch_lake(settings, "entities", spark, gold={"entity_checkpoint_min_mb": 0}) as (run, spark, _):
-        uri = table_uri(run, "silver", "subscriptions_history")
+        uri = tables.silver_history("subscriptions").uri(run)
         t = time.perf_counter()
         first = versions(spark.range(subscriptions).withColumnRenamed("id", "sid"), "pro", 19.99,
                          F.lit(start.isoformat()).cast("date"), F.lit(f"{start} 08:00:00").cast("timestamp"))
@@ -497,10 +496,10 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
             got = {}
 
             def read(how: str, listed: bool = True):
-                got[how] = delta_io.content_checksum(entities.state_as_of(spark, run, "subscriptions", day))
-                return repeat_timed(lambda: entities.state_as_of(spark, run, "subscriptions", day).write
+                got[how] = delta_io.content_checksum(entity_store.read_state_as_of(spark, run, "subscriptions", day))
+                return repeat_timed(lambda: entity_store.read_state_as_of(spark, run, "subscriptions", day).write
                                     .format("noop").mode("overwrite").save(), repeats,
-                                    before=None if listed else entities.forget_file_lists)
+                                    before=None if listed else entity_store.forget_file_lists)
 
             def row(how: str, timing: dict, rows_read: int) -> dict:
                 return {"age_days": age, "history_rows": stored, "history_mib": round(mib * stored / total, 1),
@@ -508,7 +507,7 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
 
             whole = read("whole history")
             t0 = time.perf_counter()
-            written = entities.write_checkpoints(spark, run, [day], "{}", tables=("subscriptions",))
+            written = entity_store.write_checkpoints(spark, run, [day], "{}", entities=("subscriptions",))
             build = round(time.perf_counter() - t0, 2)
             from_checkpoint = next(iter(written.values())) + per_day * (day - entities.checkpoint_day(day)).days
             results += [row("whole history", whole, stored),
@@ -525,7 +524,7 @@ def bench_entities(settings: Settings, subscriptions: int, ages: list[int], out_
              f"Machine: {machine()}. Measured by `lakehouse bench entities`. A synthetic "
              f"`silver.subscriptions_history`: {subscriptions:,} subscriptions on the first day, then "
              f"{per_day:,} changed a day ({change_rate:.1%}), one file a day. For a lake of *age* days, the "
-             "subscription state as of its last day as gold reads it (`gold.entities.state_as_of`: the latest "
+             "subscription state as of its last day as gold reads it (`gold.entity_store.read_state_as_of`: the latest "
              "version per subscription), from the whole history and from the checkpoint of the day's month plus "
              "the changes since; both give the same rows (checked). The checkpoint row is its one-off build "
              f"(a pass over the history up to the month's first day). Code generation on; best and median of {repeats} "
@@ -611,30 +610,29 @@ def bench_gold(settings: Settings, dates: list[dt.date], out_json: Path, out_md:
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
-    from lakehouse.gold import features
+    from lakehouse.gold import features, stage
     from lakehouse.spark import build_session
-    from lakehouse.storage import table_uri
 
     spark = build_session(settings, "bench-gold")
     results = []
     try:
-        state_uri = table_uri(settings, "gold", features.STATE_TABLE)
-        daily = features._stored_daily(spark, settings, dates[0])
+        state_uri = tables.LIFETIME_STATE.uri(settings)
+        daily = stage.read_daily(spark, settings, dates[0])
         first = daily.agg(F.min("activity_date")).first()[0]
         for day in dates:
-            known = features._known_on(daily, day)
+            known = features.known_on(daily, day)
             rows_all = known.count()
             rows_window = known.where(F.col("activity_date") > F.lit(
                 (day - dt.timedelta(days=features.WINDOW_DAYS)).isoformat()).cast("date")).count()
             for d in (day - dt.timedelta(days=1), day):  # store D-1's state, then D's (rolled)
-                state, how = features.build_state(spark, settings, d)
+                state, how = stage.build_state(spark, settings, d)
                 delta_io.replace_partition(state, state_uri, "as_of_date", d.isoformat(), "bench-gold")
             steps = {
-                "state: one pass over all daily rows": lambda: features._lifetime(known).count(),
-                "state: rolled forward from D-1": lambda: features.build_state(spark, settings, day)[0].count(),
-                "snapshot from the stored state (daily run)": lambda: features.build_snapshot(spark, settings, day).count(),
+                "state: one pass over all daily rows": lambda: features.lifetime(known).count(),
+                "state: rolled forward from D-1": lambda: stage.build_state(spark, settings, day)[0].count(),
+                "snapshot from the stored state (daily run)": lambda: stage.build_snapshot(spark, settings, day).count(),
                 "snapshot, full recompute (state in the query)":
-                    lambda: features.build_snapshot(spark, settings, day, daily=daily).count(),
+                    lambda: stage.build_snapshot(spark, settings, day, daily=daily).count(),
             }
             for name, fn in steps.items():
                 results.append({"date": day.isoformat(), "history_days": (day - first).days + 1,
@@ -696,7 +694,7 @@ def bench_cpu(settings: Settings, days: int, out_json: Path, out_md: Path) -> di
     """Where the pipeline's time goes on small data: ``days`` simulated dates through ingest, silver
     and gold in one Spark session (the runner's path), with per date the stage times, and over the
     run the driver JVM's CPU per thread group, the Python process's CPU and the Spark jobs started."""
-    from lakehouse.runner import run_range
+    from lakehouse.pipeline import run_range
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
@@ -728,7 +726,7 @@ def bench_cpu(settings: Settings, days: int, out_json: Path, out_md: Path) -> di
                                        os.times())
     finally:
         if spark is not None:
-            from lakehouse.quality_runtime import shutdown_deequ
+            from lakehouse.quality.runtime import shutdown_deequ
 
             shutdown_deequ(spark)
             spark.stop()

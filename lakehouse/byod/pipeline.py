@@ -2,7 +2,7 @@
 features, training of every algorithm with MLflow tracking, and a model report.
 
 The same machinery as the simulated business runs it: the profile is compiled into quality rules
-(``TableRules``) and checked by ``lakehouse.quality.silver.validate_table`` (Deequ constraints,
+(``TableRules``) and checked by ``lakehouse.silver.stage.validate_table`` (Deequ constraints,
 quarantine with reasons, duplicates removed, reconciliation asserted), and the models are fitted
 and compared by ``lakehouse.ml.train.fit_algorithms``. Tables:
 
@@ -20,19 +20,19 @@ import json
 import logging
 import math
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, tables
 from lakehouse.byod.profile import Profile, ProfileError, check_header, normalize, read_header
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.rules import ColumnSpec, DatasetRule, Rule, TableRules
-from lakehouse.storage import storage_for, table_uri
+from lakehouse.run_ids import new_run_id
+from lakehouse.storage import storage_for
 
 log = logging.getLogger(__name__)
 EVENT_FEATURES = ["recency_days", "tenure_days", "frequency", "frequency_30d", "frequency_90d", "active_days",
@@ -138,7 +138,7 @@ def load_bronze(spark: SparkSession, settings: Settings, profile: Profile, folde
     fmt = "whitespace" if src.format == "whitespace" else "csv"
     df, _, _, n_rows, n_bad, cached = parse_raw(spark, folder, [name], fmt, header, {name: header},
                                                 delimiter=src.delimiter, has_header=src.header)
-    uri = table_uri(settings, "bronze", profile.table)
+    uri = tables.bronze(profile.table).uri(settings)
     stamped = df.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")).withColumn("_run_id", F.lit(run_id))
     delta_io.replace_partition(stamped, uri, "_ingest_date", run_date.isoformat(),
                                delta_io.commit_metadata(run_id, "byod", run_date.isoformat(), profile=profile.name))
@@ -230,7 +230,7 @@ def findings(annotated: DataFrame, spec: TableRules, profile: Profile, outcome, 
 
 def suggestions(spark: SparkSession, silver: DataFrame, limit: int = 25) -> list[dict]:
     """Deequ's constraint suggestions on the typed rows: a start for the profile's own ``checks``."""
-    from lakehouse.quality_runtime import import_pydeequ
+    from lakehouse.quality.runtime import import_pydeequ
 
     import_pydeequ()
     from pydeequ.suggestions import DEFAULT, ConstraintSuggestionRunner
@@ -363,9 +363,9 @@ def split(features: DataFrame, profile: Profile) -> tuple[DataFrame, DataFrame, 
 def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file: Path, run_date: dt.date,
                 out_dir: Path | None = None, run_id: str | None = None) -> ByodResult:
     from lakehouse.byod import report
-    from lakehouse.quality.silver import validate_table
+    from lakehouse.silver.stage import validate_table
 
-    run_id = run_id or f"byod-{profile.name}-{run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+    run_id = run_id or new_run_id(f"byod-{profile.name}", run_date)
     out_dir = out_dir or settings.path("var/byod") / profile.name / f"date={run_date.isoformat()}"
     out_dir.mkdir(parents=True, exist_ok=True)
     file = Path(file)
@@ -397,9 +397,9 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
         raise LakehouseError(f"profile '{profile.name}' on {file}: {len(outcome.failures)} error-level quality "
                              "rule(s) failed: " + "; ".join(outcome.failures) + f". Nothing was written past "
                              f"bronze; see {out_dir / 'quality_report.md'}")
-    delta_io.replace_where(q, table_uri(settings, "silver", "quarantine_byod"),
+    delta_io.replace_where(q, tables.quarantine("byod").uri(settings),
                            f"_ingest_date = '{run_date}' AND table = '{spec.table}'", meta)
-    silver_uri = table_uri(settings, "silver", profile.table)
+    silver_uri = tables.silver(profile.table).uri(settings)
     delta_io.replace_partition(silver.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date"))
                                .withColumn("_run_id", F.lit(run_id)), silver_uri, "_ingest_date",
                                run_date.isoformat(), meta)
@@ -417,13 +417,13 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
         events = events_frame(silver_rows, profile).cache()
         features = event_features(events, profile, event_cutoffs(events, profile))
         numeric = EVENT_FEATURES
-    gold_uri = table_uri(settings, "gold", f"{profile.table}_features")
+    gold_uri = tables.byod_features(profile.table).uri(settings)
     delta_io.replace_partition(features.withColumn("run_date", F.lit(run_date)), gold_uri, "run_date",
                                run_date.isoformat(), meta)
     gold = delta_io.read(spark, gold_uri).where(F.col("run_date") == F.lit(run_date)).drop("run_date")
     if profile.shape == "event_log":
         events.unpersist()
-    versions = {f"bronze.{profile.table}": delta_io.latest_version(spark, table_uri(settings, "bronze", profile.table)),
+    versions = {f"bronze.{profile.table}": delta_io.latest_version(spark, tables.bronze(profile.table).uri(settings)),
                 f"silver.{profile.table}": delta_io.latest_version(spark, silver_uri),
                 f"gold.{profile.table}_features": delta_io.latest_version(spark, gold_uri)}
     seconds["gold"] = round(time.perf_counter() - t, 1)

@@ -17,8 +17,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lakehouse import catalog, delta_io
-from lakehouse.storage import table_uri
+from lakehouse import catalog, delta_io, tables
 
 PLANS = ["basic", "standard", "premium"]
 
@@ -82,11 +81,11 @@ def write(spark, settings, start: dt.date, days: int, customers: int, seed: int 
                                   "labelled_on": day + dt.timedelta(days=horizon)}))
     # all dates in one commit per table (a Delta commit costs seconds at this size; a date's doesn't)
     span = f"snapshot_date BETWEEN '{dates[0].isoformat()}' AND '{dates[-1].isoformat()}'"
-    tables = [("customer_daily_features", pd.concat(snaps, ignore_index=True), feat_schema)]
+    written = [(tables.FEATURES, pd.concat(snaps, ignore_index=True), feat_schema)]
     if labels:
-        tables.append(("churn_labels", pd.concat(labs, ignore_index=True), label_schema))
-    for table, frame, schema in tables:
-        delta_io.replace_where(_spark_frame(spark, frame, schema), table_uri(settings, "gold", table), span, "{}")
+        written.append((tables.LABELS, pd.concat(labs, ignore_index=True), label_schema))
+    for table, frame, schema in written:
+        delta_io.replace_where(_spark_frame(spark, frame, schema), table.uri(settings), span, "{}")
     return dates
 
 

@@ -8,12 +8,12 @@ import json
 import logging
 import sys
 import time
-import uuid
 from typing import Callable
 
 from lakehouse import logs
 from lakehouse.config import Settings, load_settings
 from lakehouse.errors import LakehouseError
+from lakehouse.run_ids import new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def run_job(name: str, description: str, step: Callable[[object, Settings, argpa
         from lakehouse.spark import build_session
 
         spark = build_session(settings, name)
-        args.run_id = args.run_id or f"{name}-{args.run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+        args.run_id = args.run_id or new_run_id(name, args.run_date)
         result = step(spark, settings, args)
         summary = result.as_dict() if hasattr(result, "as_dict") else result
         seconds = time.perf_counter() - started
@@ -86,7 +86,7 @@ def run_job(name: str, description: str, step: Callable[[object, Settings, argpa
         raise
     finally:
         if spark is not None:
-            from lakehouse.quality_runtime import shutdown_deequ
+            from lakehouse.quality.runtime import shutdown_deequ
 
             shutdown_deequ(spark)
             spark.stop()

@@ -1,0 +1,176 @@
+"""The gold stage for one logical date: the activity slice, the lifetime state, the feature snapshot
+and the matured labels. It reads silver and gold through ``lakehouse.tables`` and ``delta_io``, hands
+frames to the computations (``activity``, ``entities``, ``features``, ``labels``) and writes each
+output as an atomic replace of the date's partition, so a re-run leaves identical tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import catalog, delta_io, tables
+from lakehouse.config import Settings
+from lakehouse.errors import LakehouseError
+from lakehouse.gold import activity, entity_store, features, labels
+from lakehouse.run_ids import new_run_id
+from lakehouse.tables import Table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GoldResult:
+    run_date: str
+    run_id: str
+    seconds: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int | None] = field(default_factory=dict)
+    label_snapshot: str | None = None
+    churned: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _date(day: dt.date):
+    return F.lit(day.isoformat()).cast("date")
+
+
+def _existing(spark: SparkSession, settings: Settings, table: Table, hint: str) -> str:
+    """``table``'s location; a LakehouseError naming what to run first when it does not exist."""
+    uri = table.uri(settings)
+    if not delta_io.is_delta(spark, uri):
+        raise LakehouseError(f"{table.qualified} does not exist at {uri}: {hint}")
+    return uri
+
+
+# ---- reads ----
+def _arrived(spark: SparkSession, settings: Settings, name: str, day: dt.date, through: bool) -> DataFrame:
+    """Silver rows of ``name`` with a customer that arrived on ``day`` (``through``: by ``day``)."""
+    uri = _existing(spark, settings, tables.silver(name), f"run silver for {day} first")
+    arrived = F.col("_ingest_date") <= _date(day) if through else F.col("_ingest_date") == _date(day)
+    return delta_io.read(spark, uri).where(arrived).where(F.col("customer_id").isNotNull())
+
+
+def _seen_sessions(spark: SparkSession, settings: Settings, events: DataFrame, day: dt.date) -> DataFrame:
+    """``session_id`` of the sessions of earlier batches that today's events may continue: those with an
+    event since ``activity.SESSION_LOOKBACK_DAYS`` before today's earliest event."""
+    since = events.where(F.col("session_id").isNotNull()).agg(F.min(F.to_date("ts"))).first()[0]
+    if since is None:
+        return events.select("session_id").limit(0)
+    return (delta_io.read(spark, tables.silver("web_events").uri(settings))
+            .where(F.col("_ingest_date") < _date(day))
+            .where(F.col("ts") >= F.lit(since.isoformat()).cast("timestamp")
+                   - F.expr(f"INTERVAL {activity.SESSION_LOOKBACK_DAYS} DAYS"))
+            .select("session_id").distinct())
+
+
+def build_activity(spark: SparkSession, settings: Settings, day: dt.date, through: bool = False) -> DataFrame:
+    """The ``ingest_date = day`` slice of customer_activity_daily, from silver rows that arrived on ``day``.
+
+    ``through=True`` is the full recompute: every slice up to ``day`` in one pass over silver (used to
+    check that the incremental table equals a rebuild, and to rebuild after a definition change).
+    """
+    events = _arrived(spark, settings, "web_events", day, through).where(F.col("ts").isNotNull())
+    seen = None if through else _seen_sessions(spark, settings, events, day)
+    return activity.compute_activity(events, _arrived(spark, settings, "transactions", day, through),
+                                     _arrived(spark, settings, "nps_responses", day, through), seen)
+
+
+def read_daily(spark: SparkSession, settings: Settings, day: dt.date) -> DataFrame:
+    """The stored customer_activity_daily (every ingest date)."""
+    return delta_io.read(spark, _existing(spark, settings, tables.ACTIVITY, f"build activity for {day} first"))
+
+
+def build_state(spark: SparkSession, settings: Settings, day: dt.date) -> tuple[DataFrame, str]:
+    """The ``as_of_date = day`` partition of the lifetime state: rolled forward from D-1's when that is
+    stored, else one pass over the stored daily activity (``features.lifetime_state``)."""
+    prev = (day - dt.timedelta(days=1)).isoformat()
+    uri = tables.LIFETIME_STATE.uri(settings)
+    previous = None
+    if delta_io.is_delta(spark, uri) and delta_io.has_rows(spark, uri, f"as_of_date = '{prev}'"):
+        previous = delta_io.read(spark, uri).where(F.col("as_of_date") == F.lit(prev).cast("date"))
+    return features.lifetime_state(read_daily(spark, settings, day), day, previous)
+
+
+def build_snapshot(spark: SparkSession, settings: Settings, day: dt.date, daily: DataFrame | None = None) -> DataFrame:
+    """Features of every customer active on ``day``, as known on ``day``, from the stored entity states.
+
+    ``daily`` replaces the stored ``customer_activity_daily`` and lifetime state (a full recompute
+    passes a rebuilt activity table; the state is then computed from it in one pass).
+    """
+    if daily is None:  # the stored activity and the stored state of D (build_gold writes it first)
+        daily = read_daily(spark, settings, day)
+        uri = _existing(spark, settings, tables.LIFETIME_STATE, f"build the state for {day} first")
+        state = delta_io.read(spark, uri).where(F.col("as_of_date") == _date(day))
+    else:
+        state = features.lifetime(features.known_on(daily, day))
+    state_of = entity_store.read_state_as_of
+    return features.snapshot(
+        day,
+        subscriptions=state_of(spark, settings, "subscriptions", day),
+        customers=state_of(spark, settings, "customers", day),
+        subscriptions_then=state_of(spark, settings, "subscriptions", features.price_reference_day(day), known_on=day),
+        tickets=state_of(spark, settings, "support_tickets", day),
+        daily=daily, state=state)
+
+
+def build_labels(spark: SparkSession, settings: Settings, run_date: dt.date) -> DataFrame | None:
+    """Labels for snapshot date ``run_date - H``; None when that snapshot does not exist."""
+    h = settings.gold.label_horizon_days
+    snap_day = labels.label_snapshot_date(h, run_date)
+    uri = tables.FEATURES.uri(settings)
+    if not delta_io.is_delta(spark, uri):
+        return None
+    snap = delta_io.read(spark, uri).where(F.col("snapshot_date") == _date(snap_day)).select("customer_id", "snapshot_date")
+    if snap.isEmpty():
+        return None
+    return labels.labels(snap, entity_store.read_state_as_of(spark, settings, "subscriptions", run_date), run_date, h)
+
+
+# ---- writes ----
+def _write(spark, settings, table: Table, df, value, meta, result) -> None:
+    uri = table.uri(settings)
+    df = df.cache()
+    try:
+        result.rows[table.name] = df.count()
+        delta_io.replace_partition(df, uri, table.partition, value, meta)
+    finally:
+        df.unpersist()
+    result.versions[table.name] = delta_io.latest_version(spark, uri)
+    log.info("%s %s=%s: %d rows (version %s)", table.qualified, table.partition, value, result.rows[table.name],
+             result.versions[table.name])
+
+
+def build_gold(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None) -> GoldResult:
+    started = time.perf_counter()
+    run_id = run_id or new_run_id("gold", run_date)
+    result = GoldResult(run_date.isoformat(), run_id)
+    catalog.register(spark, settings)
+    meta = delta_io.commit_metadata(run_id, "gold", run_date.isoformat())
+    day = run_date.isoformat()
+    _write(spark, settings, tables.ACTIVITY, build_activity(spark, settings, run_date), day, meta, result)
+    state, how = build_state(spark, settings, run_date)
+    _write(spark, settings, tables.LIFETIME_STATE, state, day, meta, result)
+    log.info("%s %s: %s", tables.LIFETIME_STATE.qualified, day, how)
+    result.rows.update(entity_store.write_checkpoints(
+        spark, settings, [run_date, features.price_reference_day(run_date)], meta))
+    _write(spark, settings, tables.FEATURES, build_snapshot(spark, settings, run_date), day, meta, result)
+    lab = build_labels(spark, settings, run_date)
+    snap = labels.label_snapshot_date(settings.gold.label_horizon_days, run_date).isoformat()
+    if lab is None:
+        log.info("%s: no snapshot for %s yet (horizon %d days); nothing to label", tables.LABELS.qualified, snap,
+                 settings.gold.label_horizon_days)
+    else:
+        _write(spark, settings, tables.LABELS, lab, snap, meta, result)
+        result.label_snapshot = snap
+        result.churned = delta_io.read(spark, tables.LABELS.uri(settings)) \
+            .where(f"snapshot_date = '{snap}'").where("churned = 1").count()
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
