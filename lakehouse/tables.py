@@ -92,8 +92,14 @@ def entity_checkpoints(entity: str) -> Table:
     return Table("gold", f"{entity}_state_checkpoints", ("checkpoint_date", "_covers"))
 
 
+def byod_silver(name: str) -> Table:
+    """A bring-your-own-data profile's validated rows (replaced per extract date)."""
+    return Table("silver", name, ("_ingest_date",))
+
+
 def byod_features(name: str) -> Table:
-    return Table("gold", f"{name}_features")
+    """A bring-your-own-data profile's features (replaced per extract date)."""
+    return Table("gold", f"{name}_features", ("run_date",))
 
 
 # ---- ops: what runs did and saw ----

@@ -138,9 +138,10 @@ def load_bronze(spark: SparkSession, settings: Settings, profile: Profile, folde
     fmt = "whitespace" if src.format == "whitespace" else "csv"
     df, _, _, n_rows, n_bad, cached = parse_raw(spark, folder, [name], fmt, header, {name: header},
                                                 delimiter=src.delimiter, has_header=src.header)
-    uri = tables.bronze(profile.table).uri(settings)
+    bronze = tables.bronze(profile.table)
+    uri = bronze.uri(settings)
     stamped = df.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")).withColumn("_run_id", F.lit(run_id))
-    delta_io.replace_partition(stamped, uri, "_ingest_date", run_date.isoformat(),
+    delta_io.replace_partition(stamped, uri, bronze.partition, run_date.isoformat(),
                                delta_io.commit_metadata(run_id, "byod", run_date.isoformat(), profile=profile.name))
     cached.unpersist()
     log.info("bronze.%s %s: %d lines parsed, %d unparseable", profile.table, run_date, n_rows, n_bad)
@@ -399,9 +400,10 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
                              f"bronze; see {out_dir / 'quality_report.md'}")
     delta_io.replace_where(q, tables.quarantine("byod").uri(settings),
                            f"_ingest_date = '{run_date}' AND table = '{spec.table}'", meta)
-    silver_uri = tables.silver(profile.table).uri(settings)
+    silver_table = tables.byod_silver(profile.table)
+    silver_uri = silver_table.uri(settings)
     delta_io.replace_partition(silver.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date"))
-                               .withColumn("_run_id", F.lit(run_id)), silver_uri, "_ingest_date",
+                               .withColumn("_run_id", F.lit(run_id)), silver_uri, silver_table.partition,
                                run_date.isoformat(), meta)
     annotated.unpersist()
     silver_rows = delta_io.read(spark, silver_uri).where(F.col("_ingest_date") == F.lit(run_date.isoformat()).cast("date"))
@@ -417,15 +419,17 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
         events = events_frame(silver_rows, profile).cache()
         features = event_features(events, profile, event_cutoffs(events, profile))
         numeric = EVENT_FEATURES
-    gold_uri = tables.byod_features(profile.table).uri(settings)
-    delta_io.replace_partition(features.withColumn("run_date", F.lit(run_date)), gold_uri, "run_date",
+    gold_table = tables.byod_features(profile.table)
+    gold_uri = gold_table.uri(settings)
+    delta_io.replace_partition(features.withColumn("run_date", F.lit(run_date)), gold_uri, gold_table.partition,
                                run_date.isoformat(), meta)
     gold = delta_io.read(spark, gold_uri).where(F.col("run_date") == F.lit(run_date)).drop("run_date")
     if profile.shape == "event_log":
         events.unpersist()
-    versions = {f"bronze.{profile.table}": delta_io.latest_version(spark, tables.bronze(profile.table).uri(settings)),
-                f"silver.{profile.table}": delta_io.latest_version(spark, silver_uri),
-                f"gold.{profile.table}_features": delta_io.latest_version(spark, gold_uri)}
+    bronze_table = tables.bronze(profile.table)
+    versions = {bronze_table.qualified: delta_io.latest_version(spark, bronze_table.uri(settings)),
+                silver_table.qualified: delta_io.latest_version(spark, silver_uri),
+                gold_table.qualified: delta_io.latest_version(spark, gold_uri)}
     seconds["gold"] = round(time.perf_counter() - t, 1)
 
     t = time.perf_counter()

@@ -144,7 +144,7 @@ def write_checkpoints(spark: SparkSession, settings: Settings, days: list[dt.dat
             frame = state.select("*", date_lit(m).alias("checkpoint_date"), F.lit(current).alias("_covers")).cache()
             try:
                 n = frame.count()
-                delta_io.replace_partition(frame, uri, "checkpoint_date", m.isoformat(), metadata, merge_schema=True,
+                delta_io.replace_partition(frame, uri, target.partition, m.isoformat(), metadata, merge_schema=True,
                                            partition_by=target.partition_by)
             finally:
                 frame.unpersist()

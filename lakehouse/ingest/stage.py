@@ -170,11 +170,12 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         df = (df.withColumn("_run_id", F.lit(run_id)).withColumn("_ingested_at", F.current_timestamp())
               .withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")))
         name = bronze_table(source, type_)
-        uri = tables.bronze(name).uri(settings)
+        table = tables.bronze(name)
+        uri = table.uri(settings)
         meta = delta_io.commit_metadata(run_id, f"ingest_{source}", run_date.isoformat(), rows=data.rows,
                                         new_columns=extra)
         before = delta_io.latest_version(spark, uri)
-        delta_io.replace_partition(df, uri, "_ingest_date", run_date.isoformat(), meta, merge_schema=bool(extra))
+        delta_io.replace_partition(df, uri, table.partition, run_date.isoformat(), meta, merge_schema=bool(extra))
         parsed.unpersist()
         version, written = delta_io.last_commit_rows(spark, uri)
         if version == before:  # an empty batch into an empty partition: Delta makes no commit

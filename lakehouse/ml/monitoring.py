@@ -94,7 +94,7 @@ def record_drift(spark, settings, frame, mv, run_date, run_id) -> dict[str, floa
                            T.StructField("psi", T.DoubleType()), T.StructField("drifted", T.BooleanType()),
                            T.StructField("model_version", T.StringType()), T.StructField("run_id", T.StringType())])
     delta_io.replace_partition(spark.createDataFrame(rows, schema), tables.FEATURE_DRIFT.uri(settings),
-                               "score_date", run_date.isoformat(),
+                               tables.FEATURE_DRIFT.partition, run_date.isoformat(),
                                delta_io.commit_metadata(run_id, "score", run_date.isoformat()))
     flagged = {k: v for k, v in drift.items() if v > limit}
     if flagged:
@@ -120,7 +120,7 @@ def record_realized(spark, settings, run_date, run_id) -> dict | None:
            "model_version": str(joined["model_version"].iloc[0]), "run_id": run_id}
     df = spark.createDataFrame([row], "score_date date, evaluated_on date, rows long, churned long, roc_auc double, "
                                       "pr_auc double, model_version string, run_id string")
-    delta_io.replace_partition(df, tables.MODEL_PERFORMANCE.uri(settings), "score_date",
+    delta_io.replace_partition(df, tables.MODEL_PERFORMANCE.uri(settings), tables.MODEL_PERFORMANCE.partition,
                                scored_on.isoformat(), delta_io.commit_metadata(run_id, "score", run_date.isoformat()))
     log.info("realized performance of the %s scores: ROC AUC %.4f on %d customers (%d churned)", scored_on,
              row["roc_auc"], row["rows"], row["churned"])

@@ -336,9 +336,10 @@ def _write_table(spark: SparkSession, settings: Settings, spec: TableRules, run_
     else:
         changed = delta_io.merge_latest(spark, uri, stamped, spec.key, spec.order_by, meta)
     if spec.write_mode != "insert_only":
-        h_uri = tables.silver_history(name).uri(settings)
+        history = tables.silver_history(name)
+        h_uri = history.uri(settings)
         if changed or not delta_io.holds_exactly(spark, h_uri, f"_ingest_date = '{day}'", stamped, outcome.silver_rows):
-            delta_io.replace_partition(stamped, h_uri, "_ingest_date", day, meta)
+            delta_io.replace_partition(stamped, h_uri, history.partition, day, meta)
     q_uri = tables.quarantine(spec.source).uri(settings)
     q_where = f"_ingest_date = '{day}' AND table = '{name}'"
     q = quarantine.withColumn("_ingest_date", F.lit(day).cast("date")).withColumn("_run_id", F.lit(run_id))

@@ -198,12 +198,14 @@ def _package_zip(out: Path) -> Path:
 
 
 def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "local",
-              worker_cores: int = 2, worker_memory: str = "3g", log=print) -> dict:
+              worker_cores: int = 2, worker_memory: str = "3g", log=print, inspect=None) -> dict:
     """Generate the sources, start HDFS + Spark master/worker + the API simulator on 127.0.0.1, and
     spark-submit the daily jobs (in the DAG's order) for ``days`` dates with ``--master spark://``.
 
     Returns what ran where and how long: per job the wall time and exit code, the master's view of
     the workers and completed applications, and the run summary rows the jobs recorded on HDFS.
+    ``inspect(hdfs, lake_uri)``, if given, is called after the jobs while HDFS is still up (tests
+    read the lake there); what it returns is the result's ``inspected``.
     """
     import datetime as dt
     import sys
@@ -269,6 +271,8 @@ def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "
             with urllib.request.urlopen(f"{hdfs.webhdfs_url}/webhdfs/v1/churn/{layer}?op=LISTSTATUS", timeout=10) as r:
                 layers[layer] = sorted(f["pathSuffix"] for f in json.load(r)["FileStatuses"]["FileStatus"])
         result["hdfs_layers"] = layers
+        if inspect is not None:
+            result["inspected"] = inspect(hdfs, f"{hdfs.uri}/churn")
     result["seconds_total"] = round(sum(j["seconds"] for j in result["jobs"]), 1)
-    (work / "result.json").write_text(json.dumps(result, indent=2))
+    (work / "result.json").write_text(json.dumps(result, indent=2, default=str))
     return result
