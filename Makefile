@@ -9,7 +9,7 @@ export SUPPORT_API_TOKEN ?= local-dev-token
 export PII_HASH_KEY ?= local-dev-pii-key
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup venv jars cds demo test test-fast lint bench clean-lake help airflow distributed walkthrough
+.PHONY: setup venv jars cds demo test test-fast lint bench clean-lake help airflow distributed walkthrough mlflow
 
 help:
 	@echo "make setup   - create .venv, install pinned requirements, resolve JARs with Maven, build the JVM class archive (idempotent)"
@@ -20,6 +20,7 @@ help:
 	@echo "make distributed - HDFS minicluster + Spark standalone master/worker on 127.0.0.1, daily jobs via spark://"
 	@echo "make walkthrough - run the DAG for a date and screenshot Airflow and MLflow into docs/img/walkthrough"
 	@echo "make airflow - Airflow standalone on http://127.0.0.1:8080 with this project's DAGs (SQLite metadata)"
+	@echo "make mlflow  - the MLflow UI on http://127.0.0.1:5000 over the local tracking store (runs, models, champion)"
 
 setup: venv jars cds
 
@@ -82,6 +83,9 @@ airflow: setup
 	@mkdir -p var/airflow
 	@echo "Airflow on http://127.0.0.1:8080 - user admin, password in var/airflow/simple_auth_manager_passwords.json.generated"
 	$(AIRFLOW_ENV) $(VENV)/bin/airflow standalone
+
+mlflow: venv
+	$(VENV)/bin/lakehouse --env $(ENV) mlflow --port $${MLFLOW_PORT:-5000}
 
 distributed: setup
 	$(VENV)/bin/lakehouse --env $(ENV) cluster local-run --days 1

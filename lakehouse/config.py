@@ -213,6 +213,8 @@ class ModelConfig(_Strict):
     risk_bands: dict[str, float]
     drift_psi_threshold: float = Field(gt=0)
     drift_exclude: list[str] = Field(default_factory=list)
+    # the drift reference: the rows of this many latest labelled snapshot dates (ml.monitoring.reference_rows)
+    drift_reference_dates: int = Field(default=3, ge=1)
     sizes: ModelSizes = Field(default_factory=ModelSizes)
     grid: ModelGrids
 

@@ -46,6 +46,8 @@ def dates(value: str) -> list[dt.date]:
 
     first, _, last = value.partition(":")
     start, end = parse_date(first), parse_date(last or first)
+    if end < start:
+        raise argparse.ArgumentTypeError(f"{value!r}: the range ends before it starts (FIRST:LAST, FIRST <= LAST)")
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 

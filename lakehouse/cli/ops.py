@@ -314,6 +314,24 @@ def cmd_lake_table(args) -> int:
     return 0
 
 
+def cmd_mlflow(args) -> int:
+    """The MLflow UI over this environment's tracking store, on 127.0.0.1 (until interrupted)."""
+    import os
+    import shutil
+
+    from lakehouse.ml import tracking
+
+    settings = settings_of(args)
+    uri = tracking.tracking_uri(settings)
+    mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
+    if mlflow is None:
+        raise LakehouseError("the mlflow command is not installed in this environment (make setup installs it)")
+    cmd = [mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl-C to stop)", flush=True)
+    os.execv(mlflow, cmd)
+    return 0  # not reached: the process is now MLflow's
+
+
 def add_commands(sub) -> None:
     """The operator's subcommands on ``sub`` (the parser's subparsers)."""
     s = sub.add_parser("config", help="print the merged, validated configuration")
@@ -435,6 +453,11 @@ def add_commands(sub) -> None:
     s.add_argument("--customers", type=int, default=3000)
     s.add_argument("--seed", type=int, default=11)
     s.set_defaults(func=cmd_byod_example)
+
+    s = sub.add_parser("mlflow", help="the MLflow UI (runs, registered models, the champion) on 127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.set_defaults(func=cmd_mlflow)
 
     s = sub.add_parser("runs", help="the run ledger: recent runs, or one run's reads and writes")
     s.add_argument("--run-id")

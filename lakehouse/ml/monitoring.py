@@ -27,6 +27,16 @@ from lakehouse.ml import tracking
 log = logging.getLogger(__name__)
 
 
+def reference_rows(frame: DataFrame, dates: list[dt.date], latest: int, date_col: str = "as_of") -> DataFrame:
+    """The rows of ``frame`` on the ``latest`` most recent of ``dates``: what drift is measured against.
+
+    Not every training row: the lake's first weeks, whose 30- to 90-day windows are still filling, and
+    the time before a price change are part of the training set but not of what the model will score
+    next; against them a freshly trained champion would be flagged on the data it was trained near."""
+    first = sorted(dates)[-latest:][0]
+    return frame.where(F.col(date_col).cast("date") >= F.lit(first.isoformat()).cast("date"))
+
+
 def drift_reference(frame: DataFrame, numeric: list[str], bins: int = 10) -> dict:
     """Per numeric feature: decile edges and the training share in each bin (for PSI at scoring)."""
     probs = [i / bins for i in range(1, bins)]

@@ -131,6 +131,38 @@ def test_a_fresh_process_scores_with_the_champion_idempotently(spark, ml):
                                      exclude=["run_id"]) == first_sum
 
 
+def test_the_mlflow_ui_serves_the_registered_champion_on_loopback(ml):
+    import signal
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    settings, _, _, _, first = ml
+    port = free_port()
+    env = {**os.environ, "LAKEHOUSE__MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
+           "LAKEHOUSE__MLFLOW__ARTIFACT_ROOT": settings.mlflow.artifact_root}
+    proc = subprocess.Popen([sys.executable, "-m", "lakehouse.cli", "--env", "test", "mlflow", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/registered-models/search"
+    try:
+        deadline, found = time.monotonic() + 120, None
+        while found is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    found = json.load(response)
+            except OSError:
+                time.sleep(1)
+        assert found is not None, f"no MLflow UI on port {port} (exit {proc.poll()})"
+        models = {m["name"]: {a["alias"]: a["version"] for a in m.get("aliases", [])}
+                  for m in found["registered_models"]}
+        assert models[settings.model.name]["champion"] == first.champion_version
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+    assert output.startswith(f"MLflow UI on http://127.0.0.1:{port} over sqlite:///")
+
+
 def test_drift_is_flagged_on_a_shifted_scenario_and_not_on_a_steady_one(spark, ml):
     settings, _, dates, _, _ = ml
     steady_day = dates[-1] + dt.timedelta(days=10)

@@ -105,3 +105,18 @@ def test_benchmark_lists_are_parsed_by_the_command_line_and_a_bad_one_is_named(c
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(argv)
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_date_range_that_ends_before_it_starts_is_refused_in_one_line(capsys):
+    import pytest
+
+    from lakehouse.cli import build_parser
+
+    parser = build_parser()
+    assert len(parser.parse_args(["run", "--run-date", "2026-01-30:2026-02-02"]).dates) == 4
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["run", "--run-date", "2026-02-02:2026-01-30"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2
+    assert err.endswith("argument --run-date: '2026-02-02:2026-01-30': the range ends before it starts "
+                        "(FIRST:LAST, FIRST <= LAST)")
