@@ -21,13 +21,7 @@ then the latest version per key among
 which is exactly the latest among all rows the definition above takes: the cost is the entities
 plus at most a month (and the lag K - D) of changes, whatever the age of the lake.
 
-A checkpoint carries a fingerprint of the history files it was built from (those of partitions up to
-M) as a second partition value, ``_covers``, so whether a current one is stored is answered from the
-two tables' file lists in their Delta logs (no data file is read). A reader uses it only while the
-history still holds exactly those files; after a re-run of an old date or an erasure rewrote one of
-them it falls back to the whole history (same rows, slower) and the next gold run rebuilds the
-checkpoint. Below ``gold.entity_checkpoint_min_mb`` of history none is built or read: the whole
-history is then cheaper than this bookkeeping (the file lists, a union of three scans per read).
+Which checkpoints are current, and when none is used: ``gold.entity_store``.
 """
 
 from __future__ import annotations
