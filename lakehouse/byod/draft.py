@@ -161,9 +161,16 @@ def draft_profile(path: Path, shape: str, customer_id: str | None = None, label:
         values = [v for v in df[c] if v.strip()]
         distinct = len(set(values))
         share = sum(_number(v) for v in values) / len(values) if values else 0.0
-        if PII_NAME.search(c):
+        named = PII_NAME.search(c)
+        if named and (any("@" in v for v in values[:200]) or distinct > 0.5 * len(values)):
             pii.append(c)
-        elif share >= 0.95 and not (ID_NAME.search(c) or c.endswith("number") and distinct > 0.9 * n):
+            comments.append(f"{c!r}: personal data, hashed in silver (its name matches {named.group(0)!r} and "
+                            f"{distinct} of {len(values)} sample values differ)")
+            continue
+        if named:
+            comments.append(f"{c!r}: its name looks personal ({named.group(0)!r}) but it has {distinct} distinct values "
+                            f"in {len(values)} rows: not marked as personal data")
+        if share >= 0.95 and not (ID_NAME.search(c) or c.endswith("number") and distinct > 0.9 * n):
             numeric.append(c)
         elif values and _time_formats(values[:200]):
             drop.append(c)
@@ -183,6 +190,8 @@ def draft_profile(path: Path, shape: str, customer_id: str | None = None, label:
             profile["events"]["amount"] = f"{qty[0]} * {price[0]}"
         elif money:
             profile["events"]["amount"] = money[0]
+            numeric.remove(money[0])  # the amount has its own role (a column is declared once)
+            comments.append(f"events.amount: {money[0]!r}, guessed from its name")
         else:
             comments.append("no amount column recognized: set events.amount to a column or an expression")
         profile["events"] |= {"numeric": numeric, "categorical": categorical, "horizon_days": 90,

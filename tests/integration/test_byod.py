@@ -192,3 +192,38 @@ def test_byod_init_drafts_a_profile_that_fits_the_file(tmp_path):
     events = yaml.safe_load(draft_profile(tmp_path / "orders.txt", "event_log", customer_id="col1", timestamp="col2"))
     assert events["source"]["format"] == "whitespace" and events["source"]["header"] is False
     assert events["events"]["timestamp"] == {"column": "col2", "formats": ["yyyyMMdd"]}
+
+
+def test_byod_init_marks_personal_data_by_name_and_values_and_drafts_an_amount_once(tmp_path, capsys):
+    import random
+
+    import yaml
+
+    from lakehouse.byod.draft import draft_profile
+    from lakehouse.byod.profile import load_profile
+    from lakehouse.cli import main
+
+    rng = random.Random(5)
+    rows = ["customerID,PhoneService,Phone,tenure,Churn"]
+    rows += [f"C{i:04d},{rng.choice(['Yes', 'No'])},555-{i:04d},{rng.randint(1, 70)},{rng.choice(['Yes', 'No'])}"
+             for i in range(80)]
+    (tmp_path / "telco.csv").write_text("\n".join(rows) + "\n")
+    text = draft_profile(tmp_path / "telco.csv", "snapshot")
+    (tmp_path / "telco.yaml").write_text(text)
+    p = load_profile(tmp_path / "telco.yaml")
+    assert p.pii == ["phone"] and "phoneservice" in p.categorical  # a Yes/No product flag is not a phone number
+    assert "# 'phone': personal data, hashed in silver (its name matches 'phone' and 80 of 80 sample values differ)" in text
+    assert "# 'phoneservice': its name looks personal ('phone') but it has 2 distinct values in 80 rows" in text
+
+    log = ["customer_id,order_date,dollar_value,store"]
+    log += [f"C{rng.randint(1, 20):03d},2026-0{rng.randint(1, 6)}-1{rng.randint(0, 9)},{rng.uniform(5, 90):.2f},"
+            f"{rng.choice(['north', 'south'])}" for _ in range(200)]
+    (tmp_path / "orders.csv").write_text("\n".join(log) + "\n")
+    text = draft_profile(tmp_path / "orders.csv", "event_log")  # declared 'dollar_value' twice before
+    (tmp_path / "orders.yaml").write_text(text)
+    events = load_profile(tmp_path / "orders.yaml").events
+    assert events.amount == "dollar_value" and "dollar_value" not in events.numeric
+    for name in ("telco", "orders"):
+        assert main(["byod", "check", str(tmp_path / f"{name}.yaml"), "--file", str(tmp_path / f"{name}.csv")]) == 0
+    assert capsys.readouterr().out.count("ok: profile") == 2
+    assert yaml.safe_load(text)["events"]["timestamp"]["column"] == "order_date"
