@@ -285,3 +285,96 @@ def check_header(profile: Profile, header: list[str], file_label: str) -> list[s
         raise ProfileError(f"{file_label}: profile '{profile.name}' names columns the file does not have: "
                            + "; ".join(missing) + f". The file's columns are: {', '.join(header)}")
     return [c for c in header if c not in declared]
+
+
+_SPARK_TO_PY = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"),
+                ("M", "%m"), ("d", "%d"), ("H", "%H"), ("'T'", "T")]
+
+
+def _py_format(spark_pattern: str) -> str | None:
+    """A Spark datetime pattern as a ``strptime`` format, for the patterns drafts use; None otherwise."""
+    out, i = "", 0
+    while i < len(spark_pattern):
+        for token, py in _SPARK_TO_PY:
+            if spark_pattern.startswith(token, i):
+                out, i = out + py, i + len(token)
+                break
+        else:
+            ch = spark_pattern[i]
+            if ch.isalpha():
+                return None  # a pattern letter this check does not know: Spark will judge it
+            out, i = out + ch, i + 1
+    return out
+
+
+def check_sample(path: Path, profile: Profile, header: list[str], rows: int = 2000) -> list[str]:
+    """Read the first ``rows`` data lines of ``path`` as the profile says and raise ProfileError with the
+    line and value of the first thing that breaks: a line with another number of fields than the header,
+    a header-less profile on a file whose first line is its header, a numeric column whose values are
+    mostly not numbers, a timestamp no listed format reads, a label value the profile does not list.
+    Returns notes on what passed with a few bad values (the pipeline's checks catch those)."""
+    src = profile.source
+    with open(path, encoding=src.encoding, errors="replace", newline="") as fh:
+        lines = [(n, ln.rstrip("\r\n")) for n, ln in zip(range(1, rows + 2), fh)]
+    data = [(n, ln) for n, ln in lines[1 if src.header else 0:] if ln.strip()]
+    if not data:
+        raise ProfileError(f"{path}: no data lines")
+    first = [normalize(v) for v in split_line(data[0][1], src)]
+    declared = {normalize(c) for cols in profile.roles().values() for c in cols}
+    if not src.header and len(declared & set(first)) >= max(2, len(declared) // 2):
+        raise ProfileError(f"{path}: line 1 looks like a header ({', '.join(first[:6])}...) but the profile has "
+                           "source.header: false: set it to true (and drop source.column_names)")
+    records = []
+    for n, ln in data:
+        try:
+            fields = split_line(ln, src)
+        except Exception as exc:  # csv.Error: an unclosed quote and the like
+            raise ProfileError(f"{path}: line {n} does not split as {src.format} ({exc}): {ln[:120]!r}") from None
+        if len(fields) != len(header):
+            raise ProfileError(f"{path}: line {n} has {len(fields)} fields, the header {len(header)} (delimiter "
+                               f"{src.delimiter!r} if csv; {src.format}): {ln[:120]!r}")
+        records.append((n, dict(zip(header, fields))))
+    notes: list[str] = []
+
+    def column(c):
+        return [(n, r[c].strip()) for n, r in records if r[c].strip()]
+
+    for c in profile.numeric_columns:
+        values = column(c)
+        bad = [(n, v) for n, v in values if not _is_number(v.replace(",", ".") if src.decimal_comma else v)]
+        if values and len(bad) * 2 >= len(values):
+            raise ProfileError(f"{path}: numeric column {c!r}: {len(bad)} of {len(values)} values are not numbers, "
+                               f"e.g. line {bad[0][0]}: {bad[0][1]!r} (wrong column, delimiter or decimal_comma?)")
+        if bad:
+            notes.append(f"numeric {c!r}: {len(bad)} of {len(values)} values not numbers (the checks catch them), "
+                         f"e.g. line {bad[0][0]}: {bad[0][1]!r}")
+    if profile.shape == "event_log":
+        c = normalize(profile.events.timestamp.column)
+        formats = [f for f in map(_py_format, profile.events.timestamp.formats) if f]
+        if formats and len(formats) == len(profile.events.timestamp.formats):
+            def reads(v):
+                for f in formats:
+                    try:
+                        dt.datetime.strptime(v, f)
+                        return True
+                    except ValueError:
+                        pass
+                return False
+
+            values = column(c)
+            bad = [(n, v) for n, v in values if not reads(v)]
+            if values and len(bad) * 2 >= len(values):
+                raise ProfileError(f"{path}: no format of events.timestamp.formats "
+                                   f"{profile.events.timestamp.formats} reads column {c!r}, e.g. line {bad[0][0]}: "
+                                   f"{bad[0][1]!r}")
+            if bad:
+                notes.append(f"timestamp {c!r}: {len(bad)} of {len(values)} values unreadable (the checks catch them), "
+                             f"e.g. line {bad[0][0]}: {bad[0][1]!r}")
+    else:
+        c = normalize(profile.label.column)
+        known = {v.strip().lower() for v in profile.label.churned + profile.label.retained}
+        unknown = [(n, v) for n, v in column(c) if v.lower() not in known]
+        if unknown:
+            raise ProfileError(f"{path}: label column {c!r} has values the profile lists neither as churned nor as "
+                               f"retained: {sorted({v for _, v in unknown})[:10]}, e.g. line {unknown[0][0]}")
+    return notes

@@ -249,13 +249,16 @@ def cmd_byod_example(args) -> int:
 
 
 def cmd_byod_check(args) -> int:
-    from lakehouse.byod.profile import check_header, load_profile, read_header
+    from lakehouse.byod.profile import check_header, check_sample, load_profile, read_header
 
     profile = load_profile(args.profile)
     header = read_header(Path(args.file), profile)
     undeclared = check_header(profile, header, args.file)
-    print(f"ok: profile '{profile.name}' ({profile.shape}) fits {args.file}: {len(header)} columns"
-          + (f"; not in the profile (ignored): {', '.join(undeclared)}" if undeclared else ""))
+    notes = check_sample(Path(args.file), profile, header, args.rows)
+    print(f"ok: profile '{profile.name}' ({profile.shape}) fits {args.file}: {len(header)} columns, the first "
+          f"{args.rows} lines read" + (f"; not in the profile (ignored): {', '.join(undeclared)}" if undeclared else ""))
+    for note in notes:
+        print(f"  note: {note}")
     return 0
 
 
@@ -435,9 +438,10 @@ def add_commands(sub) -> None:
     s.add_argument("--run-date", required=True, type=lambda v: dates(v)[0], help="logical date of this extract (YYYY-MM-DD)")
     s.add_argument("--out", help="report folder (default var/byod/<profile>/date=D)")
     s.set_defaults(func=cmd_byod_run)
-    s = byod.add_parser("check", help="check a profile against a file's header (no Spark, instant)")
+    s = byod.add_parser("check", help="check a profile against a file's header and first lines (no Spark)")
     s.add_argument("profile")
     s.add_argument("--file", required=True)
+    s.add_argument("--rows", type=int, default=2000, help="data lines to read and check (default 2000)")
     s.set_defaults(func=cmd_byod_check)
     s = byod.add_parser("init", help="draft a profile from a file (guesses to review; no Spark)")
     s.add_argument("file")

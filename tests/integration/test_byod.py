@@ -227,3 +227,45 @@ def test_byod_init_marks_personal_data_by_name_and_values_and_drafts_an_amount_o
         assert main(["byod", "check", str(tmp_path / f"{name}.yaml"), "--file", str(tmp_path / f"{name}.csv")]) == 0
     assert capsys.readouterr().out.count("ok: profile") == 2
     assert yaml.safe_load(text)["events"]["timestamp"]["column"] == "order_date"
+
+
+def test_byod_check_reads_the_first_lines_and_names_the_line_and_value_that_break(tmp_path, capsys):
+    from lakehouse.cli import main
+
+    good = ["customer_id,order_date,dollar_value,store"]
+    good += [f"C{i % 7:03d},2026-03-{i % 28 + 1:02d},{i * 1.5:.2f},north" for i in range(40)]
+    profile = ("name: orders\nshape: event_log\ncustomer_id: customer_id\nsource: {header: %s}\n"
+               "events:\n  timestamp: {column: order_date, formats: [%s]}\n  amount: dollar_value\n"
+               "  categorical: [store]\n")
+
+    def check(lines, header="true", formats="yyyy-MM-dd", extra=""):
+        (tmp_path / "o.csv").write_text("\n".join(lines) + "\n")
+        (tmp_path / "o.yaml").write_text(profile % (header, formats) + extra)
+        code = main(["byod", "check", str(tmp_path / "o.yaml"), "--file", str(tmp_path / "o.csv")])
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    code, out = check(good)
+    assert code == 0 and "ok: profile 'orders' (event_log)" in out and "note:" not in out
+    code, out = check(good[:5] + ["C001,2026-03-05,oops,north"] + good[5:], extra="  numeric: [dollar_value]\n")
+    assert code == 2 and "declared twice" in out  # the amount column is not numeric as well
+    code, out = check(good[:5] + ["C001,2026-03-05;9.5;north"] + good[5:])
+    assert code == 2 and "line 6 has 2 fields, the header 4 (delimiter ','" in out
+    code, out = check(good, formats="dd.MM.yyyy")
+    assert code == 2 and "reads column 'order_date', e.g. line 2: '2026-03-01'" in out
+    code, out = check(good[:3] + ["C002,03/04/2026,2.00,south"] + good[3:])
+    assert code == 0 and "note: timestamp 'order_date': 1 of 41 values unreadable (the checks catch them), e.g. line 4" in out
+    # a header-less profile on a file that has a header
+    (tmp_path / "o.yaml").write_text((profile % ("false", "yyyy-MM-dd")).replace(
+        "source: {header: false}", "source: {header: false, column_names: [customer_id, order_date, dollar_value, "
+                                   "store]}"))
+    assert main(["byod", "check", str(tmp_path / "o.yaml"), "--file", str(tmp_path / "o.csv")]) == 2
+    assert "line 1 looks like a header (customer_id, order_date, dollar_value, store...)" in capsys.readouterr().err
+
+    snapshot = ["id,plan,churn"] + [f"{i},basic,{'Yes' if i % 3 else 'No'}" for i in range(20)] + ["99,basic,maybe"]
+    (tmp_path / "s.csv").write_text("\n".join(snapshot) + "\n")
+    (tmp_path / "s.yaml").write_text("name: s\nshape: snapshot\ncustomer_id: id\ncategorical: [plan]\n"
+                                     "label: {column: churn, churned: ['yes'], retained: ['no']}\n")
+    assert main(["byod", "check", str(tmp_path / "s.yaml"), "--file", str(tmp_path / "s.csv")]) == 2
+    assert "label column 'churn' has values the profile lists neither as churned nor as retained: ['maybe'], " \
+           "e.g. line 22" in capsys.readouterr().err
