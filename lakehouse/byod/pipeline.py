@@ -107,6 +107,24 @@ def table_rules(profile: Profile) -> TableRules:
 
 
 # ---- reading ------------------------------------------------------------------------------------
+def refuse_changed_columns(spark: SparkSession, settings: Settings, profile: Profile, header: list[str],
+                           file: Path) -> None:
+    """Before anything is written: a file whose columns differ from those the profile's bronze table
+    already holds is refused in one line (the layers would otherwise hold different runs' columns)."""
+    uri = tables.bronze(profile.table).uri(settings)
+    if not delta_io.is_delta(spark, uri):
+        return
+    stored = [c for c in delta_io.read(spark, uri).columns if not c.startswith("_")]  # _* is run metadata
+    added, removed = sorted(set(header) - set(stored)), sorted(set(stored) - set(header))
+    if added or removed:
+        raise LakehouseError(
+            f"{file}: its columns differ from those profile '{profile.name}' loaded before (bronze.{profile.table}): "
+            + "; ".join(part for part in (f"added {added}" if added else "", f"removed {removed}" if removed else "")
+                        if part)
+            + ". Nothing was written. Run it under a new profile name (its own tables), or delete the profile's "
+              f"tables ({profile.table} under bronze, silver and gold) to start over")
+
+
 def land_raw(settings: Settings, profile: Profile, file: Path, run_date: dt.date, run_id: str) -> tuple[str, str, str]:
     """Copy the file's bytes into the raw zone; returns (sha256, folder URI to parse, file name).
 
@@ -376,6 +394,7 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
     t = time.perf_counter()
     header = read_header(file, profile)
     undeclared = check_header(profile, header, str(file))
+    refuse_changed_columns(spark, settings, profile, header, file)
     spec = table_rules(profile)
     sha, folder, name = land_raw(settings, profile, file, run_date, run_id)
     bronze = load_bronze(spark, settings, profile, folder, name, header, run_date, run_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lakehouse import tables
+from lakehouse import delta_io, tables
 from lakehouse.tables import Table
 from tests.conftest import make_settings
 
@@ -150,6 +150,28 @@ def test_profile_mistakes_name_the_column_and_values(spark, byod, tmp_path):
     with pytest.raises(ProfileError, match=r"label column 'Churned\?' has values the profile does not declare: "
                                            r"'maybe' \(2 rows\)"):
         run_profile(spark, settings, profile, odd, RUN_DATE, tmp_path)
+
+
+def test_a_rerun_whose_columns_changed_is_refused_before_anything_is_written(spark, byod, snapshot_run, tmp_path):
+    from lakehouse.byod.pipeline import run_profile
+    from lakehouse.byod.profile import load_profile
+    from lakehouse.errors import LakehouseError
+
+    settings, tmp, _ = byod
+    profile = _fast(load_profile(ROOT / "conf/base/byod/acme_customers.yaml"))
+    lines = (tmp / "files/acme_customers.csv").read_text().splitlines()
+    wider = tmp_path / "acme_customers.csv"  # one more column than the run before loaded
+    wider.write_text("\n".join([lines[0] + ",Loyalty Tier", *[ln + ",gold" for ln in lines[1:]]]) + "\n")
+    raw = settings.path(settings.lake.root) / "raw/byod" / profile.name
+    before = sorted((p.relative_to(raw), p.stat().st_mtime_ns) for p in raw.rglob("*") if p.is_file())
+    bronze = tables.bronze(profile.table).uri(settings)
+    version = delta_io.latest_version(spark, bronze)
+    with pytest.raises(LakehouseError, match=r"its columns differ from those profile 'acme_customers' loaded before "
+                                             r"\(bronze.byod_acme_customers\): added \['loyalty_tier'\]\. Nothing "
+                                             r"was written\."):
+        run_profile(spark, settings, profile, wider, RUN_DATE, tmp_path / "out")
+    assert sorted((p.relative_to(raw), p.stat().st_mtime_ns) for p in raw.rglob("*") if p.is_file()) == before
+    assert delta_io.latest_version(spark, bronze) == version
 
 
 def test_profile_validation_and_cli_check(tmp_path, capsys):
