@@ -317,6 +317,33 @@ def cmd_lake_table(args) -> int:
     return 0
 
 
+def cmd_model_training_set(args) -> int:
+    from lakehouse.ml import lineage, tracking
+
+    settings = settings_of(args)
+    tracking.setup(settings)
+    client = tracking.client(settings)
+    mv = lineage.model_version(client, args.model, settings.model.name)
+    with spark_session(settings, "model-training-set") as spark:
+        result = lineage.rebuild_training_set(spark, settings, client, mv, Path(args.out) if args.out else None)
+    got = result.rebuilt
+    where = ", ".join(f"{t}@v{v}" for t, v in sorted(result.table_versions.items()))
+    if result.equal is None:
+        verdict = "recorded now"
+    elif result.equal:
+        verdict = "equal to the recorded set"
+    else:
+        verdict = (f"NOT EQUAL to the recorded set ({result.recorded['rows']} rows, checksum "
+                   f"{result.recorded['checksum']})")
+    print(f"{result.model} v{result.version}: training set rebuilt from {where} over {len(result.dates)} snapshot "
+          f"dates: {got['rows']} rows, checksum {got['checksum']}: {verdict}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    if result.written_to:
+        print(f"  written to {result.written_to} (Parquet)")
+    return 1 if result.equal is False else 0
+
+
 def cmd_mlflow(args) -> int:
     """The MLflow UI over this environment's tracking store, on 127.0.0.1 (until interrupted)."""
     import os
@@ -457,6 +484,13 @@ def add_commands(sub) -> None:
     s.add_argument("--customers", type=int, default=3000)
     s.add_argument("--seed", type=int, default=11)
     s.set_defaults(func=cmd_byod_example)
+
+    model = sub.add_parser("model", help="registered models: lineage").add_subparsers(dest="model_cmd", required=True)
+    s = model.add_parser("training-set", help="rebuild a registered model's training set from the recorded table "
+                                              "versions and check it against the recorded checksum")
+    s.add_argument("model", help="NAME@ALIAS, NAME/VERSION, @ALIAS, or NAME (its champion); e.g. churn-model@champion")
+    s.add_argument("--out", help="also write the rebuilt rows here (a Parquet folder)")
+    s.set_defaults(func=cmd_model_training_set)
 
     s = sub.add_parser("mlflow", help="the MLflow UI (runs, registered models, the champion) on 127.0.0.1")
     s.add_argument("--host", default="127.0.0.1")

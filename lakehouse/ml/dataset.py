@@ -41,10 +41,13 @@ def labelled_dates(spark: SparkSession, settings: Settings, until: dt.date,
 
 
 def build_training_set(spark: SparkSession, settings: Settings, until: dt.date,
-                       versions: dict[str, int] | None = None, dates: list[dt.date] | None = None) -> TrainingSet:
+                       versions: dict[str, int] | None = None, dates: list[dt.date] | None = None,
+                       features: list[str] | None = None) -> TrainingSet:
     """Labels known by ``until`` (every ``snapshot_every_days``-th date) joined with PIT features.
 
-    ``versions`` pins Delta versions (to rebuild a recorded training set); ``dates`` pins the dates.
+    ``versions`` pins Delta versions (to rebuild a recorded training set); ``dates`` pins the dates;
+    ``features`` (``name@vN``, as a training run records them) pins the features and their versions,
+    computed under their plain names, as training saw them (default: ``model.features`` now).
     """
     versions = dict(versions or {})
     registry = load_registry()
@@ -62,8 +65,9 @@ def build_training_set(spark: SparkSession, settings: Settings, until: dt.date,
     labels = (delta_io.read(spark, uri, version=label_version)
               .where(F.col("snapshot_date").isin([d.isoformat() for d in dates]))
               .select("customer_id", F.col("snapshot_date").alias("as_of"), F.col("churned").alias("label")))
-    refs = feature_refs(settings)
-    frame, retrieval = get_historical_features(spark, settings, labels, refs, versions=versions, registry=registry)
+    refs = [f"{settings.model.view}:{f}" for f in features] if features else feature_refs(settings)
+    frame, retrieval = get_historical_features(spark, settings, labels, refs, versions=versions, registry=registry,
+                                               plain_names=bool(features))
     retrieval.table_versions[f"{tables.LABELS.qualified}"] = label_version
     feats = [registry.resolve(r)[1] for r in refs]
     categorical = [f.name for f in feats if f.dtype == "string"]

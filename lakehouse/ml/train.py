@@ -28,8 +28,8 @@ from pyspark.sql import functions as F
 
 from lakehouse.config import PROJECT_ROOT, ModelGrids, ModelSizes, Settings
 from lakehouse.errors import LakehouseError
+from lakehouse.ml import lineage, monitoring, preprocess, promotion, tracking
 from lakehouse.ml import metrics as M
-from lakehouse.ml import monitoring, preprocess, promotion, tracking
 from lakehouse.ml.dataset import TrainingSet, build_training_set
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,9 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     train_dates, eval_dates = split_dates(ts.dates, cfg.eval_fraction)
     frame = ts.frame.cache()
     train, evaluation, rows, pos_weight = weighted_split(frame, train_dates, eval_dates)
-    log.info("training set: %s; %d features; positive class weight %.1f", rows, len(ts.feature_columns), pos_weight)
+    content = lineage.content(frame)
+    log.info("training set: %s; %d features; positive class weight %.1f; content %s", rows, len(ts.feature_columns),
+             pos_weight, content)
 
     with mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"run_date": run_date.isoformat(), "code_version": _code_version(),
@@ -257,7 +259,8 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                            **{f"table_version.{t}": v for t, v in ts.retrieval.table_versions.items()}})
         mlflow.log_metrics({f"rows_{k}": v for k, v in rows.items()})
         mlflow.log_dict({"dates": [d.isoformat() for d in ts.dates], "train_dates": [d.isoformat() for d in train_dates],
-                         "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict()},
+                         "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict(),
+                         "content": content},
                         "training_set.json")
         results, models = fit_algorithms(train, evaluation, ts.numeric, ts.categorical, cfg.algorithms,
                                          cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp), cfg.sizes, cfg.grid,
@@ -276,6 +279,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
         client.set_model_version_tag(cfg.name, version, "threshold", str(best_metrics["threshold"]))
         client.set_model_version_tag(cfg.name, version, "algorithm", best)
         client.set_model_version_tag(cfg.name, version, "train_run_id", parent.info.run_id)
+        lineage.tag_content(client, cfg.name, version, content)
         client.set_model_version_tag(cfg.name, version, "eval_window", f"{eval_dates[0]}..{eval_dates[-1]}")
         client.set_model_version_tag(cfg.name, version, cfg.selection_metric, f"{best_metrics[cfg.selection_metric]:.6f}")
 

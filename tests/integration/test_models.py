@@ -91,6 +91,38 @@ def test_a_training_set_rebuilt_from_recorded_versions_is_identical(spark, ml):
     assert delta_io.content_checksum(fresh.frame) != before  # without pinning, the new data shows
 
 
+def test_the_champions_training_set_is_rebuilt_equal_to_its_recorded_checksum(spark, ml, tmp_path):
+    """Runs after the test above changed the features table and added snapshots: the recorded versions
+    still give the recorded rows, in process and through `lakehouse model training-set`."""
+    from lakehouse.ml import lineage
+
+    settings, tmp, _, _, first = ml
+    client = tracking.client(settings)
+    mv = lineage.model_version(client, f"{settings.model.name}@champion", settings.model.name)
+    assert str(mv.version) == first.champion_version
+    assert mv.tags["training_rows"] == str(DAYS * 700)
+    result = lineage.rebuild_training_set(spark, settings, client, mv)
+    assert result.equal is True and result.rebuilt == result.recorded
+    assert result.rebuilt["rows"] == DAYS * 700 and result.rebuilt["checksum"] == mv.tags["training_checksum"]
+    assert result.table_versions == first.table_versions and not result.recorded_now
+
+    env = {**os.environ, "LAKEHOUSE__LAKE__ROOT": settings.lake.root, "LAKEHOUSE__LOGS_DIR": str(tmp / "logs"),
+           "LAKEHOUSE__MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
+           "LAKEHOUSE__MLFLOW__ARTIFACT_ROOT": settings.mlflow.artifact_root}
+    proc = subprocess.run([sys.executable, "-m", "lakehouse.cli", "--env", "test", "model", "training-set",
+                           f"{settings.model.name}/{mv.version}", "--out", str(tmp_path / "rows")],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    line = proc.stdout.splitlines()[0]
+    assert line.startswith(f"{settings.model.name} v{mv.version}: training set rebuilt from gold.churn_labels@v")
+    assert line.endswith(f": {DAYS * 700} rows, checksum {mv.tags['training_checksum']}: equal to the recorded set")
+    assert spark.read.parquet(str(tmp_path / "rows")).count() == DAYS * 700
+    bad = subprocess.run([sys.executable, "-m", "lakehouse.cli", "--env", "test", "model", "training-set",
+                          f"{settings.model.name}/99"], env=env, capture_output=True, text=True, timeout=600,
+                         cwd=PROJECT_ROOT)
+    assert bad.returncode == 2 and f"no registered model version '{settings.model.name}/99'" in bad.stderr
+
+
 def test_retraining_without_a_better_model_keeps_the_champion(spark, ml):
     settings, tmp, _, until, first = ml
     weaker = make_settings(tmp, model={**MODEL, "algorithms": ["logistic_regression"], "champion_margin": 0.05})
