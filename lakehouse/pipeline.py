@@ -13,6 +13,7 @@ task's ``after``. Each stage is idempotent per date, so a range re-run converges
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -59,7 +60,9 @@ def daily_tasks(settings: Settings | None = None) -> list[Task]:
             Task("retrain_if_flagged", "retrain", "train", ("score",), ("--only-if-flagged",))]
 
 
-def _stage_funcs(settings: Settings) -> dict[str, Callable]:
+@functools.cache
+def _stage_funcs() -> dict[str, Callable]:
+    """Each stage's function (spark, settings, day), built once (its imports are lazy: jobs load only theirs)."""
     from lakehouse.featurestore.store import materialize
     from lakehouse.gold.stage import build_gold
     from lakehouse.ingest.stage import ingest_source
@@ -101,7 +104,7 @@ def check_stages(stages: list[str]) -> list[str]:
 def run_stage(spark, settings: Settings, stage: str, day: dt.date):
     """One stage for one date, logged to ``<logs_dir>/<stage>/<date>.log``; returns the stage's result."""
     with logs.file_log(settings.path(settings.logs_dir) / stage, f"{day}.log"):
-        return _stage_funcs(settings)[stage](spark, settings, day)
+        return _stage_funcs()[stage](spark, settings, day)
 
 
 def run_range(spark, settings: Settings, dates: list[dt.date], stages: list[str],
