@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 # the entities gold reads as of a date: their key and the column that orders their versions
@@ -47,6 +47,12 @@ def date_lit(day: dt.date):
     return F.lit(day.isoformat()).cast("date")
 
 
+def day_col(day: "dt.date | Column") -> Column:
+    """``day`` as a date column: a literal for one date, or the column itself (one date per row: the
+    history load computes many dates in one pass, each row carrying the date it belongs to)."""
+    return day if isinstance(day, Column) else date_lit(day)
+
+
 def checkpoint_day(day: dt.date) -> dt.date:
     """The checkpoint a state as of ``day`` starts from: the first day of its month."""
     return day.replace(day=1)
@@ -57,10 +63,10 @@ def known_by(history: DataFrame, known_on: dt.date) -> DataFrame:
     return history.where(F.col("_ingest_date") <= date_lit(known_on))
 
 
-def latest(rows: DataFrame, table: str) -> DataFrame:
-    """The newest version per key of ``table``'s rows (ties: the later arrival)."""
+def latest(rows: DataFrame, table: str, by: tuple[str, ...] = ()) -> DataFrame:
+    """The newest version per key (and ``by``) of ``table``'s rows (ties: the later arrival)."""
     key, order_by = ENTITIES[table]
-    w = Window.partitionBy(key).orderBy(F.col(order_by).desc(), F.col("_ingest_date").desc())
+    w = Window.partitionBy(*by, key).orderBy(F.col(order_by).desc(), F.col("_ingest_date").desc())
     return rows.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
 
 
@@ -88,9 +94,19 @@ def state_as_of(history: DataFrame, table: str, day: dt.date, known_on: dt.date 
     return latest(rows, table)
 
 
-def latest_subscription(subscriptions: DataFrame) -> DataFrame:
-    """One row per customer: the customer's most recent subscription among ``subscriptions``."""
-    w = Window.partitionBy("customer_id").orderBy(F.col("start_date").desc(), F.col("subscription_id").desc())
+def states_as_of(history: DataFrame, table: str, days: DataFrame) -> DataFrame:
+    """``state_as_of`` for many dates in one pass: ``days`` holds ``as_of`` and ``known_on`` (and any
+    other columns, passed through); per row of ``days``, the latest version per key stamped before the
+    end of ``as_of`` among the rows that had arrived by ``known_on``."""
+    order_by = F.col(ENTITIES[table][1])
+    rows = history.join(F.broadcast(days), (F.col("_ingest_date") <= F.col("known_on"))
+                        & (order_by < F.date_add(F.col("as_of"), 1).cast("timestamp")))
+    return latest(rows, table, by=tuple(days.columns))
+
+
+def latest_subscription(subscriptions: DataFrame, by: tuple[str, ...] = ()) -> DataFrame:
+    """One row per customer (and ``by``): the customer's most recent subscription among ``subscriptions``."""
+    w = Window.partitionBy(*by, "customer_id").orderBy(F.col("start_date").desc(), F.col("subscription_id").desc())
     return subscriptions.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
 
 
@@ -100,8 +116,8 @@ def cancelled_on() -> "F.Column":
                       F.when(F.col("status") == "cancelled", F.to_date("updated_at")))
 
 
-def active_at(subs: DataFrame, day: dt.date) -> DataFrame:
+def active_at(subs: DataFrame, day: "dt.date | Column") -> DataFrame:
     """Subscriptions running on ``day``: started by then and not cancelled on or before it."""
-    d = date_lit(day)
+    d = day_col(day)
     ended = cancelled_on()
     return subs.where((F.col("start_date") <= d) & (ended.isNull() | (ended > d)))

@@ -16,13 +16,14 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.gold.entities import active_at, latest_subscription
+from lakehouse.gold.entities import active_at, date_lit, latest_subscription
 
 FEATURE_VERSION = 1  # bump when a definition below changes (the feature registry records versions)
 
 
 WINDOW_DAYS = 90  # the longest window: a snapshot reads daily rows of its last 90 activity days only
 PRICE_LOOKBACK_DAYS = 60  # price_change_60d / plan_changed_60d compare with the subscription this long ago
+SNAPSHOT = "snapshot_date"  # the date column of the many-date computations (the history load)
 
 
 def price_reference_day(day: dt.date) -> dt.date:
@@ -32,8 +33,16 @@ def price_reference_day(day: dt.date) -> dt.date:
 
 def window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
     """Windowed sums (up to 90 days back) per customer from the daily activity rows known on ``day``."""
-    d = F.lit(day.isoformat()).cast("date")
-    age = F.datediff(d, F.col("activity_date"))  # 0 = the snapshot day itself
+    oldest = F.lit((day - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()).cast("date")
+    # a plain bound on activity_date, so Delta skips the files of older days by their statistics
+    rows = daily.where(F.col("activity_date") >= oldest).select("*", date_lit(day).alias(SNAPSHOT))
+    return window_sums_at(rows).drop(SNAPSHOT)
+
+
+def window_sums_at(rows: DataFrame) -> DataFrame:
+    """``window_sums`` per (``snapshot_date``, customer) of daily rows that carry the snapshot date they
+    count for (rows older than its 90-day window are ignored)."""
+    age = F.datediff(F.col(SNAPSHOT), F.col("activity_date"))  # 0 = the snapshot day itself
 
     def within(n: int, col: str, lo: int = 0):
         return F.sum(F.when((age >= lo) & (age < n), F.col(col)).otherwise(0))
@@ -41,9 +50,7 @@ def window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
     def days_with(n: int, col: str):
         return F.sum(F.when((age < n) & (F.col(col) > 0), 1).otherwise(0))
 
-    oldest = F.lit((day - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()).cast("date")
-    # a plain bound on activity_date, so Delta skips the files of older days by their statistics
-    return daily.where(F.col("activity_date") >= oldest).groupBy("customer_id").agg(
+    return rows.where(age < WINDOW_DAYS).groupBy(SNAPSHOT, "customer_id").agg(
         within(7, "paid_amount").alias("spend_7d"),
         within(30, "paid_amount").alias("spend_30d"),
         within(90, "paid_amount").alias("spend_90d"),
@@ -60,14 +67,25 @@ def window_sums(daily: DataFrame, day: dt.date) -> DataFrame:
     )
 
 
+def known_at(daily: DataFrame, days: DataFrame, window_days: int | None = None) -> DataFrame:
+    """The history load's ``known_on`` for many dates: each daily row once per date of ``days``
+    (column ``snapshot_date``) it is known on, with that date; with ``window_days``, only for the
+    dates whose window of that many days holds its activity date."""
+    d = F.col(SNAPSHOT)
+    cond = (F.col("ingest_date") <= d) & (F.col("activity_date") <= d)
+    if window_days is not None:
+        cond = cond & (F.datediff(d, F.col("activity_date")) < window_days)
+    return daily.join(F.broadcast(days.select(SNAPSHOT)), cond)
+
+
 # ---- the lifetime state: what a snapshot needs from all history, rolled forward a day at a time ----
-def lifetime(daily: DataFrame) -> DataFrame:
-    """Per customer: the all-history aggregates of ``daily`` rows. Money is summed as DECIMAL(20,2)
-    so a state rolled forward day by day equals one computed in a single pass, to the cent."""
+def lifetime(daily: DataFrame, by: tuple[str, ...] = ()) -> DataFrame:
+    """Per customer (and ``by``): the all-history aggregates of ``daily`` rows. Money is summed as
+    DECIMAL(20,2) so a state rolled forward day by day equals one computed in a single pass, to the cent."""
     def last_day(col: str):
         return F.max(F.when(F.col(col) > 0, F.col("activity_date")))
 
-    return daily.groupBy("customer_id").agg(
+    return daily.groupBy(*by, "customer_id").agg(
         F.sum(F.col("paid_amount").cast("decimal(20,2)")).cast("decimal(20,2)").alias("total_spend"),
         F.sum("paid_count").alias("payments_total"),
         last_day("paid_count").alias("last_payment_date"),
@@ -121,6 +139,13 @@ def lifetime_state(daily: DataFrame, day: dt.date, previous: DataFrame | None = 
     return state.select("*", d.alias("as_of_date")), how
 
 
+def lifetime_states(daily: DataFrame, days: DataFrame) -> DataFrame:
+    """The lifetime state of every date of ``days`` (``snapshot_date``) in one pass: the rows of
+    ``gold.customer_lifetime_state`` for those dates, equal to ``lifetime_state`` date by date."""
+    state = lifetime(known_at(daily, days), by=(SNAPSHOT,))
+    return state.select(*[c for c in state.columns if c != SNAPSHOT], F.col(SNAPSHOT).alias("as_of_date"))
+
+
 def snapshot(day: dt.date, subscriptions: DataFrame, customers: DataFrame, subscriptions_then: DataFrame,
              tickets: DataFrame, daily: DataFrame, state: DataFrame) -> DataFrame:
     """Features of every customer active on ``day``, as known on ``day``.
@@ -130,26 +155,43 @@ def snapshot(day: dt.date, subscriptions: DataFrame, customers: DataFrame, subsc
     (``subscriptions_then``); the daily activity rows (any superset of those known on ``day``) and the
     customers' lifetime ``state`` of ``day`` (stored, or ``lifetime_state`` of ``daily``).
     """
-    d = F.lit(day.isoformat()).cast("date")
-    subs = active_at(latest_subscription(subscriptions), day)
-    base = subs.join(customers.select("customer_id", "country", "channel", "birth_year", "signup_date"),
-                     "customer_id", "left")
+    d = date_lit(day)
+    oldest = F.lit((day - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()).cast("date")
+    windows = known_on(daily, day).where(F.col("activity_date") >= oldest)
+
+    def on(df: DataFrame) -> DataFrame:
+        return df.select("*", d.alias(SNAPSHOT))
+
+    return snapshots(on(subscriptions), on(customers), on(subscriptions_then), on(tickets), on(windows),
+                     on(state.drop("as_of_date")))
+
+
+def snapshots(subscriptions: DataFrame, customers: DataFrame, subscriptions_then: DataFrame, tickets: DataFrame,
+              window_rows: DataFrame, state: DataFrame) -> DataFrame:
+    """``snapshot`` for every date at once: each input carries ``snapshot_date``, the date it is the
+    state of (for ``window_rows``: the date whose window a daily row counts in, ``known_at``); the
+    output holds one snapshot per date. ``snapshot`` is this with one date; the history load passes many."""
+    d = F.col(SNAPSHOT)
+    by = (SNAPSHOT,)
+    subs = active_at(latest_subscription(subscriptions, by), d)
+    base = subs.join(customers.select(SNAPSHOT, "customer_id", "country", "channel", "birth_year", "signup_date"),
+                     [SNAPSHOT, "customer_id"], "left")
 
     # the subscription as it was 60 days earlier (first known version if it started since)
     then = subscriptions_then.select(
-        "subscription_id", F.col("monthly_price").alias("price_60d_ago"), F.col("plan").alias("plan_60d_ago"))
+        SNAPSHOT, "subscription_id", F.col("monthly_price").alias("price_60d_ago"), F.col("plan").alias("plan_60d_ago"))
 
-    ticket_counts = tickets.groupBy("customer_id").agg(
+    ticket_counts = tickets.groupBy(SNAPSHOT, "customer_id").agg(
         F.sum(F.when(F.col("status") == "open", 1).otherwise(0)).alias("open_tickets"),
         F.sum(F.when(F.datediff(d, F.to_date("created_at")) < 30, 1).otherwise(0)).alias("tickets_30d"),
         F.sum(F.when((F.datediff(d, F.to_date("created_at")) < 90) & (F.col("category") == "billing"), 1)
               .otherwise(0)).alias("billing_tickets_90d"))
 
-    windows = window_sums(known_on(daily, day), day)
-    # the lake's first activity day, joined in (one row) rather than collected by a separate job
-    first_seen = state.agg(F.min("first_activity_date").alias("_first_seen"))
+    windows = window_sums_at(window_rows)
+    # the lake's first activity day as known on each date, joined in (a row per date)
+    first_seen = state.groupBy(SNAPSHOT).agg(F.min("first_activity_date").alias("_first_seen"))
     life = state.select(
-        "customer_id", F.col("total_spend").cast("double").alias("total_spend"), "payments_total",
+        SNAPSHOT, "customer_id", F.col("total_spend").cast("double").alias("total_spend"), "payments_total",
         F.datediff(d, F.col("last_payment_date")).alias("days_since_last_payment"),
         F.datediff(d, F.col("last_login_date")).alias("days_since_last_login"),
         "last_nps", F.datediff(d, F.to_date("last_nps_at")).alias("days_since_last_nps"))
@@ -159,16 +201,17 @@ def snapshot(day: dt.date, subscriptions: DataFrame, customers: DataFrame, subsc
                  "events_30d", "feature_uses_30d", "active_days_7d", "active_days_30d", "open_tickets",
                  "tickets_30d", "billing_tickets_90d"]
     observed = F.coalesce(F.datediff(d, F.col("_first_seen")) + 1, F.lit(0))
-    out = (base.join(then, "subscription_id", "left").join(windows, "customer_id", "left")
-           .join(life, "customer_id", "left").join(ticket_counts, "customer_id", "left").fillna(0, subset=zero_fill)
-           .crossJoin(F.broadcast(first_seen)))
+    keys = [SNAPSHOT, "customer_id"]
+    out = (base.join(then, [SNAPSHOT, "subscription_id"], "left").join(windows, keys, "left")
+           .join(life, keys, "left").join(ticket_counts, keys, "left").fillna(0, subset=zero_fill)
+           .join(F.broadcast(first_seen), SNAPSHOT, "left"))
     tenure = F.datediff(d, F.coalesce(F.col("signup_date"), F.col("start_date")))
     return out.select(
         F.col("customer_id"),
         d.alias("snapshot_date"),
         F.col("plan"), F.col("contract"), F.col("monthly_price").cast("double").alias("monthly_price"),
         F.col("country"), F.col("channel"),
-        (F.lit(day.year) - F.col("birth_year")).cast("int").alias("age"),
+        (F.year(d) - F.col("birth_year")).cast("int").alias("age"),
         tenure.cast("int").alias("tenure_days"),
         observed.cast("int").alias("observed_days"),
         F.round("total_spend", 2).alias("total_spend"),

@@ -68,6 +68,29 @@ def test_incremental_snapshots_equal_a_full_recompute_from_silver(spark, gold_la
     full_daily.unpersist()
 
 
+def test_the_history_load_of_gold_equals_the_dates_run_one_by_one(spark, gold_lake, tmp_path):
+    """``build_gold_range`` over the five dates (on a copy of the lake with gold removed) leaves every
+    gold table equal to the daily runs', checkpoints included (the copy keeps silver's files)."""
+    import shutil
+
+    settings, dates, _, _ = gold_lake
+    lake = tmp_path / "lake"
+    shutil.copytree(settings.lake_uri.removeprefix("file://"), lake)
+    shutil.rmtree(lake / "gold")
+    copy = settings.model_copy(update={"lake": settings.lake.model_copy(update={"root": str(lake)})})
+    assert copy.lake_uri != settings.lake_uri
+    result = stage.build_gold_range(spark, copy, dates[0], dates[-1])
+    assert result.rows[tables.FEATURES.name] > 500 and result.rows[tables.LABELS.name] > 300
+    for table in (tables.ACTIVITY, tables.LIFETIME_STATE, tables.FEATURES, tables.LABELS,
+                  *[tables.entity_checkpoints(t) for t in entities.ENTITIES]):
+        daily, loaded = table.uri(settings), table.uri(copy)
+        if not delta_io.is_delta(spark, daily):
+            assert not delta_io.is_delta(spark, loaded), table.qualified
+            continue
+        assert delta_io.content_checksum(delta_io.read(spark, loaded)) == \
+            delta_io.content_checksum(delta_io.read(spark, daily)), table.qualified
+
+
 def test_windows_and_recency_match_silver_for_one_customer(spark, gold_lake):
     settings, dates, _, _ = gold_lake
     day = dates[-1]
@@ -370,3 +393,4 @@ def test_every_table_of_the_lake_is_partitioned_as_the_catalog_declares(spark, g
         table = tables.parse(f"{layer}.{name}")
         detail = DeltaTable.forPath(spark, table.uri(settings)).detail().first()
         assert tuple(detail["partitionColumns"]) == table.partition_by, table.qualified
+
