@@ -132,3 +132,73 @@ def run_range(spark, settings: Settings, dates: list[dt.date], stages: list[str]
         if on_date:
             on_date(day, timings)
     return done
+
+
+HISTORY_STAGES: list[str] = ["ingest", "silver", "gold", "materialize"]  # what a history load runs
+
+
+def check_range(first: dt.date, last: dt.date, today: dt.date | None = None) -> list[dt.date]:
+    """The dates ``first..last``; a ValueError in one line for a reversed range or one that ends after
+    ``today`` (default: the machine's date in UTC: the only use of the clock, and never for data)."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    if last < first:
+        raise ValueError(f"the range {first}..{last} is reversed: --from must be on or before --to")
+    if last > today:
+        raise ValueError(f"the range {first}..{last} ends in the future (today is {today}): its data cannot exist yet")
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stages: list[str] | None = None,
+                 run_id: str | None = None, today: dt.date | None = None) -> dict:
+    """The history load: every date of ``first..last`` stage by stage in one Spark application, leaving
+    the tables daily runs of those dates leave (tests/integration/test_history_load.py).
+
+    ingest runs date by date (each date's raw partition and manifest, bronze replaced per date);
+    silver (``silver.history.load_silver_range``) and gold (``gold.stage.build_gold_range``) process
+    the range in one pass per table with one commit per table; the online store is materialized
+    once, for ``last``. A stage that fails stops the load there: silver writes nothing unless every
+    table passes its gates on every date, and each of gold's tables is one commit. Re-loading a
+    range replaces exactly its dates. Returns seconds and counts per stage and the load's run id.
+    """
+    from lakehouse.gold.stage import build_gold_range
+    from lakehouse.run_ids import new_run_id
+    from lakehouse.silver.history import load_silver_range
+
+    dates = check_range(first, last, today)
+    ordered = [s for s in check_stages(stages or HISTORY_STAGES) if s in HISTORY_STAGES]
+    run_id = run_id or new_run_id("history", last)
+    out: dict = {"run_id": run_id, "first": first.isoformat(), "last": last.isoformat(), "dates": len(dates),
+                 "seconds": {}, "rows": {}}
+    started = time.perf_counter()
+    log_dir = settings.path(settings.logs_dir) / "history"
+    with logs.file_log(log_dir, f"{first}_{last}.log"):
+        log.info("history load %s..%s (%d dates): %s; run %s", first, last, len(dates), " -> ".join(ordered), run_id)
+        for stage in ordered:
+            t = time.perf_counter()
+            if stage == "ingest":
+                rows = 0
+                for i, day in enumerate(dates):
+                    for r in _stage_funcs()["ingest"](spark, settings, day):
+                        rows += sum(tr["bronze_rows"] for tr in r["types"])
+                    if (i + 1) % 10 == 0 or i + 1 == len(dates):
+                        el = time.perf_counter() - t
+                        log.info("history load: ingest %d/%d dates (to %s), %d bronze rows, %.0fs, about %.0fs to go",
+                                 i + 1, len(dates), day, rows, el, el / (i + 1) * (len(dates) - i - 1))
+                out["rows"]["bronze"] = rows
+            elif stage == "silver":
+                results = load_silver_range(spark, settings, first, last, run_id)
+                out["rows"]["silver"] = sum(o.silver_rows for r in results for o in r.tables)
+                out["rows"]["quarantined"] = sum(o.quarantined for r in results for o in r.tables)
+            elif stage == "gold":
+                out["rows"].update(build_gold_range(spark, settings, first, last, run_id).rows)
+            else:
+                _stage_funcs()["materialize"](spark, settings, last)
+            out["seconds"][stage] = round(time.perf_counter() - t, 1)
+            log.info("history load: %s done in %.1fs (%.0fs so far)", stage, out["seconds"][stage],
+                     time.perf_counter() - started)
+        out["seconds"]["total"] = round(time.perf_counter() - started, 1)
+        from lakehouse.versioning import record_run
+
+        out["tables_written"] = record_run(spark, settings, run_id, "history", last.isoformat(),
+                                           seconds=out["seconds"]["total"])
+    return out

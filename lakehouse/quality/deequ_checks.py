@@ -35,8 +35,12 @@ def _epoch_ms(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: dt.date,
-              repository_path: str) -> list[ConstraintOutcome]:
+def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: "dt.date | str",
+              repository_path: str | None) -> list[ConstraintOutcome]:
+    """Every rule of ``spec`` over ``annotated`` in one VerificationSuite. ``run_date`` a date: the rows
+    of that date, metrics kept in the repository and the anomaly checks judged against earlier dates;
+    ``transform.ROW_DATE`` with no repository: rows of many dates (the history load), each judged
+    against its own arrival date, without the anomaly checks (they compare one date with the next)."""
     import_pydeequ()
     from pydeequ.analyzers import Completeness, Size
     from pydeequ.anomaly_detection import AbsoluteChangeStrategy, RelativeRateOfChangeStrategy
@@ -48,11 +52,14 @@ def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_d
     if spec.event_time:
         # freshness looks at rows that passed: one quarantined row stamped in 2099 must not make a
         # stale batch look fresh (Deequ's minimum skips nulls)
-        lag = F.datediff(F.lit(run_date.isoformat()).cast("date"), F.to_date(spec.event_time))
+        day = F.expr(run_date) if isinstance(run_date, str) else F.lit(run_date.isoformat()).cast("date")
+        lag = F.datediff(day, F.to_date(spec.event_time))
         data = data.withColumn("_event_lag_days", F.when(~quarantined(spec), lag))
-    repo = FileSystemMetricsRepository(spark, repository_path)
-    key = ResultKey(spark, _epoch_ms(run_date), {"table": spec.table, "date": run_date.isoformat()})
-    suite = VerificationSuite(spark).onData(data).useRepository(repo).saveOrAppendResult(key)
+    suite = VerificationSuite(spark).onData(data)
+    if repository_path is not None:
+        repo = FileSystemMetricsRepository(spark, repository_path)
+        key = ResultKey(spark, _epoch_ms(run_date), {"table": spec.table, "date": run_date.isoformat()})
+        suite = suite.useRepository(repo).saveOrAppendResult(key)
     thresholds: dict[str, tuple[str, str]] = {}
 
     def level(sev: str):
@@ -74,6 +81,8 @@ def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_d
             suite = suite.addCheck(Check(spark, level(rule.severity), rule.name)
                                    .hasMin("_event_lag_days", lambda m, g=lag: m <= g))
             thresholds[rule.name] = (rule.severity, f"newest event at most {lag} day(s) old")
+        elif repository_path is None:
+            continue
         elif rule.check == "row_count_anomaly":
             strategy = RelativeRateOfChangeStrategy(maxRateDecrease=rule.max_decrease or 0.0,
                                                     maxRateIncrease=rule.max_increase or 1e9)

@@ -72,9 +72,14 @@ def _typed(std: Column, spec: ColumnSpec) -> tuple[Column, Column]:
     return std, F.lit(False)
 
 
-def violation_sql(rule: Rule, run_date: dt.date) -> str:
-    """SQL that is true when a row violates ``rule`` (columns already typed)."""
+ROW_DATE = "`_ingest_date`"  # as ``run_date``: each row judged against the date it arrived (the history load)
+
+
+def violation_sql(rule: Rule, run_date: "dt.date | str") -> str:
+    """SQL that is true when a row violates ``rule`` (columns already typed), judged on ``run_date``:
+    a date, or a SQL date expression (``ROW_DATE``: each row's own arrival date)."""
     c = f"`{rule.column}`"
+    per_row = isinstance(run_date, str)
     if rule.check == "complete":
         return f"{c} IS NULL"
     if rule.check == "pattern":
@@ -84,12 +89,16 @@ def violation_sql(rule: Rule, run_date: dt.date) -> str:
     if rule.check == "range":
         upper = rule.max
         if rule.max_offset_years is not None:
-            upper = run_date.year + rule.max_offset_years
+            upper = f"year({run_date}) + {rule.max_offset_years}" if per_row else run_date.year + rule.max_offset_years
         parts = ([f"{c} < {rule.min}"] if rule.min is not None else []) + ([f"{c} > {upper}"] if upper is not None else [])
         return f"{c} IS NOT NULL AND ({' OR '.join(parts)})"
     if rule.check == "not_future":
+        if per_row:
+            return f"{c} IS NOT NULL AND {c} >= CAST(date_add({run_date}, 1) AS TIMESTAMP)"
         return f"{c} IS NOT NULL AND {c} >= TIMESTAMP '{run_date + dt.timedelta(days=1)} 00:00:00'"
     if rule.check == "on_time":  # delivered on run_date but happened before it: late-arriving
+        if per_row:
+            return f"{c} IS NOT NULL AND {c} < CAST({run_date} AS TIMESTAMP)"
         return f"{c} IS NOT NULL AND {c} < TIMESTAMP '{run_date} 00:00:00'"
     if rule.check == "references":
         return f"{c} IS NOT NULL AND `_ref_{rule.name}` IS NULL"
@@ -114,7 +123,7 @@ BITS = 63  # flags per long column (the sign bit stays clear)
 FIX_BITS, QUARANTINE_BITS, KEEP_BITS = "_fix_bits", "_quarantine_bits", "_keep_bits"
 
 
-def _checks(spec: TableRules, run_date: dt.date | None) -> list[tuple[str, str | None, str, str, str]]:
+def _checks(spec: TableRules, run_date: "dt.date | str | None") -> list[tuple[str, str | None, str, str, str]]:
     """(rule, violation SQL, severity, resolution, reason code) of every row-level check in order: parsing,
     then each column's type, then the table's rules. Without ``run_date`` the SQL is None (names only)."""
     out = [(PARSE_RULE, "`_parse_error` IS NOT NULL", "error", "quarantine", REASON_CODES["parse"])]
@@ -186,11 +195,12 @@ def conformed(bronze: DataFrame, spec: TableRules) -> DataFrame:
     return bronze.select(*cols, *[F.col(c) for c in ("_source_file", "_line") if c in present])
 
 
-def flag(bronze: DataFrame, spec: TableRules, run_date: dt.date,
+def flag(bronze: DataFrame, spec: TableRules, run_date: "dt.date | str",
          references: dict[str, DataFrame] | None = None) -> DataFrame:
     """Typed, standardized rows with every check's outcome as bits: the frame validation caches.
 
-    ``references`` maps a rule name (check 'references') to a one-column frame of valid keys.
+    ``references`` maps a rule name (check 'references') to a one-column frame of valid keys, or to
+    (key, the date it became valid) for rows judged on their own date (``run_date`` ``ROW_DATE``).
     Output columns: the declared columns (typed), ``_raw_<col>`` for each and for every undeclared
     column bronze has, the bronze metadata (``_source_file``, ``_line``, ``_parse_error``,
     ``_raw_record``), and long columns of flags: ``_fix_bits<n>`` (columns standardized or
@@ -212,7 +222,7 @@ def flag(bronze: DataFrame, spec: TableRules, run_date: dt.date,
         fixes += column_fixes
         cols += [typed.alias(name), raw.alias(f"_raw_{name}")]
     cols += [F.col(f"`{c}`").alias(f"_raw_{c}") for c in business if c not in spec.columns]
-    meta = [F.col(c) for c in ("_source_file", "_line", "_parse_error", "_raw_record") if c in present]
+    meta = [F.col(c) for c in ("_source_file", "_line", "_parse_error", "_raw_record", "_ingest_date") if c in present]
     df = bronze.select(*cols, *meta, *_bit_columns(FIX_BITS, fixes))
     for rule in spec.rules:
         if rule.check == "references":
@@ -220,8 +230,15 @@ def flag(bronze: DataFrame, spec: TableRules, run_date: dt.date,
             if keys is None:
                 df = df.withColumn(f"_ref_{rule.name}", F.lit("n/a"))  # nothing to check against yet
             else:
-                ref = keys.select(F.col(keys.columns[0]).alias(f"_ref_{rule.name}")).distinct()
-                df = df.join(ref, df[rule.column] == ref[f"_ref_{rule.name}"], how="left")
+                if len(keys.columns) == 1:
+                    ref = keys.select(F.col(keys.columns[0]).alias(f"_ref_{rule.name}")).distinct()
+                    df = df.join(ref, df[rule.column] == ref[f"_ref_{rule.name}"], how="left")
+                else:  # valid from a date on: a row sees the keys valid on the date it arrived
+                    since = f"_ref_since_{rule.name}"
+                    ref = keys.groupBy(F.col(keys.columns[0]).alias(f"_ref_{rule.name}")).agg(
+                        F.min(keys.columns[1]).alias(since))
+                    df = df.join(ref, (df[rule.column] == ref[f"_ref_{rule.name}"])
+                                 & (ref[since] <= df["_ingest_date"]), how="left").drop(since)
     parse_failed = F.col("_parse_error").isNotNull()
     # an unparseable row breaks only 'parseable' (its other columns are empty, not wrong)
     hits = {prefix: [F.expr(sql) if name == PARSE_RULE else ~parse_failed & F.expr(sql) for name, sql, *_ in checks]
@@ -323,26 +340,39 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
     other columns differ would count as duplicates rather than superseded only if their hashes
     collided (odds about 2^-64 a pair); silver's rows and the quarantine do not depend on it.
     """
+    return row_counts_by(annotated, spec, rules, (), run_date)[()]
+
+
+def row_counts_by(annotated: DataFrame, spec: TableRules, rules: list[str], by: tuple[str, ...],
+                  run_date: dt.date | None = None) -> dict[tuple, dict[str, int]]:
+    """``row_counts`` per value of the ``by`` columns (the history load: per arrival date), keyed by
+    the tuple of those values; ``()`` for no columns."""
     key = list(spec.key)
     rest = [c for c in spec.columns if c not in key]
     bad = quarantined(spec)
     where = {c[0]: (prefix, i) for prefix, checks in _by_resolution(_checks(spec, None)).items()
              for i, c in enumerate(checks)}  # each check's bit, as flag placed it
     fixed = ~bad & _any_bit(FIX_BITS, len(_fix_labels(spec)))
-    totals = annotated.agg(F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("quarantined"),
-                           F.count_if(fixed).alias("fixed"),
-                           *[F.count_if(_bit(*where[n])).alias(f"_r{i}") for i, n in enumerate(rules)],
-                           *(window_counts(spec, run_date, ~bad) if run_date else [])).first()
+    totals = annotated.groupBy(*by).agg(
+        F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("quarantined"), F.count_if(fixed).alias("fixed"),
+        *[F.count_if(_bit(*where[n])).alias(f"_r{i}") for i, n in enumerate(rules)],
+        *(window_counts(spec, run_date, ~bad) if run_date else [])).collect()
     nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
     digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0)
-    groups = (annotated.where(~bad).select(*[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
-              .repartition(*key).distinct()
-              .groupBy(*key).agg(F.count(F.lit(1)).alias("_distinct"))
-              .agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).first())
-    got = totals.asDict()
-    out = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window", "lookback_days") if k in got}
-    out.update({k: int(groups[k] or 0) for k in ("distinct_rows", "keys")})
-    out.update({n: int(totals[f"_r{i}"] or 0) for i, n in enumerate(rules)})
+    groups = {tuple(g[c] for c in by): g for g in (
+        annotated.where(~bad).select(*by, *[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
+        .repartition(*key).distinct()
+        .groupBy(*by, *key).agg(F.count(F.lit(1)).alias("_distinct"))
+        .groupBy(*by).agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).collect())}
+    out = {}
+    for t in totals:
+        got, value = t.asDict(), tuple(t[c] for c in by)
+        counts = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window", "lookback_days")
+                  if k in got}
+        g = groups.get(value)
+        counts.update({k: int(g[k] or 0) if g else 0 for k in ("distinct_rows", "keys")})
+        counts.update({n: int(t[f"_r{i}"] or 0) for i, n in enumerate(rules)})
+        out[value] = counts
     return out
 
 
@@ -363,8 +393,8 @@ def window_counts(spec: TableRules, run_date: dt.date, kept: Column) -> list[Col
             F.datediff(F.lit(run_date.isoformat()).cast("date"), earliest).alias("lookback_days")]
 
 
-def latest(kept: DataFrame, spec: TableRules) -> DataFrame:
-    """One row per business key: the latest by ``order_by``, then the highest line number.
+def latest(kept: DataFrame, spec: TableRules, by: tuple[str, ...] = ()) -> DataFrame:
+    """One row per business key (and ``by``): the latest by ``order_by``, then the highest line number.
 
     Exact duplicates need no step of their own: they tie on every column the order looks at but
     ``_line``, and the one kept carries the same business values whichever it is.
@@ -372,7 +402,7 @@ def latest(kept: DataFrame, spec: TableRules) -> DataFrame:
     from pyspark.sql import Window
 
     ties = [F.col(c).desc() for c in ("_line", "_source_file") if c in kept.columns]
-    w = Window.partitionBy(*[F.col(k) for k in spec.key]).orderBy(F.col(spec.order_by).desc_nulls_last(), *ties)
+    w = Window.partitionBy(*by, *[F.col(k) for k in spec.key]).orderBy(F.col(spec.order_by).desc_nulls_last(), *ties)
     return kept.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
 
 

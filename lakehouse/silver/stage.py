@@ -138,14 +138,18 @@ def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_
     return flag(bronze, spec, run_date, _references(spark, settings, spec))
 
 
-def silver_rows(kept: DataFrame, spec: TableRules, pii_key: str) -> DataFrame:
-    """The rows to merge into silver: the latest version per key, personal data hashed, fixes and warnings named."""
-    return pseudonymize(describe(latest(kept, spec), spec), spec, pii_key).select(*silver_columns(spec), *META)
+def silver_rows(kept: DataFrame, spec: TableRules, pii_key: str, by: tuple[str, ...] = ()) -> DataFrame:
+    """The rows to merge into silver: the latest version per key (and ``by``, kept), personal data hashed,
+    fixes and warnings named."""
+    return pseudonymize(describe(latest(kept, spec, by), spec), spec, pii_key).select(*silver_columns(spec), *META,
+                                                                                       *by)
 
 
-def quarantine_rows(quarantined: DataFrame, spec: TableRules, bronze_columns: list[str]) -> DataFrame:
-    """The rows to quarantine with their rule, reason code, every rule they break and the row as it came."""
-    return describe(quarantined, spec).select(
+def quarantine_rows(quarantined: DataFrame, spec: TableRules, bronze_columns: list[str],
+                    by: tuple[str, ...] = ()) -> DataFrame:
+    """The rows to quarantine with their rule, reason code, every rule they break and the row as it came
+    (and the ``by`` columns)."""
+    return describe(quarantined, spec).select(*by,
         F.lit(spec.table).alias("table"), F.col("_quarantine_reason.rule").alias("rule"),
         F.col("_quarantine_reason.reason_code").alias("reason_code"),
         F.col("_violations.rule").alias("violations"),
@@ -167,8 +171,17 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
                       tables.deequ_metrics_path(settings, spec.table))
     kept, quarantined = split(checked, spec)
     checks = all_checks(spec, run_date)
+    counts = row_counts(checked, spec, [c[0] for c in checks], run_date)
+    outcome = judge(settings, spec, run_date, counts, checks, deequ)
+    return outcome, silver_rows(kept, spec, pii_key), quarantine_rows(quarantined, spec, bronze.columns), checked
+
+
+def judge(settings: Settings, spec: TableRules, run_date: dt.date, counts: dict[str, int], checks: list[tuple],
+          deequ: list) -> TableOutcome:
+    """The outcome of one table for one date from its row counts (``row_counts``) and the Deequ
+    constraints' outcomes: every rule's row, the failures and warnings, the gates; raises if the
+    reconciliation does not balance."""
     names = [c[0] for c in checks]
-    counts = row_counts(checked, spec, names, run_date)
     outcome = TableOutcome(spec.table, run_date.isoformat(), counts["rows"],
                            outside_window=counts.get("outside_window", 0), lookback_days=counts.get("lookback_days", 0))
     failing = {n: counts[n] for n in names}
@@ -223,7 +236,7 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
         raise LakehouseError(f"{spec.table} {run_date}: reconciliation broken: bronze {outcome.bronze_rows} != "
                              f"silver {outcome.silver_rows} + quarantined {outcome.quarantined} + duplicates "
                              f"{outcome.duplicates_removed} + superseded {outcome.superseded}")
-    return outcome, silver_rows(kept, spec, pii_key), quarantine_rows(quarantined, spec, bronze.columns), checked
+    return outcome
 
 
 def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[TableOutcome], run_id: str,
@@ -236,15 +249,16 @@ def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Tabl
         ("run_id", T.StringType())]])
     if not outcomes:
         return
-    day = dt.date.fromisoformat(outcomes[0].run_date)
-    rows = [(o.table, day, r["rule"], r["kind"], r["severity"], r["status"],
+    days = sorted({o.run_date for o in outcomes})
+    rows = [(o.table, dt.date.fromisoformat(o.run_date), r["rule"], r["kind"], r["severity"], r["status"],
              float(r["metric"]) if r["metric"] is not None else None, r["threshold"], int(r["failing_rows"]),
              r["resolution"], run_id) for o in outcomes for r in o.rule_rows]
     df = spark.createDataFrame(rows, schema)
-    names = ", ".join(f"'{o.table}'" for o in outcomes)
-    where = f"run_date = '{day}' AND table IN ({names})"
+    names = ", ".join(f"'{t}'" for t in sorted({o.table for o in outcomes}))
+    dates = f"run_date = '{days[0]}'" if len(days) == 1 else f"run_date >= '{days[0]}' AND run_date <= '{days[-1]}'"
+    where = f"{dates} AND table IN ({names})"
     delta_io.replace_where(df, tables.QUALITY_METRICS.uri(settings), where, meta)
-    recon = spark.createDataFrame([(o.table, day, o.bronze_rows, o.silver_rows, o.quarantined,
+    recon = spark.createDataFrame([(o.table, dt.date.fromisoformat(o.run_date), o.bronze_rows, o.silver_rows, o.quarantined,
                                     o.duplicates_removed, o.superseded, o.fixed_rows,
                                     o.balanced, o.passed, run_id) for o in outcomes],
                                   "table string, run_date date, bronze_rows long, silver_rows long, quarantined long, "
