@@ -231,6 +231,7 @@ class RetentionConfig(_Strict):
 
 class DemoConfig(_Strict):
     days: int = Field(gt=0)
+    daily_days: int = Field(default=2, ge=1)  # the last dates run through the daily path (the rest: the history load)
 
 
 class Settings(_Strict):

@@ -25,8 +25,11 @@ def parse_date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"--run-date must be YYYY-MM-DD, got {value!r}") from None
 
 
-def job_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+def job_args(description: str, argv: list[str] | None,
+             extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
+    if extra:
+        extra(p)
     p.add_argument("--run-date", required=True, type=parse_date, help="logical date YYYY-MM-DD")
     p.add_argument("--env", default="local", help="configuration overlay under conf/")
     p.add_argument("--run-id", help="run id to record (default: generated)")
@@ -48,9 +51,10 @@ def _task_run(spark, settings, args, name, status, started, summary=None, error=
 
 
 def run_job(name: str, description: str, step: Callable[[object, Settings, argparse.Namespace], object],
-            argv: list[str] | None = None) -> int:
-    """Parse args, load config, log to ``<logs_dir>/<name>/<date>.log``, run ``step`` in one session."""
-    args = job_args(description, argv)
+            argv: list[str] | None = None, extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """Parse args (the common ones and ``extra_args``'), load config, log to ``<logs_dir>/<name>/<date>.log``,
+    run ``step`` in one session."""
+    args = job_args(description, argv, extra_args)
     logs.configure(args.verbose)
     spark = settings = None
     started = time.perf_counter()

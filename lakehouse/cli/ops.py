@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lakehouse.cli.common import dates, print_rows, settings_of, spark_session
 from lakehouse.errors import LakehouseError
-from lakehouse.pipeline import DATA_STAGES, SOURCES, STAGES
+from lakehouse.job import parse_date
+from lakehouse.pipeline import DATA_STAGES, HISTORY_STAGES, SOURCES, STAGES
 
 
 def cmd_config(args) -> int:
@@ -58,6 +59,21 @@ def cmd_run(args) -> int:
         timings = run_range(spark, settings, args.dates, stages)
     for t in timings:
         print(json.dumps(t))
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    from lakehouse.pipeline import check_range, load_history
+
+    settings = settings_of(args)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    try:
+        check_range(args.first, args.last)  # refused before a Spark session starts
+    except ValueError as exc:
+        raise LakehouseError(str(exc)) from None
+    with spark_session(settings, "backfill") as spark:
+        result = load_history(spark, settings, args.first, args.last, stages)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -388,6 +404,13 @@ def add_commands(sub) -> None:
     s.add_argument("--stages", default=",".join(DATA_STAGES),
                    help=f"comma-separated, from: {', '.join(STAGES)} (run in that order)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("backfill", help="load a range of dates as history in one pass per stage "
+                       "(equal to daily runs of the range; docs/history-load.md)")
+    s.add_argument("--from", dest="first", required=True, type=parse_date, help="first date, YYYY-MM-DD")
+    s.add_argument("--to", dest="last", required=True, type=parse_date, help="last date, YYYY-MM-DD (inclusive)")
+    s.add_argument("--stages", default=",".join(HISTORY_STAGES), help=f"comma-separated, from: {', '.join(HISTORY_STAGES)}")
+    s.set_defaults(func=cmd_backfill)
 
     feats = sub.add_parser("features", help="the feature registry and online store").add_subparsers(
         dest="features", required=True)

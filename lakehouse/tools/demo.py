@@ -1,11 +1,13 @@
 """``make demo``: stand up the simulated sources and run the pipeline end to end on embedded defaults.
 
-Steps: generate the sources, start the support API simulator on 127.0.0.1, then for each date ingest
-every source into the raw zone and bronze, validate with PyDeequ into silver (with the quality
-report), build gold (activity, point-in-time features, matured labels) and materialize the online
-store, all in one Spark session (``lakehouse.pipeline.DATA_STAGES``); then the last date's model stages
-in the daily pipeline's order (score with the champion, retrain if flagged: no champion yet or
-drift; a new champion then scores the date), and print where everything is.
+Steps: generate the sources, start the support API simulator on 127.0.0.1, then load most of the
+simulated history in one pass per stage (``pipeline.load_history``: every source into the raw zone and
+bronze, PyDeequ validation into silver with the quality report, gold's activity, point-in-time
+features and matured labels, the online store), run the last ``demo.daily_days`` dates through the
+daily path (``pipeline.run_range``, as the schedule would), all in one Spark session; then the last
+date's model stages in the daily pipeline's order (score with the champion, retrain if flagged: no
+champion yet or drift; a new champion then scores the date), the EDA report of the last date, and
+print the champion, its out-of-time metrics, the customers most at risk and where everything is.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 def run_demo(settings: Settings, days: int | None = None) -> int:
     from lakehouse.browse import raw_partitions
-    from lakehouse.pipeline import DATA_STAGES, run_range, run_stage
+    from lakehouse.eda import run_eda
+    from lakehouse.pipeline import DATA_STAGES, load_history, run_range, run_stage
     from lakehouse.quality.runtime import shutdown_deequ
     from lakehouse.simulator.api import ApiServer
     from lakehouse.simulator.systems import generate_sources
@@ -47,10 +50,15 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
     run_settings = load_settings(settings.env, overrides={"sources": {"support_api": {"base_url": server.url}}})
     n_days = min(days or settings.demo.days, sim.days)
     dates = [sim.start_date + dt.timedelta(days=i) for i in range(n_days)]
+    n_daily = min(settings.demo.daily_days, n_days - 1)
+    history, daily = dates[:n_days - n_daily], dates[n_days - n_daily:]
     spark = build_session(run_settings, "demo")
     trained = scored = None
     try:
-        timings = run_range(spark, run_settings, dates, DATA_STAGES)
+        loaded = load_history(spark, run_settings, history[0], history[-1], today=dates[-1])
+        log.info("history %s..%s loaded in %.0fs; now %d date(s) through the daily path", history[0], history[-1],
+                 loaded["seconds"]["total"], len(daily))
+        timings = run_range(spark, run_settings, daily, DATA_STAGES)
         # the last date's model stages in the daily pipeline's order (score, then retrain if flagged);
         # a champion that retraining just registered then scores the date too, so the demo ends with scores
         last = dates[-1]
@@ -58,6 +66,8 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
         trained = run_stage(spark, run_settings, "retrain", last)
         if trained.get("trained"):
             scored = run_stage(spark, run_settings, "score", last)
+        eda = run_eda(spark, run_settings, last)
+        top = _most_at_risk(spark, run_settings, last)
         tables = _bronze_counts(spark, run_settings)
         silver_tables = _silver_counts(spark, run_settings)
         gold_tables = _gold_counts(spark, run_settings)
@@ -71,6 +81,9 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
     elapsed = time.perf_counter() - started
     print()
     print(f"Churn Lakehouse demo: {len(dates)} day(s) from {dates[0]} to {dates[-1]} in {elapsed:.0f}s")
+    print(f"  history load      : {history[0]}..{history[-1]} ({len(history)} dates) in {loaded['seconds']['total']:.0f}s "
+          f"({', '.join(f'{k} {v:.0f}s' for k, v in loaded['seconds'].items() if k != 'total')}); "
+          f"then {len(daily)} daily run(s): {', '.join(d.isoformat() for d in daily)}")
     print(f"  simulated sources : {out}  ({summary['customers']} customers, {summary['churned']} churned, "
           f"{sum(summary['faults'].values())} injected faults; ground truth in {out / 'ground_truth'})")
     print(f"  lake              : {run_settings.lake_uri}")
@@ -80,28 +93,52 @@ def run_demo(settings: Settings, days: int | None = None) -> int:
     print(f"  ingestion audit   : {storage.join('ops/ingest_audit')} (Delta)")
     for name, (rows, quarantined) in silver_tables.items():
         print(f"  silver.{name:<20}: {rows} rows ({quarantined} quarantined over the run)")
-    print(f"  quality reports   : {storage.join('reports/quality')}/date=<D>/report.html (+ quality.csv, trend PNGs)")
+    print(f"  quality report    : {storage.join('reports/quality')}/date={last}/report.html "
+          "(+ quality.csv, trend PNGs; one folder per daily date)")
     print(f"  quality metrics   : {storage.join('ops/quality_metrics')}, {storage.join('ops/reconciliation')} (Delta)")
     for name, rows in gold_tables.items():
         print(f"  gold.{name:<22}: {rows} rows")
+    print(f"  EDA report        : {eda['dir']}/report.html ({len(eda['files'])} files)")
     print(f"  online store      : {run_settings.path(run_settings.feature_store.online_path)} "
           "(.venv/bin/lakehouse features online C0000001)")
     if trained and trained.get("trained"):
         best = trained["best"]
-        print(f"  model             : {run_settings.model.name} v{trained['registered_version']} ({best}, out-of-time "
-              f"ROC AUC {trained['metrics'][best]['roc_auc']:.3f}); champion v{trained['champion_version']}; "
-              f"MLflow {run_settings.mlflow.tracking_uri}")
+        m = trained["metrics"][best]
+        print(f"  model             : {run_settings.model.name} v{trained['registered_version']} ({best}): out-of-time "
+              f"ROC AUC {m['roc_auc']:.3f}, lift in the top decile {m['lift_top_decile']:.2f}; champion "
+              f"v{trained['champion_version']}{' (promoted)' if trained['promoted'] else ''}")
+        for algo, am in trained["metrics"].items():
+            print(f"      {algo:<22} ROC AUC {am['roc_auc']:.3f}  PR AUC {am['pr_auc']:.3f}  "
+                  f"lift@10% {am['lift_top_decile']:.2f}")
     elif trained:
         print(f"  model             : not trained: {trained.get('reason')}")
     if scored and not scored.get("skipped"):
         print(f"  scores            : {scored['scored']} customers for {last} with v{scored['model_version']}: "
               f"{scored['risk_bands']}; max feature PSI {scored['max_psi']}")
+        print("  most at risk      : " + ", ".join(f"{r['customer_id']} {r['probability']:.2f}" for r in top[:5]))
+        print("                      " + ", ".join(f"{r['customer_id']} {r['probability']:.2f}" for r in top[5:]))
+    print(f"  MLflow            : {run_settings.mlflow.tracking_uri}; browse it with `make mlflow` "
+          "(serves it on http://127.0.0.1:5000)")
     slowest = max(timings, key=lambda t: sum(v for k, v in t.items() if k != "date"))
     print(f"  per-date stages   : first {timings[0]}, slowest {slowest}")
     print(f"  logs              : {run_settings.path(run_settings.logs_dir)}")
     print("  browse            : .venv/bin/lakehouse lake ls | lake raw billing transactions "
           f"{dates[0]} | lake table bronze web_events")
     return 0
+
+
+def _most_at_risk(spark, settings: Settings, day: dt.date, n: int = 10) -> list[dict]:
+    """The ``n`` customers with the highest churn probability scored for ``day`` (none without scores)."""
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+
+    uri = tables.SCORES.uri(settings)
+    if not delta_io.is_delta(spark, uri):
+        return []
+    rows = (delta_io.read(spark, uri).where(F.col("score_date") == F.lit(day.isoformat()).cast("date"))
+            .orderBy(F.col("probability").desc(), "customer_id").limit(n).collect())
+    return [r.asDict() for r in rows]
 
 
 def _gold_counts(spark, settings: Settings) -> dict[str, int]:
