@@ -90,11 +90,14 @@ def replace_partition(df: DataFrame, uri: str, partition_col: str, value: str, m
     return retry_on_conflict(lambda: writer.save(uri), uri, f"{partition_col} = {value}")
 
 
-def replace_where(df: DataFrame, uri: str, where: str, metadata: str, partition_by: Iterable[str] = ()) -> int:
+def replace_where(df: DataFrame, uri: str, where: str, metadata: str, partition_by: Iterable[str] = (),
+                  merge_schema: bool = False) -> int:
     """Atomically replace the rows matching ``where`` (creating the table on first write, partitioned
-    by ``partition_by``)."""
+    by ``partition_by``; with ``merge_schema``, new columns of ``df`` are added to the table)."""
     def write():
         writer = df.write.format("delta").option("userMetadata", metadata).partitionBy(*partition_by)
+        if merge_schema:
+            writer = writer.option("mergeSchema", "true")
         if not is_delta(df.sparkSession, uri):
             try:
                 writer.save(uri)  # creates the table; refused if another writer created it meanwhile

@@ -153,10 +153,12 @@ def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stage
     """The history load: every date of ``first..last`` stage by stage in one Spark application, leaving
     the tables daily runs of those dates leave (tests/integration/test_history_load.py).
 
-    ingest runs date by date (each date's raw partition and manifest, bronze replaced per date);
-    silver (``silver.history.load_silver_range``) and gold (``gold.stage.build_gold_range``) process
-    the range in one pass per table with one commit per table; the online store is materialized
-    once, for ``last``. ``record``: the load's writes go to the run ledger as one run (a job that
+    ingest (``ingest.stage.ingest_range``) fetches and lands each date as a daily run does (its raw
+    partition and manifest), then parses each type once over the range; silver
+    (``silver.history.load_silver_range``) and gold (``gold.stage.build_gold_range``) process the range
+    in one pass per table; every table gets one commit for the range; the online store is materialized
+    once, for ``last``. A source that cannot be fetched for some dates stops the load before bronze
+    is written (naming every gap). ``record``: the load's writes go to the run ledger as one run (a job that
     records its own run passes False). A stage that fails stops the load there: silver writes nothing unless every
     table passes its gates on every date, and each of gold's tables is one commit. Re-loading a
     range replaces exactly its dates. Returns seconds and counts per stage and the load's run id.
@@ -177,15 +179,17 @@ def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stage
         for stage in ordered:
             t = time.perf_counter()
             if stage == "ingest":
-                rows = 0
-                for i, day in enumerate(dates):
-                    for r in _stage_funcs()["ingest"](spark, settings, day):
-                        rows += sum(tr["bronze_rows"] for tr in r["types"])
-                    if (i + 1) % 10 == 0 or i + 1 == len(dates):
-                        el = time.perf_counter() - t
-                        log.info("history load: ingest %d/%d dates (to %s), %d bronze rows, %.0fs, about %.0fs to go",
-                                 i + 1, len(dates), day, rows, el, el / (i + 1) * (len(dates) - i - 1))
-                out["rows"]["bronze"] = rows
+                from lakehouse.errors import SourceError
+                from lakehouse.ingest.stage import bronze_range, gaps_message, land_range
+
+                landed = run_parallel(spark, sources(settings),
+                                      lambda session, s: land_range(session, settings, s, dates, run_id),
+                                      settings.parallelism, name=lambda s: f"fetching {s} {first}..{last}")
+                if any(ld.gaps for ld in landed):  # every source fetched first: no bronze table half loaded
+                    raise SourceError(gaps_message(landed))
+                done = run_parallel(spark, landed, lambda session, ld: bronze_range(session, settings, ld),
+                                    settings.parallelism, name=lambda ld: f"bronze of {ld.source} {first}..{last}")
+                out["rows"]["bronze"] = sum(n for r in done for n in r.rows.values())
             elif stage == "silver":
                 results = load_silver_range(spark, settings, first, last, run_id)
                 out["rows"]["silver"] = sum(o.silver_rows for r in results for o in r.tables)

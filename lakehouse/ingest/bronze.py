@@ -110,7 +110,7 @@ def _api_records(spark: SparkSession, folder_uri: str):
 def _partition_stats(part):
     keys: set[str] = set()
     rows = bad = 0
-    for _, _, rec, err, _ in part:
+    for _, _, rec, err, *_ in part:
         rows += 1
         if rec:
             keys.update(rec.keys())
@@ -127,12 +127,25 @@ def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: st
     parsed lines); the counts come from the same pass that finds the columns, so parsing is paid
     once. The caller unpersists the cached lines after writing the frame.
     """
-    if fmt == "api":
-        rdd = _api_records(spark, partition_uri)
-    else:
-        rdds = [_parsed_lines(spark, f"{partition_uri}/{name}", name, fmt, headers.get(name), delimiter, has_header)
-                for name in files]
-        rdd = rdds[0] if len(rdds) == 1 else spark.sparkContext.union(rdds)
+    return parse_partitions(spark, [(partition_uri, files, headers, None)], fmt, expected, delimiter, has_header)
+
+
+def parse_partitions(spark: SparkSession, partitions: list[tuple[str, list[str], dict[str, list[str]], str | None]],
+                     fmt: str, expected: list[str], delimiter: str = ",", has_header: bool = True):
+    """``parse_raw`` over many raw partitions at once (the history load): ``partitions`` holds (URI,
+    file names, CSV headers by file, date); with dates, each row carries its partition's date as
+    ``_ingest_date`` (a string). One pass finds the columns and counts for all of them."""
+    rdds = []
+    for partition_uri, files, headers, day in partitions:
+        if fmt == "api":
+            parts = [_api_records(spark, partition_uri)]
+        else:
+            parts = [_parsed_lines(spark, f"{partition_uri}/{name}", name, fmt, headers.get(name), delimiter,
+                                   has_header) for name in files]
+        if day is not None:
+            parts = [r.map(lambda t, d=day: (*t, d)) for r in parts]
+        rdds += parts
+    rdd = rdds[0] if len(rdds) == 1 else spark.sparkContext.union(rdds)
     rdd = rdd.cache()
     seen: set[str] = set()
     n_rows = n_bad = 0
@@ -140,19 +153,22 @@ def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: st
         seen |= keys
         n_rows += rows
         n_bad += bad
-    for h in headers.values():
-        seen.update(h)
+    for _, _, headers, _ in partitions:
+        for h in headers.values():
+            seen.update(h)
     extra = sorted(seen - set(expected))
     missing = [c for c in expected if seen and c not in seen]
     columns = list(expected) + extra
+    dated = partitions[0][3] is not None
 
     def to_row(r):
-        name, number, rec, err, raw = r
+        name, number, rec, err, raw, *day = r
         values = [rec.get(c) if rec else None for c in columns]
-        return (*values, name, number, err, raw)
+        return (*values, name, number, err, raw, *day)
 
     schema = T.StructType([T.StructField(c, T.StringType()) for c in columns] + [
         T.StructField("_source_file", T.StringType()), T.StructField("_line", T.LongType()),
-        T.StructField("_parse_error", T.StringType()), T.StructField("_raw_record", T.StringType())])
+        T.StructField("_parse_error", T.StringType()), T.StructField("_raw_record", T.StringType())]
+        + ([T.StructField("_ingest_date", T.StringType())] if dated else []))
     df = spark.createDataFrame(rdd.map(to_row), schema)
     return df, extra, missing, n_rows, n_bad, rdd

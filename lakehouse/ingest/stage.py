@@ -206,3 +206,159 @@ def _dropped_blank(data: Fetched, fmt: str) -> int:
     if fmt == "api":
         return 0
     return sum(sum(1 for ln in b.split(b"\n")[:-1] if not ln.strip()) for b in data.files.values())
+
+
+@dataclass
+class RangeIngest:
+    """What a history load's ingest of one source did: per type, bronze rows and unparseable rows kept."""
+
+    source: str
+    first: str
+    last: str
+    run_id: str
+    seconds: float
+    dates: int
+    rows: dict[str, int] = field(default_factory=dict)
+    parse_errors: dict[str, int] = field(default_factory=dict)
+    bronze_versions: dict[str, int | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Landed:
+    """A source's dates fetched into the raw zone by ``land_range``, ready for ``bronze_range``."""
+
+    source: str
+    dates: list[dt.date]
+    run_id: str
+    fmt: str
+    partitions: dict[str, list]  # type -> (raw partition URI, file names, CSV headers, date) per date with data
+    fetched_rows: dict[str, int]
+    blank_lines: dict[str, int]
+    gaps: list[str]
+    seconds: float
+
+
+def ingest_range(spark: SparkSession, settings: Settings, source: str, dates: list[dt.date],
+                 run_id: str | None = None) -> RangeIngest:
+    """``land_range`` then ``bronze_range``: one source's dates into the raw zone and bronze."""
+    landed = land_range(spark, settings, source, dates, run_id)
+    if landed.gaps:
+        raise SourceError(gaps_message([landed]))
+    return bronze_range(spark, settings, landed)
+
+
+def gaps_message(landed: list[Landed]) -> str:
+    """One error naming every source and date that could not be fetched."""
+    parts = [f"{ld.source} on {len(ld.gaps)} date(s): " + "; ".join(ld.gaps) for ld in landed if ld.gaps]
+    first, last = landed[0].dates[0], landed[0].dates[-1]
+    return (f"ingest for {first}..{last} could not fetch " + " | ".join(parts)
+            + f"; nothing was written to bronze (run {landed[0].run_id}; the dates fetched are in the raw zone, "
+            "where a re-run replaces them)")
+
+
+def land_range(spark: SparkSession, settings: Settings, source: str, dates: list[dt.date],
+               run_id: str | None = None) -> Landed:
+    """The first half of the history load's ingest of ``source``: every date of ``dates`` fetched (with
+    retries, audited) and landed in its raw partition with its manifest, as a daily run lands it;
+    ``bronze_range`` then parses each type once over those partitions and writes bronze in one commit.
+    Bronze then holds what daily runs of the dates leave (the run id and load time aside; a column a
+    source started sending is added at the end of the table).
+
+    A date that cannot be fetched (a missing file, an unreachable database or API after the retries)
+    does not stop the fetching of the others: ``Landed.gaps`` names each, and the caller writes no
+    bronze (the dates fetched stay in the raw zone, where a re-run replaces them)."""
+    if source not in type(settings.sources).model_fields:
+        raise LakehouseError(f"unknown source {source!r} (known: {', '.join(type(settings.sources).model_fields)})")
+    started = time.perf_counter()
+    run_id = run_id or new_run_id(f"ingest_{source}", dates[-1])
+    storage = storage_for(settings)
+    storage.check()
+    cfg = getattr(settings.sources, source)
+    fmt = {"files": getattr(cfg, "format", None), "jdbc": "jsonl", "http": "api"}[cfg.kind]
+    types = settings.source_types(source)
+    all_attempts: list[Attempt] = []
+    gaps: list[str] = []
+    landed: dict[str, list] = {t: [] for t in types}
+    fetched_rows = {t: 0 for t in types}
+    blank = {t: 0 for t in types}
+    for i, day in enumerate(dates):
+        fetched: dict[str, tuple[Fetched, AttemptLog]] = {}
+        try:
+            for type_ in types:
+                attempts = AttemptLog(source, type_, day.isoformat())
+                try:
+                    fetched[type_] = (_fetch(spark, settings, source, type_, day, attempts), attempts)
+                finally:
+                    all_attempts.extend(attempts.attempts)
+        except Exception as exc:  # noqa: BLE001 - every gap is named once the other dates are fetched
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            gaps.append(f"{day} ({reason})")
+            log.error("ingest of %s for %s failed: %s", source, day, reason)
+            continue
+        for type_, (data, attempts) in fetched.items():
+            rel = raw_partition(source, type_, day)
+            files = dict(data.files)
+            files["_manifest.json"] = _manifest(source, type_, day, run_id, data, attempts, fmt)
+            storage.replace_dir(rel, files, tmp_tag=run_id)
+            headers = {n: _csv_header(b) for n, b in data.files.items()} if fmt == "csv" else {}
+            if data.files:
+                landed[type_].append((storage.join(rel), sorted(data.files), headers, day.isoformat()))
+            fetched_rows[type_] += data.rows
+            blank[type_] += _dropped_blank(data, fmt)
+        if (i + 1) % 10 == 0 or i + 1 == len(dates):
+            log.info("%s: fetched %d/%d dates (to %s) into the raw zone, %d records", source, i + 1, len(dates), day,
+                     sum(fetched_rows.values()))
+    write_audit(spark, settings, run_id, all_attempts)
+    return Landed(source, list(dates), run_id, fmt, landed, fetched_rows, blank, gaps,
+                  round(time.perf_counter() - started, 2))
+
+
+def bronze_range(spark: SparkSession, settings: Settings, landed: Landed) -> RangeIngest:
+    """Each type of a source landed by ``land_range`` parsed once over its dates and written to bronze
+    in one commit that replaces those dates."""
+    started = time.perf_counter()
+    source, run_id, fmt = landed.source, landed.run_id, landed.fmt
+    first, last = landed.dates[0], landed.dates[-1]
+    fetched_rows, blank = landed.fetched_rows, landed.blank_lines
+    result = RangeIngest(source, first.isoformat(), last.isoformat(), run_id, 0.0, len(landed.dates))
+    for type_ in settings.source_types(source):
+        expected = settings.schemas.get(f"{source}.{type_}")
+        if expected is None:
+            raise LakehouseError(f"no expected columns for {source}.{type_} in config (schemas.{source}.{type_})")
+        name = bronze_table(source, type_)
+        table = tables.bronze(name)
+        uri = table.uri(settings)
+        if not landed.partitions[type_]:
+            log.warning("%s/%s %s..%s: no records on any date; bronze.%s unchanged", source, type_, first, last, name)
+            continue
+        df, extra, missing, n_rows, n_bad, parsed = bronze.parse_partitions(spark, landed.partitions[type_], fmt,
+                                                                                    expected)
+        if extra:
+            log.warning("%s/%s %s..%s: new column(s) %s not in schemas.%s.%s; bronze schema evolves (see table "
+                        "history)", source, type_, first, last, extra, source, type_)
+        if missing:
+            log.warning("%s/%s %s..%s: expected column(s) %s missing from the data; they are null in bronze", source,
+                        type_, first, last, missing)
+        base = [c for c in df.columns if c not in extra and c != "_ingest_date"]
+        df = df.select(*base, F.lit(run_id).alias("_run_id"), F.current_timestamp().alias("_ingested_at"),
+                       F.col("_ingest_date").cast("date").alias("_ingest_date"), *extra)
+        meta = delta_io.commit_metadata(run_id, f"ingest_{source}", last.isoformat(), first_date=first.isoformat(),
+                                        rows=fetched_rows[type_], new_columns=extra)
+        where = f"_ingest_date >= '{first.isoformat()}' AND _ingest_date <= '{last.isoformat()}'"
+        delta_io.replace_where(df, uri, where, meta, partition_by=table.partition_by, merge_schema=bool(extra))
+        parsed.unpersist()
+        version, written = delta_io.last_commit_rows(spark, uri)
+        if written is not None and written != n_rows:
+            raise LakehouseError(f"{source}/{type_} {first}..{last}: parsed {n_rows} rows but the Delta commit "
+                                 f"v{version} wrote {written}")
+        if n_rows + blank[type_] < fetched_rows[type_]:
+            raise LakehouseError(f"{source}/{type_} {first}..{last}: fetched {fetched_rows[type_]} records but bronze "
+                                 f"holds {n_rows}; refusing to lose data")
+        result.rows[type_], result.parse_errors[type_], result.bronze_versions[type_] = n_rows, n_bad, version
+        log.info("%s/%s %s..%s: bronze.%s v%s holds %d rows of %d dates in one commit (%d unparseable, kept with raw "
+                 "text)", source, type_, first, last, name, version, n_rows, len(landed.partitions[type_]), n_bad)
+    result.seconds = round(landed.seconds + time.perf_counter() - started, 2)
+    return result

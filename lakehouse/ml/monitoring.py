@@ -27,14 +27,24 @@ from lakehouse.ml import tracking
 log = logging.getLogger(__name__)
 
 
-def reference_rows(frame: DataFrame, dates: list[dt.date], latest: int, date_col: str = "as_of") -> DataFrame:
-    """The rows of ``frame`` on the ``latest`` most recent of ``dates``: what drift is measured against.
+def scoring_reference_rows(spark, settings, run_date: dt.date, latest: int, refs: list[str]) -> DataFrame:
+    """The feature rows scoring would read on the ``latest`` most recent snapshot dates up to
+    ``run_date`` (labelled or not): the reference a model trained on ``run_date`` is compared with.
 
-    Not every training row: the lake's first weeks, whose 30- to 90-day windows are still filling, and
-    the time before a price change are part of the training set but not of what the model will score
-    next; against them a freshly trained champion would be flagged on the data it was trained near."""
-    first = sorted(dates)[-latest:][0]
-    return frame.where(F.col(date_col).cast("date") >= F.lit(first.isoformat()).cast("date"))
+    Labelled snapshots are at least the label horizon old when a model is trained: on a young lake
+    their 30- to 90-day windows are still filling (``sessions_prev_30d`` is 0 for everyone in the
+    first 30 days) and a price change since then moves ``monthly_price``; against them a model
+    trained today would be flagged on its first scoring. Today's rows are what it scores next."""
+    from lakehouse import delta_io, tables
+    from lakehouse.featurestore.store import get_historical_features
+
+    features = delta_io.read(spark, tables.FEATURES.uri(settings))
+    upto = features.where(F.col("snapshot_date") <= F.lit(run_date.isoformat()).cast("date"))
+    dates = [r[0] for r in upto.select("snapshot_date").distinct().orderBy(F.col("snapshot_date").desc())
+             .limit(latest).collect()]
+    rows = upto.where(F.col("snapshot_date").isin(dates)).select("customer_id", F.col("snapshot_date").alias("as_of"))
+    frame, _ = get_historical_features(spark, settings, rows, refs, plain_names=True)
+    return frame
 
 
 def drift_reference(frame: DataFrame, numeric: list[str], bins: int = 10) -> dict:

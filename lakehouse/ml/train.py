@@ -254,7 +254,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                            "eval_dates": f"{eval_dates[0]}..{eval_dates[-1]} ({len(eval_dates)})",
                            "positive_class_weight": round(pos_weight, 3), "cv_folds": cfg.cv_folds,
                            "cv_parallelism": cfg.cv_parallelism,
-                           "drift_reference_dates": ", ".join(d.isoformat() for d in ts.dates[-cfg.drift_reference_dates:]),
+                           "drift_reference_dates": cfg.drift_reference_dates,
                            "forest_trees": cfg.sizes.forest_trees, "boosting_rounds": cfg.sizes.boosting_rounds,
                            **{f"table_version.{t}": v for t, v in ts.retrieval.table_versions.items()}})
         mlflow.log_metrics({f"rows_{k}": v for k, v in rows.items()})
@@ -268,7 +268,8 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
 
         best = max(results, key=lambda a: results[a][cfg.selection_metric])
         best_model = models[best]
-        reference = monitoring.drift_reference(monitoring.reference_rows(frame, ts.dates, cfg.drift_reference_dates),
+        reference = monitoring.drift_reference(monitoring.scoring_reference_rows(
+            spark, settings, run_date, cfg.drift_reference_dates, [f"{cfg.view}:{r}" for r in ts.retrieval.features]),
                                                [c for c in ts.numeric if c not in cfg.drift_exclude])
         example = train.select(*ts.feature_columns).limit(5).toPandas()
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):

@@ -1,4 +1,4 @@
-"""Drift monitoring on small frames: the reference is the latest labelled dates, not every training row."""
+"""Drift monitoring on small frames: why the reference is what scoring reads, not the training rows."""
 
 import datetime as dt
 import random
@@ -19,12 +19,13 @@ def test_a_model_scored_near_its_latest_training_dates_is_not_flagged_for_the_la
     scoring_day = dates[-1] + dt.timedelta(days=30)
     scoring = spark.createDataFrame([(f"C{i}", spend(scoring_day)) for i in range(300)],
                                     "customer_id string, spend_90d double")
-    latest = monitoring.reference_rows(training, dates, 3)
-    assert sorted(r[0] for r in latest.select("as_of").distinct().collect()) == dates[-3:]
+    # the reference scoring_reference_rows takes: the rows scoring reads on the latest dates up to training
+    at_training = spark.createDataFrame([(f"C{i}", spend(dates[-1] + dt.timedelta(days=d))) for d in (-2, -1, 0)
+                                         for i in range(300)], "customer_id string, spend_90d double")
     against_all = monitoring.feature_drift(scoring, monitoring.drift_reference(training, ["spend_90d"]))
-    against_latest = monitoring.feature_drift(scoring, monitoring.drift_reference(latest, ["spend_90d"]))
+    against_latest = monitoring.feature_drift(scoring, monitoring.drift_reference(at_training, ["spend_90d"]))
     assert against_all["spend_90d"] > 0.2        # every training row: flagged, though nothing moved
-    assert against_latest["spend_90d"] < 0.2     # the latest dates: what scoring sees, not flagged
+    assert against_latest["spend_90d"] < 0.2     # what scoring sees: not flagged
 
 
 def test_psi_is_zero_for_equal_shares_and_grows_with_the_shift():
