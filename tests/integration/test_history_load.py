@@ -80,3 +80,28 @@ def test_a_reversed_or_future_range_is_refused_in_one_line(spark, lakes):
         load_history(spark, history, dates[2], dates[0], today=dates[-1])
     with pytest.raises(ValueError, match="future"):
         load_history(spark, history, dates[0], dates[-1] + dt.timedelta(days=3), today=dates[-1])
+
+
+def test_a_missing_file_in_the_middle_of_a_range_names_the_source_and_date_and_writes_no_bronze(
+        spark, tmp_path, generated_sources, api, lakes):
+    import shutil
+
+    from lakehouse.errors import SourceError
+
+    _, _, dates, _ = lakes
+    out, _ = generated_sources
+    inbox = tmp_path / "inbox"
+    shutil.copytree(out / "billing" / "inbox", inbox)
+    gone = sorted(inbox.glob(f"*{dates[1]}*"))
+    assert gone
+    for f in gone:
+        f.unlink()
+    settings = make_settings(tmp_path, sources_dir=out, sources={"support_api": {"base_url": api.url},
+                                                                 "billing": {"inbox": str(inbox)}},
+                             retry={"max_attempts": 1})
+    with pytest.raises(SourceError) as err:
+        load_history(spark, settings, dates[0], dates[2], ["ingest"], today=dates[-1])
+    message = str(err.value)
+    assert "billing on 1 date(s)" in message and str(dates[1]) in message and "nothing was written to bronze" in message
+    for name in ("billing_transactions", "web_events", "crm_customers"):  # no source's bronze was written
+        assert not delta_io.is_delta(spark, tables.bronze(name).uri(settings))
