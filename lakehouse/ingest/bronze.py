@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from typing import Any, Iterator
 
 from pyspark.sql import SparkSession
@@ -86,25 +87,73 @@ def _parsed_lines(spark: SparkSession, file_uri: str, name: str, fmt: str, heade
     return lines.mapPartitions(parse)
 
 
-def _api_records(spark: SparkSession, folder_uri: str):
-    """Records of API page files (one JSON document per page) as parsed lines."""
-    pages = spark.sparkContext.wholeTextFiles(folder_uri + "/*.json")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # where Hadoop's line reader (textFile) breaks lines
+
+
+def _parsed_files(spark: SparkSession, files: dict[tuple[str, str], tuple[str, list[str] | None, str]],
+                  uris: list[str], fmt: str, delimiter: str = ",", has_header: bool = True):
+    """``_parsed_lines`` of many small files in one read (the history load): (source_file, line_no,
+    record|None, error|None, raw|None, date) per line. ``files`` maps (partition folder, file name)
+    to (file name, CSV header, date). Each file is read whole and split where ``textFile`` splits, so
+    the rows and line numbers are the ones a daily run's ``_parsed_lines`` gives; no job per file
+    to number the lines."""
+    skip_first = fmt in ("csv", "whitespace") and has_header
+    pages = spark.sparkContext.wholeTextFiles(",".join(uris), minPartitions=spark.sparkContext.defaultParallelism)
 
     def parse(part):
         for path, content in part:
-            name = path.rsplit("/", 1)[-1]
-            try:
-                data = json.loads(content)["data"]
-            except (ValueError, KeyError, TypeError) as exc:
-                yield name, 0, None, f"page is not an API listing: {exc}", content[:10000]
-                continue
-            for i, obj in enumerate(data, start=1):
-                if isinstance(obj, dict):
-                    yield name, i, {k: _text(v) for k, v in obj.items()}, None, None
+            folder, base = path.rstrip("/").rsplit("/", 2)[-2:]
+            name, header, day = files[(folder, base)]
+            lines = _LINE_BREAK.split(content)
+            if lines and lines[-1] == "":
+                lines.pop()  # the break that ends the last line opens no line of its own
+            for idx, line in enumerate(lines):
+                if skip_first and idx == 0:
+                    continue
+                if not line.strip():
+                    continue
+                if "\ufffd" in line:
+                    rec, err = None, "not valid UTF-8 (wrong encoding? declare the file's encoding)"
+                elif fmt == "csv":
+                    rec, err = parse_csv_line(line, header or [], delimiter)
+                elif fmt == "whitespace":
+                    rec, err = parse_whitespace_line(line, header or [])
                 else:
-                    yield name, i, None, f"expected a JSON object, got {type(obj).__name__}", json.dumps(obj)
+                    rec, err = parse_json_line(line)
+                yield name, idx + 1, rec, err, (line if err else None), day
 
     return pages.mapPartitions(parse)
+
+
+def _api_records(spark: SparkSession, folder_uri: "str | list[str]", days: dict[str, str] | None = None):
+    """Records of API page files (one JSON document per page) as parsed lines; of several folders in
+    one read with ``days`` (folder name -> date: each line then ends with its folder's date)."""
+    folders = [folder_uri] if isinstance(folder_uri, str) else folder_uri
+    pages = spark.sparkContext.wholeTextFiles(",".join(f + "/*.json" for f in folders),
+                                              minPartitions=spark.sparkContext.defaultParallelism)
+
+    def parse(part):
+        for path, content in part:
+            folder, name = path.rsplit("/", 2)[-2:]
+            tag = (days[folder],) if days is not None else ()
+            for row in _page_records(name, content):
+                yield (*row, *tag)
+
+    return pages.mapPartitions(parse)
+
+
+def _page_records(name: str, content: str):
+    """The records of one API page as parsed lines."""
+    try:
+        data = json.loads(content)["data"]
+    except (ValueError, KeyError, TypeError) as exc:
+        yield name, 0, None, f"page is not an API listing: {exc}", content[:10000]
+        return
+    for i, obj in enumerate(data, start=1):
+        if isinstance(obj, dict):
+            yield name, i, {k: _text(v) for k, v in obj.items()}, None, None
+        else:
+            yield name, i, None, f"expected a JSON object, got {type(obj).__name__}", json.dumps(obj)
 
 
 def _partition_stats(part):
@@ -136,7 +185,20 @@ def parse_partitions(spark: SparkSession, partitions: list[tuple[str, list[str],
     file names, CSV headers by file, date); with dates, each row carries its partition's date as
     ``_ingest_date`` (a string). One pass finds the columns and counts for all of them."""
     rdds = []
-    for partition_uri, files, headers, day in partitions:
+    dated = partitions[0][3] is not None
+    if dated and fmt != "api":  # many small files: one read of them all
+        by_file = {(uri.rstrip("/").rsplit("/", 1)[-1], name): (name, headers.get(name), day)
+                   for uri, names, headers, day in partitions for name in names}
+        uris = [f"{uri}/{name}" for uri, names, _, _ in partitions for name in names]
+        partitions_to_read = []
+        rdds.append(_parsed_files(spark, by_file, uris, fmt, delimiter, has_header))
+    elif dated:  # API pages of many dates: one read of them all
+        partitions_to_read = []
+        rdds.append(_api_records(spark, [p[0] for p in partitions], {p[0].rstrip("/").rsplit("/", 1)[-1]: p[3]
+                                                                      for p in partitions}))
+    else:
+        partitions_to_read = partitions
+    for partition_uri, files, headers, day in partitions_to_read:
         if fmt == "api":
             parts = [_api_records(spark, partition_uri)]
         else:
@@ -159,7 +221,6 @@ def parse_partitions(spark: SparkSession, partitions: list[tuple[str, list[str],
     extra = sorted(seen - set(expected))
     missing = [c for c in expected if seen and c not in seen]
     columns = list(expected) + extra
-    dated = partitions[0][3] is not None
 
     def to_row(r):
         name, number, rec, err, raw, *day = r
