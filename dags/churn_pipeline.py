@@ -16,6 +16,11 @@ flagged drift or no champion exists yet.
 
 ``churn_training`` (weekly): retrain on everything labelled so far; the new model becomes champion
 only if it beats the current one on the same out-of-time window.
+
+``churn_history_load`` (triggered by hand, never scheduled): load a range of dates as history in one
+Spark application (jobs/backfill.py: ingest, silver and gold set-based, the online store once), e.g.
+``airflow dags trigger churn_history_load -c '{"from": "2026-01-01", "to": "2026-03-31"}'``. Pause
+``churn_pipeline`` while it runs (both write the same tables); daily runs continue from the day after.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, SyncCallback
+from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, Param, SyncCallback
 from churn_alerts import alert_on_failure
 
 PROJECT = "{{ var.value.get('churn_project_dir', '/opt/churn') }}"
@@ -107,3 +112,26 @@ with DAG(
     tags=["churn", "spark", "ml"],
 ) as training_dag:
     job("train")
+
+with DAG(
+    dag_id="churn_history_load",
+    description="Load a range of dates as history in one pass per stage (equal to daily runs of the range)",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={**default_args, "retries": min(1, RETRIES)},
+    params={"from": Param(type="string", format="date", description="first date of the range, YYYY-MM-DD"),
+            "to": Param(type="string", format="date", description="last date of the range, YYYY-MM-DD")},
+    tags=["churn", "spark", "backfill"],
+) as history_dag:
+    SparkSubmitOperator(
+        task_id="history_load",
+        conn_id="spark_churn",
+        application=f"{PROJECT}/jobs/backfill.py",
+        application_args=["--run-date", "{{ params.to }}", "--from", "{{ params['from'] }}", "--env", ENV],
+        jars=JARS,
+        name="churn-history-load-{{ params['from'] }}-{{ params.to }}",
+        conf={"spark.ui.enabled": "false", "spark.driver.memory": DRIVER_MEMORY,
+              "spark.driver.extraJavaOptions": JAVA_OPTIONS},
+    )

@@ -39,6 +39,12 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
     assert [t.task_id for t in training.tasks] == ["train"]
     assert training.timetable.expression == "0 0 * * 0"  # @weekly
     assert dag.timetable.expression == "0 0 * * *"  # @daily
+    history = bag.dags["churn_history_load"]
+    load = history.get_task("history_load")
+    assert type(history.timetable).__name__ == "NullTimetable" and history.max_active_runs == 1  # by hand only
+    assert load.application.endswith("/jobs/backfill.py") and load.on_failure_callback
+    assert load.application_args[:4] == ["--run-date", "{{ params.to }}", "--from", "{{ params['from'] }}"]
+    assert set(history.params) == {"from", "to"}
 
 
 def test_dag_files_import_neither_pyspark_nor_lakehouse():
