@@ -1,8 +1,9 @@
-"""``lakehouse check backfill``: does a backfill leave the same tables as the same dates run day by day?
+"""``lakehouse backfill-check``: does a history load leave the same tables as the same dates run day by day?
 
 Two lakes are fed from one set of simulated sources (and one support-API server): lake A by a single
-``lakehouse run --date FIRST:LAST`` process (a backfill), lake B by one ``lakehouse run --date D``
-process per date (what a daily schedule does). Every Delta table of bronze, silver and gold is then
+``lakehouse backfill --from FIRST --to LAST`` process (the set-based history load,
+``pipeline.load_history``), lake B by one ``lakehouse run --run-date D`` process per date (what a
+daily schedule does). Every Delta table of bronze, silver and gold is then
 compared by row count and content checksum, run metadata excluded (run ids, load timestamps: the
 only columns allowed to differ). Results go to a JSON file (bench-results/backfill_check.json by default).
 """
@@ -21,14 +22,15 @@ from pathlib import Path
 from lakehouse.config import PROJECT_ROOT, load_settings
 
 log = logging.getLogger(__name__)
-RUN_COLUMNS = ["_run_id", "_ingested_at", "_loaded_at", "_validated_at", "_built_at"]
+# run metadata: run ids, load times, and a checkpoint's fingerprint of the history files it was built
+# from (the same rows in other files)
+RUN_COLUMNS = ["_run_id", "_ingested_at", "_loaded_at", "_validated_at", "_built_at", "_covers"]
 STAGES = "ingest,silver,gold"  # lakehouse.pipeline.STAGES up to gold: the tables compared
 
 
-def _run(env: dict, dates: str, log_path: Path) -> float:
+def _run(env: dict, args: list[str], log_path: Path) -> float:
     started = time.perf_counter()
-    cmd = [str(Path(sys.executable).parent / "lakehouse"), "--env", env["_ENV"], "run", "--run-date", dates,
-           "--stages", STAGES]
+    cmd = [str(Path(sys.executable).parent / "lakehouse"), "--env", env["_ENV"], *args, "--stages", STAGES]
     with open(log_path, "a") as fh:
         proc = subprocess.run(cmd, env={k: v for k, v in env.items() if k != "_ENV"}, stdout=fh,
                               stderr=subprocess.STDOUT, timeout=7200)
@@ -63,11 +65,12 @@ def backfill_check(work: Path, days: int = 30, customers: int = 150, env_name: s
         for name in ("backfill", "daily"):
             envs[name] = dict(os.environ, _ENV=env_name, PYTHONUNBUFFERED="1",
                               **pipeline_env(str(work / name / "lake"), work / name, sources, api.url))
-        log.info("backfill: one process for %s..%s", dates[0], dates[-1])
-        result["backfill_seconds"] = round(_run(envs["backfill"], f"{dates[0]}:{dates[-1]}", work / "backfill.log"), 1)
+        log.info("history load: one process for %s..%s", dates[0], dates[-1])
+        result["backfill_seconds"] = round(_run(envs["backfill"], ["backfill", "--from", str(dates[0]), "--to",
+                                                                   str(dates[-1])], work / "backfill.log"), 1)
         result["daily_seconds"] = 0.0
         for i, day in enumerate(dates, 1):
-            result["daily_seconds"] += _run(envs["daily"], str(day), work / "daily.log")
+            result["daily_seconds"] += _run(envs["daily"], ["run", "--run-date", str(day)], work / "daily.log")
             log.info("daily run %d/%d (%s) done; %.0fs so far", i, len(dates), day, result["daily_seconds"])
         result["daily_seconds"] = round(result["daily_seconds"], 1)
     settings = {n: load_settings(env_name, overrides={"lake": {"root": str(work / n / "lake")}}) for n in envs}
@@ -90,6 +93,6 @@ def backfill_check(work: Path, days: int = 30, customers: int = 150, env_name: s
     out = out or PROJECT_ROOT / "bench-results" / "backfill_check.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    log.info("backfill %s daily runs over %d days: %d tables compared (%s); written to %s",
+    log.info("history load %s daily runs over %d days: %d tables compared (%s); written to %s",
              "==" if same else "!=", days, len(tables), "identical" if same else "DIFFERENCES", out)
     return result

@@ -220,7 +220,7 @@ def add_commands(sub) -> None:
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_simulate_serve_api)
 
-    s = sub.add_parser("backfill-check", help="a backfill (one process) vs the same dates run one by one: "
+    s = sub.add_parser("backfill-check", help="a history load (one process) vs the same dates run one by one: "
                        "compare every bronze/silver/gold table")
     s.add_argument("--days", type=int, default=30)
     s.add_argument("--customers", type=int, default=150)
