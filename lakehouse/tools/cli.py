@@ -169,6 +169,21 @@ def cmd_bench_gold(args) -> int:
     return 0
 
 
+def cmd_bench_history(args) -> int:
+    from lakehouse.tools.bench_history import bench_history, write_results
+
+    settings = settings_of(args)
+    root = settings.path(".")
+    results = bench_history(settings, args.customers, args.days, args.daily_days, Path(args.work))
+    write_results(results, root / "bench-results" / "history.json", root / "docs" / "history-load.md")
+    for r in results:
+        print(f"{r['customers']} customers x {r['history_dates']} dates: history load {r['load_seconds']['total']}s "
+              f"{r['load_seconds']}, peak {r['load_peak_mib']} MiB; daily run after it {r['daily_mean_seconds']}s; "
+              f"day by day (extrapolated) {r['day_by_day_extrapolated_seconds']}s")
+    print("written to bench-results/history.json and docs/history-load.md")
+    return 0
+
+
 def cmd_bench_features(args) -> int:
     from lakehouse.tools.bench_features import bench_features
 
@@ -287,6 +302,12 @@ def add_commands(sub) -> None:
     s.add_argument("--history", default="30,365", type=COUNTS, help="comma-separated days of history (default 30,365)")
     s.add_argument("--spark-memory", default="6g", help="Spark driver memory (local mode; default 6g)")
     s.set_defaults(func=cmd_bench_features)
+    s = bench.add_parser("history", help="the history load against the day-by-day path, per stage, at several scales")
+    s.add_argument("--customers", default="2000,20000", type=COUNTS, help="comma-separated (default 2000,20000)")
+    s.add_argument("--days", type=int, default=90, help="simulated dates (default 90)")
+    s.add_argument("--daily-days", type=int, default=2, help="of which the last run day by day (default 2)")
+    s.add_argument("--work", default="var/bench-history", help="folder for the sources and lakes")
+    s.set_defaults(func=cmd_bench_history)
     s = bench.add_parser("gold", help="gold snapshot cost against the age of the lake (rolled state vs full pass)")
     s.add_argument("--dates", required=True,
                    help="comma-separated dates (or FIRST:LAST ranges) the configured lake holds gold activity for")
