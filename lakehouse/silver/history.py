@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from lakehouse import delta_io, tables
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
+from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import ConstraintOutcome, run_deequ
 from lakehouse.quality.report import write_report
 from lakehouse.quality.rules import TableRules, load_rules
@@ -160,10 +161,13 @@ def load_silver_range(spark: SparkSession, settings: Settings, first: dt.date, l
     loaded: dict[str, DataFrame] = {}
     done: dict[str, tuple] = {}
     try:
-        for step in _steps(rules):
-            for name in step:
-                done[name] = _validate(spark, settings, rules[name], dates, run_id, pii_key, loaded)
-                loaded[name] = done[name][1]
+        for step in _steps(rules):  # the tables of a step side by side, as a daily run takes them
+            for name, checked in zip(step, run_parallel(
+                    spark, step, lambda session, n: _validate(session, settings, rules[n], dates, run_id, pii_key,
+                                                              loaded),
+                    settings.parallelism, name=lambda n: f"silver.{n} {first}..{last}")):
+                done[name] = checked
+                loaded[name] = checked[1]
         by_date = {day.isoformat(): [] for day in dates}
         for name in rules:
             for o in done[name][0]:
@@ -178,13 +182,15 @@ def load_silver_range(spark: SparkSession, settings: Settings, first: dt.date, l
                 f"{len({f.split(' ', 1)[0] for f in failures})} date(s): " + "; ".join(failures[:10])
                 + (" ..." if len(failures) > 10 else "") + f" (run {run_id}; nothing was written to silver; "
                 f"see ops/quality_metrics and {report})", results[-1])
-        for name in rules:
+        def write(session, name):  # tables of one source share its quarantine: a conflicting commit is retried
             _, per_day, quarantine, _ = done[name]
-            _write(spark, settings, rules[name], first, last,
+            _write(session, settings, rules[name], first, last,
                    delta_io.commit_metadata(run_id, "silver", last.isoformat(), first_date=first.isoformat(),
                                             table=name), per_day, quarantine)
             for o in done[name][0]:
-                o.silver_version = delta_io.latest_version(spark, tables.silver(name).uri(settings))
+                o.silver_version = delta_io.latest_version(session, tables.silver(name).uri(settings))
+
+        run_parallel(spark, list(rules), write, settings.parallelism, name=lambda n: f"writing silver.{n}")
     finally:
         for outs, per_day, _, checked in done.values():
             per_day.unpersist()
