@@ -41,11 +41,11 @@ from lakehouse.run_ids import new_run_id
 from lakehouse.silver.stage import (
     QualityGateError,
     SilverResult,
-    _record_metrics,
-    _steps,
     judge,
     quarantine_rows,
+    record_metrics,
     silver_rows,
+    table_steps,
 )
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def load_silver_range(spark: SparkSession, settings: Settings, first: dt.date, l
     loaded: dict[str, DataFrame] = {}
     done: dict[str, tuple] = {}
     try:
-        for step in _steps(rules):  # the tables of a step side by side, as a daily run takes them
+        for step in table_steps(rules):  # the tables of a step side by side, as a daily run takes them
             for name, checked in zip(step, run_parallel(
                     spark, step, lambda session, n: _validate(session, settings, rules[n], dates, run_id, pii_key,
                                                               loaded),
@@ -175,7 +175,7 @@ def load_silver_range(spark: SparkSession, settings: Settings, first: dt.date, l
         failures = [f"{o.run_date} {f}" for name in rules for o in done[name][0] for f in o.failures]
         results = [SilverResult(day, run_id, 0.0, outs) for day, outs in by_date.items()]
         if failures:
-            _record_metrics(spark, settings, [o for r in results for o in r.tables], run_id, meta)
+            record_metrics(spark, settings, [o for r in results for o in r.tables], run_id, meta)
             report = write_report(spark, settings, last, run_id, by_date[last.isoformat()])
             raise QualityGateError(
                 f"silver for {first}..{last} failed {len(failures)} error-level quality rule(s) on "
@@ -195,7 +195,7 @@ def load_silver_range(spark: SparkSession, settings: Settings, first: dt.date, l
         for outs, per_day, _, checked in done.values():
             per_day.unpersist()
             checked.unpersist()
-    _record_metrics(spark, settings, [o for r in results for o in r.tables], run_id, meta)
+    record_metrics(spark, settings, [o for r in results for o in r.tables], run_id, meta)
     write_report(spark, settings, last, run_id, by_date[last.isoformat()])
     seconds = round(time.perf_counter() - started, 2)
     for r in results:

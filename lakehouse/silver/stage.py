@@ -239,7 +239,7 @@ def judge(settings: Settings, spec: TableRules, run_date: dt.date, counts: dict[
     return outcome
 
 
-def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[TableOutcome], run_id: str,
+def record_metrics(spark: SparkSession, settings: Settings, outcomes: list[TableOutcome], run_id: str,
                     meta: str) -> None:
     """Quality metrics and reconciliation of every table of the run, one Delta commit each."""
     schema = T.StructType([T.StructField(n, t) for n, t in [
@@ -267,7 +267,7 @@ def _record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Tabl
     delta_io.replace_where(recon, tables.RECONCILIATION.uri(settings), where, meta)
 
 
-def _steps(specs: dict[str, TableRules]) -> list[list[str]]:
+def table_steps(specs: dict[str, TableRules]) -> list[list[str]]:
     """Tables in steps: a table whose rules reference another table's silver (``references``) comes
     in a later step than that table; the tables of one step are independent and run side by side
     (two of one source share its quarantine table: a rare conflicting commit there is retried)."""
@@ -402,7 +402,7 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
         raise LakehouseError(f"unknown silver table(s) {sorted(unknown)} (known: {', '.join(rules)})")
     pii_key = secret(settings.quality.pii_key_env, "quality.pii_key_env")
     selected = {name: spec for name, spec in rules.items() if not tables or name in tables}
-    steps = _steps(selected)
+    steps = table_steps(selected)
     log.info("silver %s: %d table(s) in %d step(s), up to %d at a time: %s", run_date, len(selected), len(steps),
              settings.parallelism, " then ".join("+".join(step) for step in steps))
     done: dict[str, TableOutcome] = {}
@@ -412,7 +412,7 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
                                     settings.parallelism, name=lambda n: f"silver.{n} {run_date}"):
             done[outcome.table] = outcome
     outcomes = [done[name] for name in selected]
-    _record_metrics(spark, settings, outcomes, run_id,
+    record_metrics(spark, settings, outcomes, run_id,
                     delta_io.commit_metadata(run_id, "silver", run_date.isoformat()))
     result = SilverResult(run_date.isoformat(), run_id, round(time.perf_counter() - started, 2), outcomes)
     failures = [f for o in outcomes for f in o.failures]

@@ -4,12 +4,12 @@ import pytest
 
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.rules import load_rules
-from lakehouse.silver.stage import _steps
+from lakehouse.silver.stage import table_steps
 
 
 def test_referenced_tables_come_first_and_the_rest_share_a_step():
     rules = load_rules()
-    steps = _steps(rules)
+    steps = table_steps(rules)
     assert steps[0] == ["customers", "web_events"]
     assert sorted(steps[1]) == ["nps_responses", "subscriptions", "support_tickets", "transactions"]
     for later, step in enumerate(steps):
@@ -22,9 +22,9 @@ def test_referenced_tables_come_first_and_the_rest_share_a_step():
 
 def test_a_subset_keeps_its_dependencies_in_order():
     rules = load_rules()
-    assert _steps({n: rules[n] for n in ("transactions", "customers")}) == [["customers"], ["transactions"]]
+    assert table_steps({n: rules[n] for n in ("transactions", "customers")}) == [["customers"], ["transactions"]]
     # without the referenced table in the run, the reference reads whatever silver holds already
-    assert _steps({"transactions": rules["transactions"]}) == [["transactions"]]
+    assert table_steps({"transactions": rules["transactions"]}) == [["transactions"]]
 
 
 def test_a_reference_cycle_is_refused():
@@ -33,4 +33,4 @@ def test_a_reference_cycle_is_refused():
     looped = rules["customers"].model_copy(update={"rules": [*rules["customers"].rules,
                                                             ref.model_copy(update={"table": "transactions"})]})
     with pytest.raises(LakehouseError, match="cycle: customers -> transactions -> customers"):
-        _steps({"customers": looped, "transactions": rules["transactions"]})
+        table_steps({"customers": looped, "transactions": rules["transactions"]})
