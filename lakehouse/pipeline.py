@@ -205,6 +205,6 @@ def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stage
         if record:
             from lakehouse.versioning import record_run
 
-            out["tables_written"] = record_run(spark, settings, run_id, "history", last.isoformat(),
+            out["tables_written"] = record_run(spark, settings, run_id, f"history {first}..{last}", last.isoformat(),
                                                seconds=out["seconds"]["total"])
     return out
