@@ -8,6 +8,7 @@ every table version it read, so a run, a training set or a score can be traced a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 
@@ -108,22 +109,68 @@ def restore(spark: SparkSession, settings: Settings, table: str, version: int) -
             "new_version": delta_io.latest_version(spark, uri), **{k: int(v or 0) for k, v in metrics.items()}}
 
 
-def vacuum(spark: SparkSession, settings: Settings, table: str, dry_run: bool = True) -> dict:
-    """Delete files no version within ``retention.deleted_file_retention_hours`` needs (time travel ends there)."""
+def _commit_time(spark: SparkSession, uri: str, version: int) -> dt.datetime | None:
+    """When ``version`` of the table at ``uri`` was committed (None if its log entry is gone)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, uri).history().where(F.col("version") == version).select("timestamp").first()
+    return row[0] if row else None
+
+
+def _file_bytes(spark: SparkSession, paths: list[str]) -> int:
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    total = 0
+    for p in paths:
+        path = jvm.org.apache.hadoop.fs.Path(p)
+        try:
+            total += path.getFileSystem(conf).getFileStatus(path).getLen()
+        except Exception:  # noqa: BLE001 - a file gone meanwhile counts nothing
+            continue
+    return total
+
+
+def vacuum(spark: SparkSession, settings: Settings, table: str, dry_run: bool = True,
+           pins: list[dict] | None = None, now: dt.datetime | None = None) -> dict:
+    """Delete files no version within ``retention.deleted_file_retention_hours`` needs (time travel ends
+    there), except those the table versions in ``pins`` need (registered models' training sets:
+    ``ml.lineage.model_pins``): the retention is stretched back to the oldest pinned version's commit,
+    and the log kept as long, so those versions stay readable. The dry run says which model versions
+    pin what and how many files and bytes that keeps."""
     from delta.tables import DeltaTable
 
     uri = _uri(settings, table)
     hours = settings.retention.deleted_file_retention_hours
+    log_days = settings.retention.log_retention_days
+    out: dict = {"table": table, "retain_hours": hours}
+    pins = [p for p in (pins or []) if p["table_version"] <= (delta_io.latest_version(spark, uri) or 0)]
+    keep_hours = hours
+    if pins:
+        oldest = min(p["table_version"] for p in pins)
+        committed = _commit_time(spark, uri, oldest)
+        if committed is not None:
+            now = now or dt.datetime.now()  # the clock decides what retention keeps, never what data says
+            age_hours = max(0, int((now - committed).total_seconds() // 3600) + 1)
+            keep_hours = max(hours, age_hours)
+            log_days = max(log_days, age_hours // 24 + 1)
+        out["pinned_by"] = [f"{p['model']} v{p['version']} -> v{p['table_version']}" for p in pins]
+        out["retain_hours"] = keep_hours
     spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ("
-              f"'delta.logRetentionDuration' = 'interval {settings.retention.log_retention_days} days', "
+              f"'delta.logRetentionDuration' = 'interval {log_days} days', "
               f"'delta.deletedFileRetentionDuration' = 'interval {hours} hours')")
-    if dry_run:
-        files = spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").count()
-        return {"table": table, "retain_hours": hours, "would_delete_files": files}
-    if hours < 168:
+    if keep_hours < 168 or hours < 168:
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    DeltaTable.forPath(spark, uri).vacuum(hours)
-    return {"table": table, "retain_hours": hours, "vacuumed": True}
+    if dry_run:
+        would = [r[0] for r in spark.sql(f"VACUUM delta.`{uri}` RETAIN {keep_hours} HOURS DRY RUN").collect()]
+        out["would_delete_files"] = len(would)
+        if pins and keep_hours != hours:
+            unpinned = {r[0] for r in spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").collect()}
+            kept = sorted(unpinned - set(would))
+            out.update(kept_for_models_files=len(kept), kept_for_models_bytes=_file_bytes(spark, kept))
+        return out
+    DeltaTable.forPath(spark, uri).vacuum(keep_hours)
+    out["vacuumed"] = True
+    return out
 
 
 # ---- run ledger ----------------------------------------------------------------------------------

@@ -190,10 +190,15 @@ def cmd_table_vacuum(args) -> int:
     from lakehouse.versioning import lake_tables, vacuum
 
     settings = settings_of(args)
+    pins: dict[str, list[dict]] = {}
+    if not args.include_model_versions:
+        from lakehouse.ml.lineage import model_pins
+
+        pins = model_pins(settings)
     with spark_session(settings, "table-vacuum") as spark:
         names = [args.table] if args.table else [f"{layer}.{n}" for layer, n in lake_tables(spark, settings)]
         for name in names:
-            print(json.dumps(vacuum(spark, settings, name, dry_run=not args.apply)))
+            print(json.dumps(vacuum(spark, settings, name, dry_run=not args.apply, pins=pins.get(name))))
     return 0
 
 
@@ -455,9 +460,12 @@ def add_commands(sub) -> None:
     s.add_argument("table")
     s.add_argument("version", type=int)
     s.set_defaults(func=cmd_table_restore)
-    s = table.add_parser("vacuum", help="apply retention settings; dry run unless --apply")
+    s = table.add_parser("vacuum", help="apply retention settings, keeping the table versions registered models "
+                         "were trained on; dry run (with what models pin and the bytes kept) unless --apply")
     s.add_argument("table", nargs="?", help="default: every table")
     s.add_argument("--apply", action="store_true")
+    s.add_argument("--include-model-versions", action="store_true",
+                   help="also delete files only registered models' training sets need (they can no longer be rebuilt)")
     s.set_defaults(func=cmd_table_vacuum)
 
     s = sub.add_parser("erase", help="remove one customer from every table, the raw zone and the online store")

@@ -103,3 +103,35 @@ def rebuild_training_set(spark: SparkSession, settings: Settings, client, mv, ou
         ts.frame.write.mode("overwrite").parquet(str(out))
         result.written_to = str(out)
     return result
+
+
+def model_pins(settings: Settings, client=None) -> dict[str, list[dict]]:
+    """Which table versions registered model versions need to rebuild their training sets: per table
+    (``layer.name``), one entry per model version that read it (model, version, table version).
+
+    Every version of the configured model that is not archived pins (a deleted one is gone from the
+    registry, so it pins nothing); a version with no recorded training set pins nothing either."""
+    from mlflow.exceptions import MlflowException
+
+    from lakehouse.ml import tracking
+
+    client = client or tracking.client(settings)
+    pins: dict[str, list[dict]] = {}
+    try:
+        versions = client.search_model_versions(f"name='{settings.model.name}'")
+    except MlflowException:
+        return pins
+    for mv in versions:
+        run_id = mv.tags.get("train_run_id") if mv.tags else None
+        if getattr(mv, "current_stage", None) == "Archived" or not run_id:
+            continue
+        try:
+            with open(client.download_artifacts(run_id, "training_set.json")) as fh:
+                recorded = json.load(fh)
+        except (MlflowException, OSError):
+            log.warning("%s v%s: no training_set.json in run %s; it pins no table version", mv.name, mv.version, run_id)
+            continue
+        for table, version in recorded.get("table_versions", {}).items():
+            pins.setdefault(table, []).append({"model": mv.name, "version": str(mv.version),
+                                               "table_version": int(version)})
+    return pins

@@ -282,3 +282,31 @@ def test_the_split_for_fitting_has_a_partition_per_core_at_most_and_weights_the_
     assert sorted(r["id"] for r in evaluation.collect()) == [i for i in range(60) if i % 3 == 2]
     train.unpersist()
     evaluation.unpersist()
+
+
+def test_vacuum_keeps_the_versions_registered_models_were_trained_on(spark, ml):
+    """Runs after the tests above rewrote the features table: a vacuum with retention zero deletes the
+    files no version needs, except those the models' training sets pin, so the champion's training set
+    is still rebuilt equal; without the pins the dry run would delete those files too."""
+    from lakehouse import versioning
+    from lakehouse.ml import lineage
+
+    settings, _, _, _, first = ml
+    zero = settings.model_copy(update={"retention": settings.retention.model_copy(
+        update={"deleted_file_retention_hours": 0})})
+    client = tracking.client(settings)
+    pins = lineage.model_pins(settings, client)
+    table = "gold.customer_daily_features"
+    assert first.table_versions[table] in {p["table_version"] for p in pins[table]}
+    later = dt.datetime.now() + dt.timedelta(hours=2)  # the rewrite is then two hours old
+    unpinned = versioning.vacuum(spark, zero, table, dry_run=True, now=later)
+    pinned = versioning.vacuum(spark, zero, table, dry_run=True, pins=pins[table], now=later)
+    assert unpinned["would_delete_files"] > 0 and pinned["retain_hours"] >= 2
+    assert pinned["pinned_by"] == [f"{settings.model.name} v{p['version']} -> v{p['table_version']}" for p in pins[table]]
+    assert pinned["kept_for_models_files"] == unpinned["would_delete_files"] - pinned["would_delete_files"] > 0
+    assert pinned["kept_for_models_bytes"] > 0
+    for name, table_pins in pins.items():
+        versioning.vacuum(spark, zero, name, dry_run=False, pins=table_pins, now=later)
+    mv = lineage.model_version(client, f"{settings.model.name}@champion", settings.model.name)
+    result = lineage.rebuild_training_set(spark, settings, client, mv)
+    assert result.equal is True and result.rebuilt["checksum"] == mv.tags["training_checksum"]
