@@ -30,6 +30,18 @@ def content(frame: DataFrame) -> dict:
     return {"rows": rows, "checksum": checksum}
 
 
+def record(name: str, version: str, dates: list[dt.date], retrieval, content: dict, code_version: str) -> dict:
+    """The ``lineage.json`` artifact of a training run: which registered version it made and what
+    rebuilding its training set needs (tables at versions, snapshot dates, feature versions) and gives
+    (row count and content checksum); ``lakehouse model training-set`` and ``table vacuum`` read the
+    same facts from ``training_set.json``."""
+    return {"model": name, "version": str(version), "code_version": code_version,
+            "tables": dict(retrieval.table_versions), "snapshot_dates": [d.isoformat() for d in dates],
+            "features": list(retrieval.features), "training_rows": content["rows"],
+            "training_checksum": content["checksum"],
+            "rebuild": f"lakehouse model training-set {name}/{version}"}
+
+
 def tag_content(client, name: str, version: str, recorded: dict) -> None:
     client.set_model_version_tag(name, version, "training_rows", str(recorded["rows"]))
     client.set_model_version_tag(name, version, "training_checksum", recorded["checksum"])

@@ -281,6 +281,8 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
         client.set_model_version_tag(cfg.name, version, "algorithm", best)
         client.set_model_version_tag(cfg.name, version, "train_run_id", parent.info.run_id)
         lineage.tag_content(client, cfg.name, version, content)
+        mlflow.log_dict(lineage.record(cfg.name, version, ts.dates, ts.retrieval, content, _code_version()),
+                        "lineage.json")
         client.set_model_version_tag(cfg.name, version, "eval_window", f"{eval_dates[0]}..{eval_dates[-1]}")
         client.set_model_version_tag(cfg.name, version, cfg.selection_metric, f"{best_metrics[cfg.selection_metric]:.6f}")
 

@@ -103,6 +103,10 @@ def test_the_champions_training_set_is_rebuilt_equal_to_its_recorded_checksum(sp
     assert mv.tags["training_rows"] == str(DAYS * 700)
     result = lineage.rebuild_training_set(spark, settings, client, mv)
     assert result.equal is True and result.rebuilt == result.recorded
+    with open(client.download_artifacts(first.run_id, "lineage.json")) as fh:  # the MLflow run links to it all
+        recorded = json.load(fh)
+    assert recorded["version"] == str(mv.version) and recorded["tables"] == first.table_versions
+    assert recorded["training_checksum"] == mv.tags["training_checksum"] and recorded["snapshot_dates"]
     assert result.rebuilt["rows"] == DAYS * 700 and result.rebuilt["checksum"] == mv.tags["training_checksum"]
     assert result.table_versions == first.table_versions and not result.recorded_now
 
@@ -285,13 +289,15 @@ def test_the_split_for_fitting_has_a_partition_per_core_at_most_and_weights_the_
 
 
 def test_vacuum_keeps_the_versions_registered_models_were_trained_on(spark, ml):
-    """Runs after the tests above rewrote the features table: a vacuum with retention zero deletes the
+    """After a rewrite of the features table, a vacuum with retention zero deletes the
     files no version needs, except those the models' training sets pin, so the champion's training set
     is still rebuilt equal; without the pins the dry run would delete those files too."""
     from lakehouse import versioning
     from lakehouse.ml import lineage
 
-    settings, _, _, _, first = ml
+    settings, _, dates, _, first = ml
+    uri = Table("gold", "customer_daily_features").uri(settings)  # a rewrite: the files it replaces are garbage
+    spark.sql(f"UPDATE delta.`{uri}` SET events_30d = events_30d + 1 WHERE snapshot_date = '{dates[1]}'")
     zero = settings.model_copy(update={"retention": settings.retention.model_copy(
         update={"deleted_file_retention_hours": 0})})
     client = tracking.client(settings)
