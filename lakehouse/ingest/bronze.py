@@ -56,6 +56,17 @@ def parse_whitespace_line(line: str, header: list[str]) -> tuple[dict[str, str] 
     return dict(zip(header, fields)), None
 
 
+def parse_line(line: str, fmt: str, header: list[str] | None, delimiter: str = ",") -> tuple[dict | None, str | None]:
+    """One line of a file as (record, None) or (None, why it does not parse)."""
+    if "\ufffd" in line:
+        return None, "not valid UTF-8 (wrong encoding? declare the file's encoding)"
+    if fmt == "csv":
+        return parse_csv_line(line, header or [], delimiter)
+    if fmt == "whitespace":
+        return parse_whitespace_line(line, header or [])
+    return parse_json_line(line)
+
+
 def _parsed_lines(spark: SparkSession, file_uri: str, name: str, fmt: str, header: list[str] | None,
                   delimiter: str = ",", has_header: bool = True):
     """RDD of (source_file, line_no, record|None, error|None, raw|None).
@@ -74,14 +85,7 @@ def _parsed_lines(spark: SparkSession, file_uri: str, name: str, fmt: str, heade
                 continue  # header
             if not line.strip():
                 continue
-            if "\ufffd" in line:
-                rec, err = None, "not valid UTF-8 (wrong encoding? declare the file's encoding)"
-            elif fmt == "csv":
-                rec, err = parse_csv_line(line, header or [], delimiter)
-            elif fmt == "whitespace":
-                rec, err = parse_whitespace_line(line, header or [])
-            else:
-                rec, err = parse_json_line(line)
+            rec, err = parse_line(line, fmt, header, delimiter)
             yield name, number, rec, err, (line if err else None)
 
     return lines.mapPartitions(parse)
@@ -112,14 +116,7 @@ def _parsed_files(spark: SparkSession, files: dict[tuple[str, str], tuple[str, l
                     continue
                 if not line.strip():
                     continue
-                if "\ufffd" in line:
-                    rec, err = None, "not valid UTF-8 (wrong encoding? declare the file's encoding)"
-                elif fmt == "csv":
-                    rec, err = parse_csv_line(line, header or [], delimiter)
-                elif fmt == "whitespace":
-                    rec, err = parse_whitespace_line(line, header or [])
-                else:
-                    rec, err = parse_json_line(line)
+                rec, err = parse_line(line, fmt, header, delimiter)
                 yield name, idx + 1, rec, err, (line if err else None), day
 
     return pages.mapPartitions(parse)
