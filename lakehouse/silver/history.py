@@ -192,7 +192,7 @@ def load_silver_range(spark: SparkSession, settings: Settings, first: dt.date, l
 
         run_parallel(spark, list(rules), write, settings.parallelism, name=lambda n: f"writing silver.{n}")
     finally:
-        for outs, per_day, _, checked in done.values():
+        for _, per_day, _, checked in done.values():
             per_day.unpersist()
             checked.unpersist()
     record_metrics(spark, settings, [o for r in results for o in r.tables], run_id, meta)
