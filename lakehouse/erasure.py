@@ -18,6 +18,10 @@ can spell the id out. Time travel on those tables then starts at the erasure. Wi
 rows are gone from the current versions and the rest follows the retention policy
 (``lakehouse table vacuum`` after ``retention.deleted_file_retention_hours``).
 
+The ``ops/erasures`` record says, per table rewritten, which version the rewrite replaced and which it
+wrote; registered models' training sets are rebuilt from the latter, minus the erased customer's rows
+(``ml.lineage``; the CLI appends the erasure to the affected models' lineage).
+
 Nothing here writes the clear id anywhere: commits are stamped with the erasure id (a keyed hash of
 the customer id with the personal-data key) and so is the ``ops/erasures`` record.
 Out of reach of this command: the source systems themselves (delete there first, or a re-ingest of an
@@ -60,6 +64,7 @@ class ErasureResult:
     requested_on: str
     purged: bool
     tables: dict[str, int] = field(default_factory=dict)        # table -> rows removed
+    versions: dict[str, dict] = field(default_factory=dict)     # table -> {"before": v, "after": v}
     raw_files: dict[str, int] = field(default_factory=dict)     # raw file -> lines/records removed
     online_rows: int = 0
     data_files_deleted: int = 0
@@ -265,9 +270,11 @@ def erase_customer(spark: SparkSession, settings: Settings, customer_id: str, re
         if rel == tables.ERASURES.rel:
             continue
         t = time.perf_counter()
+        before = delta_io.latest_version(spark, uri)
         n = _erase_from_table(spark, uri, pattern, metadata)
         if n:
             result.tables[rel] = n
+            result.versions[rel] = {"before": before, "after": delta_io.latest_version(spark, uri)}
         log.info("erasure %s: [%d/%d] %s: %d rows removed (%.1fs)", eid, i, len(found), rel, n,
                  time.perf_counter() - t)
     if purge:
@@ -287,9 +294,10 @@ def erase_customer(spark: SparkSession, settings: Settings, customer_id: str, re
     result.seconds = round(time.perf_counter() - started, 1)
     record = spark.createDataFrame(
         [(eid, requested_on.isoformat(), purge, json.dumps(result.tables, sort_keys=True), result.rows_removed,
-          len(result.raw_files), sum(result.raw_files.values()), result.online_rows, run_id)],
+          len(result.raw_files), sum(result.raw_files.values()), result.online_rows, run_id,
+          json.dumps(result.versions, sort_keys=True))],
         "erasure_id string, requested_on string, purged boolean, tables string, rows_removed long, "
-        "raw_files long, raw_records_removed long, online_rows long, run_id string")
+        "raw_files long, raw_records_removed long, online_rows long, run_id string, versions string")
     delta_io.append(record, tables.ERASURES.uri(settings), metadata)
     log.info("erasure %s done in %.1fs: %d rows from %d tables, %d raw records, %d online rows", eid,
              result.seconds, result.rows_removed, len(result.tables), sum(result.raw_files.values()),

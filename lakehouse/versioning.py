@@ -102,6 +102,8 @@ def restore(spark: SparkSession, settings: Settings, table: str, version: int) -
     before = delta_io.latest_version(spark, uri)
     if version > before:
         raise LakehouseError(f"{table}: version {version} does not exist (latest is {before})")
+    if version == before:  # Delta commits nothing and returns no metrics row
+        return {"table": table, "restored_to": version, "previous": before, "new_version": before}
     metrics = DeltaTable.forPath(spark, uri).restoreToVersion(version).first().asDict()
     log.warning("%s restored to version %d (was %d); new version %d", table, version, before,
                 delta_io.latest_version(spark, uri))

@@ -190,12 +190,12 @@ def cmd_table_vacuum(args) -> int:
     from lakehouse.versioning import lake_tables, vacuum
 
     settings = settings_of(args)
-    pins: dict[str, list[dict]] = {}
-    if not args.include_model_versions:
-        from lakehouse.ml.lineage import model_pins
-
-        pins = model_pins(settings)
     with spark_session(settings, "table-vacuum") as spark:
+        pins: dict[str, list[dict]] = {}
+        if not args.include_model_versions:
+            from lakehouse.ml.lineage import erasure_records, model_pins
+
+            pins = model_pins(settings, erasures=erasure_records(spark, settings))
         names = [args.table] if args.table else [f"{layer}.{n}" for layer, n in lake_tables(spark, settings)]
         for name in names:
             print(json.dumps(vacuum(spark, settings, name, dry_run=not args.apply, pins=pins.get(name))))
@@ -211,7 +211,13 @@ def cmd_erase(args) -> int:
                              "table versions; add --yes to confirm")
     with spark_session(settings, "erase") as spark:
         result = erase_customer(spark, settings, args.customer_id, args.requested_on, purge=not args.no_purge)
-    print(json.dumps(result.as_dict(), indent=2))
+    from lakehouse.ml.lineage import note_erasure
+
+    out = result.as_dict()
+    # registered models whose training sets held the customer: their lineage records the erasure, and
+    # `lakehouse model training-set` rebuilds them from the erased versions, minus these rows
+    out["models"] = note_erasure(settings, out)
+    print(json.dumps(out, indent=2))
     return 0
 
 
@@ -349,13 +355,18 @@ def cmd_model_training_set(args) -> int:
         result = lineage.rebuild_training_set(spark, settings, client, mv, Path(args.out) if args.out else None)
     got = result.rebuilt
     where = ", ".join(f"{t}@v{v}" for t, v in sorted(result.table_versions.items()))
+    erased = ""
+    if result.removed is not None:
+        n = result.removed["customers"]
+        erased = (f" without {n} erased customer{'' if n == 1 else 's'}, {result.removed['rows']} rows "
+                  f"({len(result.erasures)} erasure(s) since training)")
     if result.equal is None:
-        verdict = "recorded now"
+        verdict = "recorded now" if result.recorded_now else "not checked"
     elif result.equal:
-        verdict = "equal to the recorded set"
+        verdict = f"equal to the recorded set{erased}"
     else:
-        verdict = (f"NOT EQUAL to the recorded set ({result.recorded['rows']} rows, checksum "
-                   f"{result.recorded['checksum']})")
+        verdict = (f"NOT EQUAL to the recorded set{erased} ({result.expected['rows']} rows, checksum "
+                   f"{result.expected['checksum']})")
     print(f"{result.model} v{result.version}: training set rebuilt from {where} over {len(result.dates)} snapshot "
           f"dates: {got['rows']} rows, checksum {got['checksum']}: {verdict}")
     for note in result.notes:

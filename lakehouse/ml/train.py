@@ -242,7 +242,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     train_dates, eval_dates = split_dates(ts.dates, cfg.eval_fraction)
     frame = ts.frame.cache()
     train, evaluation, rows, pos_weight = weighted_split(frame, train_dates, eval_dates)
-    content = lineage.content(frame)
+    content, customer_parts = lineage.content_by_customer(settings, frame)
     log.info("training set: %s; %d features; positive class weight %.1f; content %s", rows, len(ts.feature_columns),
              pos_weight, content)
 
@@ -262,6 +262,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                          "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict(),
                          "content": content},
                         "training_set.json")
+        mlflow.log_dict(customer_parts, lineage.CUSTOMER_CHECKSUMS)
         results, models = fit_algorithms(train, evaluation, ts.numeric, ts.categorical, cfg.algorithms,
                                          cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp), cfg.sizes, cfg.grid,
                                          cfg.cv_parallelism)

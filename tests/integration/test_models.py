@@ -316,3 +316,90 @@ def test_vacuum_keeps_the_versions_registered_models_were_trained_on(spark, ml):
     mv = lineage.model_version(client, f"{settings.model.name}@champion", settings.model.name)
     result = lineage.rebuild_training_set(spark, settings, client, mv)
     assert result.equal is True and result.rebuilt["checksum"] == mv.tags["training_checksum"]
+
+
+def _copy_ml_lake(source: Path, dest: Path) -> None:
+    """A copy of the trained model's lake and MLflow store whose registry points into the copy (MLflow
+    keeps absolute artifact paths in its database)."""
+    import shutil
+    import sqlite3
+
+    for part in ("lake", "mlflow", "online"):
+        if (source / part).exists():
+            shutil.copytree(source / part, dest / part)
+    with sqlite3.connect(dest / "mlflow" / "mlflow.db") as con:
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for col in [r[1] for r in con.execute(f'PRAGMA table_info("{table}")') if "CHAR" in r[2].upper() or
+                        "TEXT" in r[2].upper()]:
+                con.execute(f'UPDATE "{table}" SET "{col}" = REPLACE("{col}", ?, ?) WHERE "{col}" LIKE ?',
+                            (str(source), str(dest), f"%{source}%"))
+    con.close()
+    _forget_artifact_locations()
+
+
+def _forget_artifact_locations() -> None:
+    """MLflow caches each run's artifact location by run id, process-wide; the copy has the same run ids."""
+    from mlflow.tracking._tracking_service import utils
+
+    utils._artifact_repos_cache.clear()
+
+
+def test_after_an_erasure_the_training_set_is_rebuilt_equal_minus_the_erased_customers_rows(spark, ml, tmp_path,
+                                                                                            request):
+    """On a copy of the trained lake: the features table is restored to the version training read (the
+    tests above changed a training date), a customer of the training set is erased with the older
+    versions purged, and the champion's training set, rebuilt from the versions the erasure wrote,
+    equals the recorded set without that customer's rows: the count and checksum computed here from the
+    rows rebuilt before the erasure, and the command says so. The lineage artifact records the erasure
+    without the id."""
+    from lakehouse import versioning
+    from lakehouse.erasure import erase_customer, find_traces
+    from lakehouse.ml import lineage
+
+    settings, tmp, _, _, first = ml
+    _copy_ml_lake(tmp, tmp_path)
+    request.addfinalizer(_forget_artifact_locations)
+    copy = make_settings(tmp_path, model=MODEL)
+    client = tracking.client(copy)
+    mv = lineage.model_version(client, f"{copy.model.name}@champion", copy.model.name)
+    table = "gold.customer_daily_features"
+    versioning.restore(spark, copy, table, first.table_versions[table])
+    before = lineage.rebuild_training_set(spark, copy, client, mv, out=tmp_path / "before")
+    assert before.equal is True and before.erasures == []
+    rows = spark.read.parquet(str(tmp_path / "before"))
+    cid = rows.groupBy("customer_id").count().orderBy(F.col("count").desc(), "customer_id").first()["customer_id"]
+    n = rows.where(F.col("customer_id") == cid).count()
+    expected = delta_io.content_checksum(rows.where(F.col("customer_id") != cid))
+
+    result = erase_customer(spark, copy, cid, dt.date(2026, 12, 1))
+    assert set(result.versions) >= {"gold/churn_labels", "gold/customer_daily_features"}
+    assert all(v["after"] > v["before"] for v in result.versions.values())
+    noted = lineage.note_erasure(copy, result.as_dict(), client)
+    assert {"model": copy.model.name, "version": str(mv.version), "training_rows_erased": n} in noted
+    after = lineage.rebuild_training_set(spark, copy, client, mv)
+    assert after.equal is True and after.removed == {"customers": 1, "rows": n} and n > 0
+    assert (after.rebuilt["rows"], after.rebuilt["checksum"]) == expected
+    assert after.table_versions[table] == result.versions["gold/customer_daily_features"]["after"]
+    assert [e["erasure_id"] for e in after.erasures] == [result.erasure_id]
+    # the purged versions are gone, and vacuum now pins the versions the erasure wrote
+    with pytest.raises(Exception):
+        delta_io.read(spark, Table("gold", "customer_daily_features").uri(copy), first.table_versions[table]).count()
+    pins = lineage.model_pins(copy, client, lineage.erasure_records(spark, copy))
+    assert {p["table_version"] for p in pins[table]} == {after.table_versions[table]}
+    with open(client.download_artifacts(first.run_id, "lineage.json")) as fh:
+        text = fh.read()
+    assert json.loads(text)["erasures"][-1]["erasure_id"] == result.erasure_id and cid not in text
+    with open(client.download_artifacts(first.run_id, lineage.CUSTOMER_CHECKSUMS)) as fh:
+        assert cid not in fh.read()
+    assert find_traces(copy, cid) == []
+
+    env = {**os.environ, "LAKEHOUSE__LAKE__ROOT": copy.lake.root, "LAKEHOUSE__LOGS_DIR": str(tmp_path / "logs"),
+           "LAKEHOUSE__MLFLOW__TRACKING_URI": copy.mlflow.tracking_uri,
+           "LAKEHOUSE__MLFLOW__ARTIFACT_ROOT": copy.mlflow.artifact_root}
+    proc = subprocess.run([sys.executable, "-m", "lakehouse.cli", "--env", "test", "model", "training-set",
+                           f"{copy.model.name}@champion"], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=PROJECT_ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0].endswith(
+        f": {expected[0]} rows, checksum {expected[1]}: equal to the recorded set without 1 erased customer, "
+        f"{n} rows (1 erasure(s) since training)")
