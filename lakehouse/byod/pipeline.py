@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,21 +107,39 @@ def table_rules(profile: Profile) -> TableRules:
 
 # ---- reading ------------------------------------------------------------------------------------
 def refuse_changed_columns(spark: SparkSession, settings: Settings, profile: Profile, header: list[str],
-                           file: Path) -> None:
+                           file: Path, replace: bool = False) -> None:
     """Before anything is written: a file whose columns differ from those the profile's bronze table
-    already holds is refused in one line (the layers would otherwise hold different runs' columns)."""
+    already holds is refused in one line (the layers would otherwise hold different runs' columns);
+    with ``replace`` the profile's tables are dropped instead, so this run writes every layer anew."""
     uri = tables.bronze(profile.table).uri(settings)
     if not delta_io.is_delta(spark, uri):
         return
     stored = [c for c in delta_io.read(spark, uri).columns if not c.startswith("_")]  # _* is run metadata
     added, removed = sorted(set(header) - set(stored)), sorted(set(stored) - set(header))
-    if added or removed:
+    if not added and not removed:
+        return
+    change = "; ".join(part for part in (f"added {added}" if added else "", f"removed {removed}" if removed else "")
+                       if part)
+    if not replace:
         raise LakehouseError(
             f"{file}: its columns differ from those profile '{profile.name}' loaded before (bronze.{profile.table}): "
-            + "; ".join(part for part in (f"added {added}" if added else "", f"removed {removed}" if removed else "")
-                        if part)
-            + ". Nothing was written. Run it under a new profile name (its own tables), or delete the profile's "
-              f"tables ({profile.table} under bronze, silver and gold) to start over")
+            + change + ". Nothing was written. Run it under a new profile name (its own tables), or add --replace "
+              "to drop the profile's bronze, silver and gold tables and load this file into all of them")
+    drop_profile_tables(spark, settings, profile)
+    log.warning("profile %s: columns changed (%s); its tables were dropped and this run writes every layer anew",
+                profile.name, change)
+
+
+def drop_profile_tables(spark: SparkSession, settings: Settings, profile: Profile) -> None:
+    """Delete the profile's bronze, silver and gold tables and its rows of the shared BYOD quarantine."""
+    from lakehouse.storage import storage_for
+
+    storage = storage_for(settings)
+    for table in (tables.bronze(profile.table), tables.byod_silver(profile.table), tables.byod_features(profile.table)):
+        storage.delete(table.rel)
+    quarantine = tables.quarantine("byod").uri(settings)
+    if delta_io.is_delta(spark, quarantine):
+        spark.sql(f"DELETE FROM delta.`{quarantine}` WHERE table = '{profile.table}'")
 
 
 def land_raw(settings: Settings, profile: Profile, file: Path, run_date: dt.date, run_id: str) -> tuple[str, str, str]:
@@ -371,8 +388,10 @@ def split(features: DataFrame, profile: Profile) -> tuple[DataFrame, DataFrame, 
     if not r["train_positives"] or not r["eval_positives"] or r["train_positives"] == r["train"]:
         raise LakehouseError(f"profile '{profile.name}': the split leaves a side without both classes ({r}); "
                              "more rows or another evaluation setting are needed")
-    pos_weight = (r["train"] - r["train_positives"]) / r["train_positives"]
+    pos_weight = ((r["train"] - r["train_positives"]) / r["train_positives"]
+                  if profile.training.class_weight == "balanced" else 1.0)
     info["positive_class_weight"] = round(pos_weight, 3)
+    info["class_weight"] = profile.training.class_weight
     train = marked.where(~F.col("_test")).withColumn(
         "weight", F.when(F.col("label") == 1, F.lit(pos_weight)).otherwise(F.lit(1.0))).drop("_test")
     return train, marked.where(F.col("_test")).drop("_test"), info
@@ -380,7 +399,7 @@ def split(features: DataFrame, profile: Profile) -> tuple[DataFrame, DataFrame, 
 
 # ---- the run ------------------------------------------------------------------------------------
 def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file: Path, run_date: dt.date,
-                out_dir: Path | None = None, run_id: str | None = None) -> ByodResult:
+                out_dir: Path | None = None, run_id: str | None = None, replace: bool = False) -> ByodResult:
     from lakehouse.byod import report
     from lakehouse.silver.stage import validate_table
 
@@ -394,7 +413,7 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
     t = time.perf_counter()
     header = read_header(file, profile)
     undeclared = check_header(profile, header, str(file))
-    refuse_changed_columns(spark, settings, profile, header, file)
+    refuse_changed_columns(spark, settings, profile, header, file, replace)
     spec = table_rules(profile)
     sha, folder, name = land_raw(settings, profile, file, run_date, run_id)
     bronze = load_bronze(spark, settings, profile, folder, name, header, run_date, run_id)
@@ -460,6 +479,10 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
                         suggested, split_info, metrics, best, registered, mlflow_run, str(out_dir), versions, seconds)
     report.write_quality(out_dir, profile, file, sha, run_date, rows, found, outcome.rule_rows, suggested, [])
     report.write_model_report(out_dir, profile, result, numeric)
+    quarantined = delta_io.read(spark, tables.quarantine("byod").uri(settings)).where(
+        (F.col("_ingest_date") == F.lit(run_date.isoformat()).cast("date")) & (F.col("table") == spec.table))
+    report.write_html(out_dir, profile, result, report.column_profile(silver_rows, profile),
+                      report.quarantine_samples(quarantined, profile))
     report.publish(settings, profile, run_date, out_dir, run_id)
     return result
 
@@ -468,8 +491,9 @@ def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: D
            split_info: dict, versions: dict, sha: str, run_date: dt.date, run_id: str, out_dir: Path):
     import mlflow
 
+    from lakehouse.byod import modeling
     from lakehouse.ml import tracking
-    from lakehouse.ml.train import _code_version, fit_algorithms, fit_partitions
+    from lakehouse.ml.train import _code_version, fit_partitions
 
     tracking.setup(settings, f"byod-{profile.name}-{settings.env}")
     categorical = profile.categorical_columns
@@ -484,11 +508,11 @@ def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: D
         mlflow.log_metrics({f"rows_{k}": v for k, v in split_info["rows"].items()})
         mlflow.log_dict({"profile": profile.model_dump(mode="json"), "split": split_info, "table_versions": versions,
                          "numeric": numeric, "categorical": categorical}, "training_set.json")
-        results, models = fit_algorithms(train, evaluation, numeric, categorical, profile.training.algorithms,
-                                         profile.training.cv_folds, profile.evaluation.seed, settings.model.costs,
-                                         out_dir / "plots", settings.model.sizes, settings.model.grid,
-                                         settings.model.cv_parallelism)
-        best = max(results, key=lambda a: results[a]["roc_auc"] if not math.isnan(results[a]["roc_auc"]) else -1)
+        r = split_info["rows"]
+        results, models, notes = modeling.train_all(settings, profile, train, evaluation, numeric, categorical,
+                                                    r["train"], r["train_positives"] / r["train"], out_dir / "plots")
+        split_info["modeling"] = notes
+        best = modeling.champion(results)
         example = train.select(*numeric, *categorical).limit(5).toPandas()
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
             info = tracking.log_spark_model(settings, models[best], example, profile.table)

@@ -131,6 +131,34 @@ class TrainingSpec(_Strict):
     algorithms: list[Literal["logistic_regression", "random_forest", "gbt"]] = Field(
         default_factory=lambda: ["logistic_regression", "random_forest", "gbt"], min_length=1)
     cv_folds: int = Field(default=3, ge=2)
+    # "none": every row weighs the same, so scores are probabilities (the default); "balanced": churners
+    # weigh (non-churners / churners), which inflates the scores (the report shows the Brier score)
+    class_weight: Literal["none", "balanced"] = "none"
+    # large candidates (forests of baseline size, 100 boosting rounds) join cross-validation only while
+    # the training rows are at most this many; the plain baselines are trained whatever the size
+    large_candidates_max_rows: int = Field(default=200_000, ge=0)
+    # tuning stops starting new algorithms once this many minutes have gone (the baselines still run)
+    time_budget_minutes: float | None = Field(default=None, gt=0)
+
+
+class BusinessSpec(_Strict):
+    """What a contact is worth, for the decision threshold: either the values (a saved customer, a contact,
+    how often a contacted churner stays) or a contact rate to target. Unset: conf's model.costs."""
+
+    saved_customer_value: float | None = Field(default=None, ge=0)
+    contact_cost: float | None = Field(default=None, ge=0)
+    offer_success_rate: float = Field(default=0.3, ge=0, le=1)
+    target_contact_rate: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "BusinessSpec":
+        values = (self.saved_customer_value is None, self.contact_cost is None)
+        if values[0] != values[1]:
+            raise ValueError("business: give both saved_customer_value and contact_cost (or neither, with "
+                             "target_contact_rate)")
+        if all(values) and self.target_contact_rate is None:
+            raise ValueError("business: give saved_customer_value and contact_cost, or target_contact_rate")
+        return self
 
 
 class Profile(_Strict):
@@ -147,6 +175,7 @@ class Profile(_Strict):
     events: EventLogSpec | None = None  # event_log
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    business: BusinessSpec | None = None   # the decision threshold's costs (default: conf model.costs)
     checks: list[Rule] = Field(default_factory=list)      # extra rules, same vocabulary as conf/base/quality
     max_quarantine_rate: float = Field(default=0.05, ge=0, le=1)
 

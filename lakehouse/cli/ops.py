@@ -309,11 +309,11 @@ def cmd_byod_run(args) -> int:
     profile = load_profile(args.profile)
     with spark_session(settings, f"byod-{profile.name}") as spark:
         result = run_profile(spark, settings, profile, Path(args.file), args.run_date,
-                             Path(args.out) if args.out else None)
+                             Path(args.out) if args.out else None, replace=args.replace)
     summary = {"profile": result.profile, "rows": result.rows, "split": result.split["rows"], "best": result.best,
                "roc_auc": {a: round(m["roc_auc"], 4) for a, m in result.metrics.items()},
                "registered_version": result.registered, "seconds": result.seconds,
-               "report": str(Path(result.out_dir) / "model_report.md")}
+               "report": str(Path(result.out_dir) / "report.html")}
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -506,6 +506,9 @@ def add_commands(sub) -> None:
     s.add_argument("--file", required=True, help="the data file (CSV or whitespace-separated text)")
     s.add_argument("--run-date", required=True, type=lambda v: dates(v)[0], help="logical date of this extract (YYYY-MM-DD)")
     s.add_argument("--out", help="report folder (default var/byod/<profile>/date=D)")
+    s.add_argument("--replace", action="store_true",
+                   help="if the file's columns differ from those the profile loaded before, drop the profile's "
+                        "tables and load every layer from this file (default: refuse)")
     s.set_defaults(func=cmd_byod_run)
     s = byod.add_parser("check", help="check a profile against a file's header and first lines (no Spark)")
     s.add_argument("profile")

@@ -42,11 +42,19 @@ def content(frame: DataFrame) -> dict:
     return {"rows": rows, "checksum": checksum}
 
 
-def content_by_customer(settings: Settings, frame: DataFrame) -> tuple[dict, dict[str, list]]:
+def content_by_customer(settings: Settings, frame: DataFrame) -> tuple[dict, dict[str, list] | None]:
     """``content(frame)`` and, in the same aggregation, each customer's ``[rows, checksum part]`` keyed by
-    the customer's erasure id; the parts add up to the whole (``delta_io.checksums_by``)."""
+    the customer's erasure id; the parts add up to the whole (``delta_io.checksums_by``). Without the
+    personal-data key (``quality.pii_key_env``) there are no erasure ids: the parts are None."""
     from lakehouse.erasure import erasure_id
+    from lakehouse.errors import ConfigError
 
+    try:
+        erasure_id(settings, "probe")
+    except ConfigError as exc:
+        log.warning("no per-customer checksums of the training set (%s): a rebuild after an erasure cannot be "
+                    "checked", exc)
+        return content(frame), None
     parts: dict[str, list] = {}
     for cid, (n, s) in delta_io.checksums_by(frame, "customer_id").items():
         key = erasure_id(settings, str(cid))
@@ -66,7 +74,8 @@ def without(recorded: dict, parts: dict[str, list], erased: list[str]) -> tuple[
             {"customers": len(gone), "rows": rows})
 
 
-def record(name: str, version: str, dates: list[dt.date], retrieval, content: dict, code_version: str) -> dict:
+def record(name: str, version: str, dates: list[dt.date], retrieval, content: dict, code_version: str,
+           per_customer: bool = True) -> dict:
     """The ``lineage.json`` artifact of a training run: which registered version it made and what
     rebuilding its training set needs (tables at versions, snapshot dates, feature versions) and gives
     (row count and content checksum); ``lakehouse model training-set`` and ``table vacuum`` read the
@@ -74,7 +83,7 @@ def record(name: str, version: str, dates: list[dt.date], retrieval, content: di
     return {"model": name, "version": str(version), "code_version": code_version,
             "tables": dict(retrieval.table_versions), "snapshot_dates": [d.isoformat() for d in dates],
             "features": list(retrieval.features), "training_rows": content["rows"],
-            "training_checksum": content["checksum"], "customer_checksums": CUSTOMER_CHECKSUMS,
+            "training_checksum": content["checksum"], "customer_checksums": CUSTOMER_CHECKSUMS if per_customer else None,
             "erasures": [], "rebuild": f"lakehouse model training-set {name}/{version}"}
 
 
@@ -184,7 +193,7 @@ def rebuild_training_set(spark: SparkSession, settings: Settings, client, mv, ou
     try:
         ts = build_training_set(spark, settings, dates[-1], versions=versions, dates=dates,
                                 features=recorded["features"])
-        got, got_parts = content_by_customer(settings, ts.frame)
+        got = content(ts.frame)
     except Exception as exc:  # a vacuumed version, a dropped table: say which, not a stack trace
         raise LakehouseError(f"{mv.name} v{mv.version}: the training set cannot be rebuilt from "
                              f"{versions}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
@@ -218,7 +227,9 @@ def rebuild_training_set(spark: SparkSession, settings: Settings, client, mv, ou
             result.expected, result.removed = without(stored, parts, [e["erasure_id"] for e in applied])
         result.equal = result.expected == got
         if not result.equal and parts is not None:
-            result.notes.append(_difference(parts, got_parts, [e["erasure_id"] for e in applied]))
+            _, got_parts = content_by_customer(settings, ts.frame)
+            if got_parts is not None:
+                result.notes.append(_difference(parts, got_parts, [e["erasure_id"] for e in applied]))
         if not result.equal and changed_between:
             result.notes.append("commits between training and the erasure are read too (the erased versions are "
                                 f"gone): {', '.join(changed_between)}; one that rewrote a training date changes the set")

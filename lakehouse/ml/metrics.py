@@ -47,10 +47,55 @@ def best_threshold(y, p, costs) -> tuple[float, float]:
     return float(candidates[i]), float(values[i])
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, costs) -> dict[str, float]:
+def rate_threshold(p: np.ndarray, rate: float) -> float:
+    """The threshold that contacts the ``rate`` share of rows with the highest scores."""
+    return float(np.quantile(p, 1 - rate, method="higher"))
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean squared difference between the probability and the outcome (0 is perfect; a constant equal
+    to the base rate b scores b(1-b))."""
+    return float(np.mean((np.asarray(p, dtype=float) - np.asarray(y, dtype=float)) ** 2)) if len(y) else float("nan")
+
+
+def auc_interval(y: np.ndarray, p: np.ndarray, rounds: int = 500, seed: int = 7,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC AUC over the evaluation rows (resampled with
+    replacement, stratified by class so every resample has both)."""
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
-    t, value = best_threshold(y, p, costs)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if not len(pos) or not len(neg):
+        return float("nan"), float("nan")
+    # AUC = P(a churner scores above a stayer), ties counting half. Each round draws multiplicities of
+    # the churners (w) and of the stayers' distinct scores (v); for a churner, the stayers below its
+    # score are a cumulative sum of v, so a round costs O(rows), not a sort
+    values, neg_index = np.unique(p[neg], return_inverse=True)
+    left = np.searchsorted(values, p[pos], "left")
+    tie = (left < len(values)) & (values[np.minimum(left, len(values) - 1)] == p[pos])
+    rng = np.random.default_rng(seed)
+    aucs = np.empty(rounds)
+    for i in range(rounds):
+        w = np.bincount(rng.integers(0, len(pos), len(pos)), minlength=len(pos))
+        v = np.bincount(neg_index[rng.integers(0, len(neg), len(neg))], minlength=len(values))
+        below = np.concatenate([[0], np.cumsum(v)])[left]
+        equal = np.where(tie, v[np.minimum(left, len(values) - 1)], 0)
+        aucs[i] = float(np.dot(w, below + 0.5 * equal)) / (len(pos) * len(neg))
+    alpha = (1 - level) / 2
+    return float(np.quantile(aucs, alpha)), float(np.quantile(aucs, 1 - alpha))
+
+
+def evaluate(y: np.ndarray, p: np.ndarray, costs, contact_rate: float | None = None) -> dict[str, float]:
+    """Ranking, calibration and decision metrics of probabilities ``p`` for outcomes ``y``. The threshold
+    maximizes expected value under ``costs``, or, with ``contact_rate``, contacts that share of rows."""
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    if contact_rate is not None:
+        t = rate_threshold(p, contact_rate) if len(p) else 1.0
+        value = (expected_value(y, p, t, costs.offer_cost, costs.saved_customer_value, costs.offer_success_rate)
+                 if costs is not None else float("nan"))
+    else:
+        t, value = best_threshold(y, p, costs)
     pred = p >= t
     tp = int((pred & (y == 1)).sum())
     fp = int((pred & (y == 0)).sum())
@@ -70,6 +115,7 @@ def evaluate(y: np.ndarray, p: np.ndarray, costs) -> dict[str, float]:
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "lift_top_decile": float(y[top].mean() / base_rate) if base_rate else float("nan"),
         "capture_top_decile": float(captured / y.sum()) if y.sum() else float("nan"),
+        "brier": brier(y, p), "contacted": int(pred.sum()),
         "base_rate": float(base_rate), "rows": int(len(y)), "positives": int(y.sum()),
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
     }

@@ -58,8 +58,9 @@ class TrainResult:
         return asdict(self)
 
 
-def classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
-    """The classifier and its cross-validation grid (``model.grid.<name>``: every combination)."""
+def classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids, extra: list[dict] | None = None):
+    """The classifier and its cross-validation grid (``model.grid.<name>``: every combination), plus
+    the ``extra`` candidates (parameter name -> value), each tried as given."""
     from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
     from pyspark.ml.tuning import ParamGridBuilder
 
@@ -81,7 +82,12 @@ def classifier(name: str, seed: int, sizes: ModelSizes, grids: ModelGrids):
             builder = builder.addGrid(p, [p.typeConverter(v) for v in values])
         except TypeError as exc:
             raise LakehouseError(f"model.grid.{name}.{param}: {exc}") from None
-    return clf, builder.build()
+    grid = builder.build()
+    for candidate in extra or []:
+        params = {clf.getParam(k): clf.getParam(k).typeConverter(v) for k, v in candidate.items()}
+        if params not in grid:
+            grid.append(params)
+    return clf, grid
 
 
 def _importances(model, numeric: list[str], categorical: list[str]) -> list[tuple[str, float]]:
@@ -136,7 +142,8 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
 
 
 def cross_validate(train: DataFrame, numeric: list[str], categorical: list[str], algo: str, cv_folds: int,
-                   seed: int, sizes: ModelSizes, grids: ModelGrids, parallelism: int = 1):
+                   seed: int, sizes: ModelSizes, grids: ModelGrids, parallelism: int = 1,
+                   extra: list[dict] | None = None):
     """``algo``'s pipeline (preprocessing + classifier) tuned by k-fold cross-validation on ``train``
     (ROC AUC) over its ``model.grid`` candidates, the best refitted on all of ``train``; up to
     ``parallelism`` candidates are fitted at once (threads of this application; ``model.cv_parallelism``).
@@ -146,7 +153,7 @@ def cross_validate(train: DataFrame, numeric: list[str], categorical: list[str],
 
     evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability",
                                               metricName="areaUnderROC")
-    clf, grid = classifier(algo, seed, sizes, grids)
+    clf, grid = classifier(algo, seed, sizes, grids, extra)
     cv = CrossValidator(estimator=preprocess.pipeline(numeric, categorical, clf), estimatorParamMaps=grid,
                         evaluator=evaluator, numFolds=cv_folds, seed=seed, parallelism=parallelism)
     return cv.fit(train), grid
@@ -187,9 +194,12 @@ def weighted_split(frame: DataFrame, train_dates: list[dt.date], eval_dates: lis
 
 def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
                    algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path,
-                   sizes: ModelSizes, grids: ModelGrids, parallelism: int = 1) -> tuple[dict, dict]:
-    """Tune each algorithm by k-fold CV on ``train`` (ROC AUC), score ``evaluation``, log a nested
-    MLflow run per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
+                   sizes: ModelSizes, grids: ModelGrids, parallelism: int = 1,
+                   extra: dict[str, list[dict]] | None = None, contact_rate: float | None = None
+                   ) -> tuple[dict, dict]:
+    """Tune each algorithm by k-fold CV on ``train`` (ROC AUC) over its grid and its ``extra``
+    candidates, score ``evaluation`` (with a bootstrap interval of the ROC AUC), log a nested MLflow run
+    per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
     import mlflow
 
     results: dict[str, dict] = {}
@@ -197,10 +207,11 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
     for algo in algorithms:
         t0 = time.perf_counter()
         cv_model, grid = cross_validate(train, numeric, categorical, algo, cv_folds, seed, sizes, grids,
-                                        parallelism)
+                                        parallelism, (extra or {}).get(algo))
         model = cv_model.bestModel
         y, p = M.probabilities(model, evaluation)
-        m = M.evaluate(y, p, costs)
+        m = M.evaluate(y, p, costs, contact_rate)
+        m["roc_auc_low"], m["roc_auc_high"] = M.auc_interval(y, p, seed=seed)
         m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
         m["fit_seconds"] = round(time.perf_counter() - t0, 1)
         best_params = grid[int(np.argmax(cv_model.avgMetrics))]
@@ -262,7 +273,8 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
                          "eval_dates": [d.isoformat() for d in eval_dates], **ts.retrieval.as_dict(),
                          "content": content},
                         "training_set.json")
-        mlflow.log_dict(customer_parts, lineage.CUSTOMER_CHECKSUMS)
+        if customer_parts is not None:
+            mlflow.log_dict(customer_parts, lineage.CUSTOMER_CHECKSUMS)
         results, models = fit_algorithms(train, evaluation, ts.numeric, ts.categorical, cfg.algorithms,
                                          cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp), cfg.sizes, cfg.grid,
                                          cfg.cv_parallelism)
@@ -282,7 +294,8 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
         client.set_model_version_tag(cfg.name, version, "algorithm", best)
         client.set_model_version_tag(cfg.name, version, "train_run_id", parent.info.run_id)
         lineage.tag_content(client, cfg.name, version, content)
-        mlflow.log_dict(lineage.record(cfg.name, version, ts.dates, ts.retrieval, content, _code_version()),
+        mlflow.log_dict(lineage.record(cfg.name, version, ts.dates, ts.retrieval, content, _code_version(),
+                                       customer_parts is not None),
                         "lineage.json")
         client.set_model_version_tag(cfg.name, version, "eval_window", f"{eval_dates[0]}..{eval_dates[-1]}")
         client.set_model_version_tag(cfg.name, version, cfg.selection_metric, f"{best_metrics[cfg.selection_metric]:.6f}")

@@ -50,7 +50,10 @@ def events_run(spark, byod):
     from lakehouse.byod.profile import load_profile
 
     settings, tmp, planted = byod
+    from lakehouse.byod.profile import BusinessSpec
+
     profile = _fast(load_profile(ROOT / "conf/base/byod/acme_orders.yaml"), ["logistic_regression"])
+    profile = profile.model_copy(update={"business": BusinessSpec(target_contact_rate=0.2)})
     return run_profile(spark, settings, profile, tmp / "files/acme_orders.txt", RUN_DATE, tmp / "out-events")
 
 
@@ -83,12 +86,32 @@ def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
     gold = delta_io.read(spark, Table("gold", "byod_acme_customers_features").uri(settings))
     assert gold.count() == r.rows["silver"]
     assert gold.where("label = 1").count() > 0
-    # all algorithms compared on probabilities; the planted signal is found
-    assert set(r.metrics) == {"logistic_regression", "random_forest", "gbt"}
-    assert r.split["method"] == "stratified"
-    assert r.metrics[r.best]["roc_auc"] >= 0.75, r.metrics
+    # all algorithms compared on probabilities, each tuned and plain, beside the prior; the planted
+    # signal is found; rows weigh the same, so the registered model's scores beat the prior's Brier score
+    algos = {"logistic_regression", "random_forest", "gbt"}
+    assert set(r.metrics) == algos | {f"plain_{a}" for a in algos} | {"prior"}
+    assert r.split["method"] == "stratified" and r.split["class_weight"] == "none"
+    assert r.split["positive_class_weight"] == 1.0
+    assert r.best != "prior" and r.metrics[r.best]["roc_auc"] >= 0.75, r.metrics
+    assert r.metrics[r.best]["roc_auc"] == max(m["roc_auc"] for m in r.metrics.values())
+    assert r.metrics["prior"]["roc_auc"] == 0.5 and r.metrics[r.best]["brier"] < r.metrics["prior"]["brier"]
+    for name, m in r.metrics.items():
+        assert m["roc_auc_low"] <= m["roc_auc"] <= m["roc_auc_high"], name
     report = (Path(r.out_dir) / "model_report.md").read_text()
-    assert "roc_auc" in report and r.best in report and (Path(r.out_dir) / f"plots/{r.best}/roc.png").exists()
+    assert r.best in report and "plain_gbt" in report and "| prior | prior | 0.5000 [0.5000, 0.5000]" in report
+    assert "Costs from conf model.costs" in report and "## Calibration" in report
+    assert (Path(r.out_dir) / f"plots/{r.best}/roc.png").exists()
+    # one self-contained HTML report, also in the lake: every model's curves embedded, the column profile,
+    # quarantined lines with their line numbers (personal data masked)
+    page = (Path(settings.path(settings.lake.root)) / f"reports/byod/acme_customers/date={RUN_DATE}/report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 5 * 6 and "src='plots/" not in page
+    for name in r.metrics:
+        if name != "prior":
+            assert f"<h3>{name}</h3>" in page
+    assert "<td>monthly_fee</td>" in page  # the column profile
+    samples = page.split("<h2>Quarantined lines (first 10)</h2>", 1)[1].split("<h1", 1)[0]
+    assert "support_calls" in samples and samples.count("<tr>") - 1 == min(10, r.rows["quarantined"])
+    assert "&lt;personal data&gt;" in samples and "@" not in samples  # the e-mail column is masked
     assert "monthly_fee" in (Path(r.out_dir) / "quality_report.md").read_text()
     # Deequ's metric agrees with the row counts: blank and empty cells are missing values, not type errors
     import json
@@ -127,8 +150,13 @@ def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run)
         assert {cid for cid in active if cid not in after} == set(g.index[g["label"] == 1])
         some = sorted(active)[:20]
         assert all(g.loc[cid, "recency_days"] == (c - before[cid]).days for cid in some)
-    assert set(r.metrics) == {"logistic_regression"}  # all three run on the snapshot profile above
+    # one algorithm here (all three run on the snapshot profile above); the profile's target contact rate
+    # sets the threshold: the top 20% of scores are contacted
+    assert set(r.metrics) == {"logistic_regression", "plain_logistic_regression", "prior"}
     assert r.metrics[r.best]["roc_auc"] >= 0.7, r.metrics
+    m = r.metrics[r.best]
+    assert 0.2 * m["rows"] <= m["contacted"] <= 0.25 * m["rows"], m
+    assert "target contact rate 20%" in (Path(r.out_dir) / "model_report.md").read_text()
     assert (Path(r.out_dir) / "model_report.md").exists()
 
 
@@ -172,6 +200,17 @@ def test_a_rerun_whose_columns_changed_is_refused_before_anything_is_written(spa
         run_profile(spark, settings, profile, wider, RUN_DATE, tmp_path / "out")
     assert sorted((p.relative_to(raw), p.stat().st_mtime_ns) for p in raw.rglob("*") if p.is_file()) == before
     assert delta_io.latest_version(spark, bronze) == version
+    # --replace: the profile's tables are dropped and every layer holds this file's run
+    fast = _fast(profile, ["logistic_regression"])
+    result = run_profile(spark, settings, fast, wider, RUN_DATE, tmp_path / "out", replace=True)
+    for table in (tables.bronze(profile.table), tables.byod_silver(profile.table)):
+        df = delta_io.read(spark, table.uri(settings))
+        assert "loyalty_tier" in df.columns and set(r[0] for r in df.select("_run_id").distinct().collect()) == {
+            result.run_id}, table.qualified
+    gold = delta_io.read(spark, tables.byod_features(profile.table).uri(settings))
+    assert gold.count() == result.rows["silver"] and delta_io.latest_version(spark, bronze) == 0
+    quarantined = delta_io.read(spark, tables.quarantine("byod").uri(settings)).where(f"table = '{profile.table}'")
+    assert quarantined.count() == result.rows["quarantined"]
 
 
 def test_profile_validation_and_cli_check(tmp_path, capsys):
