@@ -184,6 +184,25 @@ def cmd_bench_history(args) -> int:
     return 0
 
 
+def cmd_bench_byod(args) -> int:
+    from lakehouse.tools.bench_byod import bench_byod, write_results
+
+    settings = settings_of(args)
+    root = settings.path(".")
+    results = bench_byod(settings, args.customers, Path(args.work))
+    write_results(results, root / "bench-results" / "byod.json", root / "docs" / "byod.md", args.customers)
+    for r in results:
+        print(f"{r['file']}: registered {r['registered']} ROC AUC {r['registered_auc']} (Brier {r['registered_brier']}, "
+              f"prior {r['prior_brier']}); " + ", ".join(
+                  f"{m['algorithm']} tuned {m['tuned_auc']} vs plain {m['plain_auc']}" for m in r["models"])
+              + f"; {r['seconds']}s")
+    missed = [(r["file"], m["algorithm"]) for r in results for m in r["models"] if not m["tuned_ok"]]
+    missed += [(r["file"], "registered") for r in results if not r["registered_ok"]]
+    print("targets met" if not missed else f"targets missed: {missed}")
+    print("written to bench-results/byod.json and docs/byod.md")
+    return 0
+
+
 def cmd_bench_features(args) -> int:
     from lakehouse.tools.bench_features import bench_features
 
@@ -308,6 +327,11 @@ def add_commands(sub) -> None:
     s.add_argument("--daily-days", type=int, default=2, help="of which the last run day by day (default 2)")
     s.add_argument("--work", default="var/bench-history", help="folder for the sources and lakes")
     s.set_defaults(func=cmd_bench_history)
+    s = bench.add_parser("byod", help="bring-your-own-data models against their plain baselines, on generated "
+                         "files of both shapes")
+    s.add_argument("--customers", type=int, default=4000, help="customers per generated file (default 4000)")
+    s.add_argument("--work", default="var/bench-byod", help="folder for the files, lake and MLflow store")
+    s.set_defaults(func=cmd_bench_byod)
     s = bench.add_parser("gold", help="gold snapshot cost against the age of the lake (rolled state vs full pass)")
     s.add_argument("--dates", required=True,
                    help="comma-separated dates (or FIRST:LAST ranges) the configured lake holds gold activity for")
