@@ -130,7 +130,12 @@ def draft_profile(path: Path, shape: str, customer_id: str | None = None, label:
         comments.append(f"{role}: guessed {hits[0]!r} from its name" + (f" (also matched {hits[1:]})" if hits[1:] else ""))
         return hits[0]
 
-    cid = pick(customer_id, ID_NAME, "id")
+    if customer_id or shape == "event_log" or any(ID_NAME.search(c) for c in cols):
+        cid = pick(customer_id, ID_NAME, "id")
+    else:  # a snapshot without an id column: each row gets a row id derived from its values
+        cid = None
+        comments.append("id: no column looks like a customer id; customer_id is left empty, so each row gets a "
+                        "row id derived from its values (identical lines share it); pass --id if there is one")
     used = {cid}
     profile: dict = {"name": name or normalize(path.stem)[:40].lstrip("_0123456789") or "dataset",
                      "description": f"drafted by lakehouse byod init from {path.name}; review every guess",

@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, tables
-from lakehouse.byod.profile import Profile, ProfileError, check_header, normalize, read_header
+from lakehouse.byod.profile import ROW_ID, Profile, ProfileError, check_header, normalize, read_header
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.rules import ColumnSpec, DatasetRule, Rule, TableRules
@@ -64,7 +64,7 @@ class ByodResult:
 
 # ---- profile -> quality rules -------------------------------------------------------------------
 def table_rules(profile: Profile) -> TableRules:
-    cid = normalize(profile.customer_id)
+    cid = profile.id_column
     cols: dict[str, ColumnSpec] = {cid: ColumnSpec(type="string", standardize="trim")}
     rules = [Rule(name="customer_id_complete", check="complete", column=cid, severity="error", resolution="quarantine")]
     number = "decimal_comma" if profile.source.decimal_comma else "trim"
@@ -114,7 +114,8 @@ def refuse_changed_columns(spark: SparkSession, settings: Settings, profile: Pro
     uri = tables.bronze(profile.table).uri(settings)
     if not delta_io.is_delta(spark, uri):
         return
-    stored = [c for c in delta_io.read(spark, uri).columns if not c.startswith("_")]  # _* is run metadata
+    stored = [c for c in delta_io.read(spark, uri).columns if not c.startswith("_")  # _* is run metadata
+              and not (c == ROW_ID and not profile.customer_id)]
     added, removed = sorted(set(header) - set(stored)), sorted(set(stored) - set(header))
     if not added and not removed:
         return
@@ -175,6 +176,9 @@ def load_bronze(spark: SparkSession, settings: Settings, profile: Profile, folde
                                                 delimiter=src.delimiter, has_header=src.header)
     bronze = tables.bronze(profile.table)
     uri = bronze.uri(settings)
+    if not profile.customer_id:  # no id column: each row's id from its values (identical lines share it)
+        values = F.concat_ws("\u0001", *[F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("\u0000")) for c in header])
+        df = df.withColumn(ROW_ID, F.concat(F.lit("r"), F.substring(F.sha2(values, 256), 1, 16)))
     stamped = df.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")).withColumn("_run_id", F.lit(run_id))
     delta_io.replace_partition(stamped, uri, bronze.partition, run_date.isoformat(),
                                delta_io.commit_metadata(run_id, "byod", run_date.isoformat(), profile=profile.name))
@@ -256,7 +260,7 @@ def findings(annotated: DataFrame, spec: TableRules, profile: Profile, outcome, 
         out.append({"column": "(all)", "rows": outcome.duplicates_removed, "problem": "exact duplicate rows",
                     "action": "removed before any split"})
     if outcome.superseded:
-        out.append({"column": normalize(profile.customer_id), "rows": outcome.superseded,
+        out.append({"column": profile.id_column, "rows": outcome.superseded,
                     "problem": "customer id repeated with different values", "action": "kept the last line"})
     if undeclared:
         out.append({"column": ", ".join(undeclared), "rows": 0, "problem": "columns not in the profile",
@@ -279,7 +283,7 @@ def suggestions(spark: SparkSession, silver: DataFrame, limit: int = 25) -> list
 
 # ---- gold ---------------------------------------------------------------------------------------
 def snapshot_features(silver: DataFrame, profile: Profile, run_date: dt.date) -> DataFrame:
-    cid, lab = normalize(profile.customer_id), normalize(profile.label.column)
+    cid, lab = profile.id_column, normalize(profile.label.column)
     churned = [v.strip().lower() for v in profile.label.churned]
     return silver.select(F.col(cid).alias("customer_id"), F.lit(run_date).alias("as_of"),
                          *[F.col(c) for c in profile.numeric_columns + profile.categorical_columns],
@@ -353,7 +357,7 @@ def events_frame(silver: DataFrame, profile: Profile) -> DataFrame:
     amount = F.expr(ev.amount) if ev.amount else F.lit(None).cast("double")
     order = F.col(normalize(ev.order_id)) if ev.order_id else F.concat_ws("|", F.col("ts").cast("string"),
                                                                          F.monotonically_increasing_id())
-    return silver.select(F.col(normalize(profile.customer_id)).alias("customer_id"),
+    return silver.select(F.col(profile.id_column).alias("customer_id"),
                          F.col(normalize(ev.timestamp.column)).alias("ts"), amount.cast("double").alias("amount"),
                          order.alias("order_key"), *profile.categorical_columns)
 

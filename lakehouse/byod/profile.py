@@ -96,6 +96,11 @@ class LabelSpec(_Strict):
         return self
 
 
+# the id of a row of a file without an id column: "r" + 16 hex digits of a SHA-256 of the row's values,
+# so identical lines share it (found as exact duplicates) and any other line gets its own
+ROW_ID = "row_id"
+
+
 class TimestampSpec(_Strict):
     column: str
     formats: list[str] = Field(default_factory=lambda: ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"], min_length=1)
@@ -166,7 +171,8 @@ class Profile(_Strict):
     description: str = ""
     shape: Literal["snapshot", "event_log"]
     source: SourceSpec = Field(default_factory=SourceSpec)
-    customer_id: str
+    # None (snapshots only): the file has no id column; each row gets ROW_ID, derived from its values
+    customer_id: str | None = None
     label: LabelSpec | None = None      # snapshot
     numeric: list[str] = Field(default_factory=list)      # snapshot features
     categorical: list[str] = Field(default_factory=list)  # snapshot features
@@ -193,6 +199,8 @@ class Profile(_Strict):
                 raise ValueError("an event_log profile needs 'events' (timestamp, amount, horizon_days...)")
             if self.label is not None:
                 raise ValueError("an event_log profile derives its label: remove 'label'")
+        if self.shape == "event_log" and not self.customer_id:
+            raise ValueError("an event_log profile needs customer_id: the column that says whose event a line is")
         if self.shape == "snapshot" and self.evaluation.method == "out_of_time":
             raise ValueError("evaluation.method out_of_time needs several cutoffs: use it with event_log profiles")
         if self.shape == "event_log" and self.events.amount and not self._amount_is_column():
@@ -213,7 +221,8 @@ class Profile(_Strict):
     # ---- derived ------------------------------------------------------------------------------
     def roles(self) -> dict[str, list[str]]:
         """Declared columns by role, names as written in the profile."""
-        r: dict[str, list[str]] = {"customer id": [self.customer_id], "pii": list(self.pii), "drop": list(self.drop)}
+        r: dict[str, list[str]] = {"customer id": [self.customer_id] if self.customer_id else [],
+                                   "pii": list(self.pii), "drop": list(self.drop)}
         if self.shape == "snapshot":
             r |= {"label": [self.label.column], "numeric": list(self.numeric), "categorical": list(self.categorical)}
         else:
@@ -228,6 +237,11 @@ class Profile(_Strict):
         text = (self.events.amount or "").strip()
         return bool(text) and normalize(text) == text.lower().replace(" ", "_") and not _is_number(text) \
             and not re.search(r"[*/+()-]", text)
+
+    @property
+    def id_column(self) -> str:
+        """The customer id column: the profile's, or ``ROW_ID`` derived from each row's values."""
+        return normalize(self.customer_id) if self.customer_id else ROW_ID
 
     @property
     def numeric_columns(self) -> list[str]:

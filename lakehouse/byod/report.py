@@ -97,7 +97,7 @@ def write_model_report(out_dir: Path, profile: Profile, result, numeric: list[st
     rule = (f"contacts the {b.target_contact_rate:.0%} of customers with the highest scores"
             if b is not None and b.target_contact_rate is not None else
             "maximizes the expected value on the evaluation rows: churners contacted x offer success x value of a "
-            "saved customer - contacts x cost of a contact (no threshold that pays: nobody is contacted)")
+            "saved customer - contacts x cost of a contact (when no threshold pays, nobody is contacted)")
     lines = [f"# Model report: profile `{profile.name}` ({profile.shape})", "",
              f"- File `{Path(result.file).name}` (sha256 `{result.sha256[:16]}...`), run date {result.run_date}, "
              f"run `{result.run_id}`",
@@ -162,7 +162,9 @@ def column_profile(frame, profile: Profile, top: int = 3) -> list[dict]:
                      F.max(c).alias(f"{f.name}__max")]
     row = frame.agg(*aggs).first().asDict()
     n = row["__n"] or 0
-    text = set(profile.categorical_columns) | ({profile.label.column} if profile.label else set())
+    from lakehouse.byod.profile import normalize
+
+    text = set(profile.categorical_columns) | ({normalize(profile.label.column)} if profile.label else set())
     out = []
     for f in cols:
         entry = {"column": f.name, "type": f.dataType.simpleString(), "missing": row[f"{f.name}__missing"],

@@ -213,6 +213,40 @@ def test_a_rerun_whose_columns_changed_is_refused_before_anything_is_written(spa
     assert quarantined.count() == result.rows["quarantined"]
 
 
+def test_a_snapshot_without_an_id_column_gets_row_ids_and_its_exact_duplicates_are_still_found(spark, byod, tmp_path):
+    """The example snapshot without its account number: `byod init` drafts no id, `byod check` passes,
+    the run gives each row an id from its values, so the planted duplicate lines are found as exact
+    duplicates and every other line is a customer of its own."""
+    import yaml
+
+    from lakehouse.byod.draft import draft_profile
+    from lakehouse.byod.pipeline import run_profile
+    from lakehouse.byod.profile import ROW_ID, Profile, check_header, check_sample, load_profile, read_header
+
+    settings, tmp, planted = byod
+    p = planted["acme_customers.csv"]
+    lines = (tmp / "files/acme_customers.csv").read_text().splitlines()
+    no_id = tmp_path / "no_id.csv"
+    no_id.write_text("\n".join(ln.split(",", 1)[1] for ln in lines) + "\n")
+    draft = yaml.safe_load(draft_profile(no_id, "snapshot", name="no_id"))
+    assert draft["customer_id"] is None
+    drafted = Profile.model_validate(draft)
+    header = read_header(no_id, drafted)
+    check_header(drafted, header, str(no_id))
+    check_sample(no_id, drafted, header)
+    profile = _fast(load_profile(ROOT / "conf/base/byod/acme_customers.yaml"), ["logistic_regression"])
+    profile = profile.model_copy(update={"name": "acme_no_id", "customer_id": None})
+    r = run_profile(spark, settings, profile, no_id, RUN_DATE, tmp_path / "out")
+    assert r.rows["lines"] == p.rows and r.rows["duplicates_removed"] == p.duplicates
+    assert r.rows["silver"] == p.customers - p.unparseable["support_calls"] and r.rows["superseded"] == 0
+    silver = delta_io.read(spark, tables.byod_silver("byod_acme_no_id").uri(settings))
+    ids = [row[0] for row in silver.select(ROW_ID).collect()]
+    assert len(set(ids)) == len(ids) == r.rows["silver"] and all(i.startswith("r") and len(i) == 17 for i in ids)
+    with pytest.raises(Exception, match="needs customer_id"):
+        Profile.model_validate({**load_profile(ROOT / "conf/base/byod/acme_orders.yaml").model_dump(),
+                                "customer_id": None})
+
+
 def test_profile_validation_and_cli_check(tmp_path, capsys):
     from lakehouse.byod.profile import ProfileError, load_profile
     from lakehouse.cli import main
