@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, tables
-from lakehouse.byod.profile import ROW_ID, Profile, ProfileError, check_header, normalize, read_header
+from lakehouse.byod.profile import LINE_ID, ROW_ID, Profile, ProfileError, check_header, normalize, read_header
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.rules import ColumnSpec, DatasetRule, Rule, TableRules
@@ -92,6 +92,8 @@ def table_rules(profile: Profile) -> TableRules:
             cols[normalize(ev.amount)] = ColumnSpec(type="double", standardize=number)
         rules.append(Rule(name="timestamp_complete", check="complete", column=ts, severity="error",
                           resolution="quarantine"))
+        if ev.keep_identical_lines:  # the line number tells identical lines apart
+            cols[LINE_ID] = ColumnSpec(type="string")
         key = list(cols)  # events: only exact duplicates are dropped
     for r in profile.checks:
         rules.append(r.model_copy(update={"column": normalize(r.column)}))
@@ -115,7 +117,7 @@ def refuse_changed_columns(spark: SparkSession, settings: Settings, profile: Pro
     if not delta_io.is_delta(spark, uri):
         return
     stored = [c for c in delta_io.read(spark, uri).columns if not c.startswith("_")  # _* is run metadata
-              and not (c == ROW_ID and not profile.customer_id)]
+              and c not in _derived_columns(profile)]
     added, removed = sorted(set(header) - set(stored)), sorted(set(stored) - set(header))
     if not added and not removed:
         return
@@ -129,6 +131,12 @@ def refuse_changed_columns(spark: SparkSession, settings: Settings, profile: Pro
     drop_profile_tables(spark, settings, profile)
     log.warning("profile %s: columns changed (%s); its tables were dropped and this run writes every layer anew",
                 profile.name, change)
+
+
+def _derived_columns(profile: Profile) -> set[str]:
+    """Columns the run adds to bronze (not in the file)."""
+    keep = profile.shape == "event_log" and profile.events.keep_identical_lines
+    return ({ROW_ID} if not profile.customer_id else set()) | ({LINE_ID} if keep else set())
 
 
 def drop_profile_tables(spark: SparkSession, settings: Settings, profile: Profile) -> None:
@@ -179,6 +187,8 @@ def load_bronze(spark: SparkSession, settings: Settings, profile: Profile, folde
     if not profile.customer_id:  # no id column: each row's id from its values (identical lines share it)
         values = F.concat_ws("\u0001", *[F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("\u0000")) for c in header])
         df = df.withColumn(ROW_ID, F.concat(F.lit("r"), F.substring(F.sha2(values, 256), 1, 16)))
+    if profile.shape == "event_log" and profile.events.keep_identical_lines:
+        df = df.withColumn(LINE_ID, F.col("_line").cast("string"))
     stamped = df.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")).withColumn("_run_id", F.lit(run_id))
     delta_io.replace_partition(stamped, uri, bronze.partition, run_date.isoformat(),
                                delta_io.commit_metadata(run_id, "byod", run_date.isoformat(), profile=profile.name))

@@ -99,6 +99,8 @@ class LabelSpec(_Strict):
 # the id of a row of a file without an id column: "r" + 16 hex digits of a SHA-256 of the row's values,
 # so identical lines share it (found as exact duplicates) and any other line gets its own
 ROW_ID = "row_id"
+# the line number of an event, as text, when an event log keeps identical lines
+LINE_ID = "line_no"
 
 
 class TimestampSpec(_Strict):
@@ -119,6 +121,9 @@ class EventLogSpec(_Strict):
     timestamp: TimestampSpec
     amount: str | None = None          # a column, or a SQL expression over columns ("quantity * price")
     order_id: str | None = None        # count distinct orders instead of rows (order lines files)
+    # identical lines are genuine repeats (order lines without an order id): keep them, told apart by
+    # their line number (LINE_ID), instead of removing them as exact duplicates
+    keep_identical_lines: bool = False
     horizon_days: int = Field(default=90, ge=1)
     active_within_days: int = Field(default=365, ge=1)  # who is a customer at a cutoff
     cutoffs: CutoffSpec = Field(default_factory=CutoffSpec)

@@ -160,6 +160,26 @@ def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run)
     assert (Path(r.out_dir) / "model_report.md").exists()
 
 
+def test_an_event_log_can_keep_identical_lines_as_genuine_repeats(spark, byod, tmp_path):
+    """Five order lines repeated verbatim: removed as exact duplicates by default (the snapshot test
+    shows that path), kept with keep_identical_lines, each told apart by its line number."""
+    from lakehouse.byod.pipeline import run_profile
+    from lakehouse.byod.profile import LINE_ID, load_profile
+
+    settings, tmp, planted = byod
+    lines = (tmp / "files/acme_orders.txt").read_text().splitlines()
+    repeated = tmp_path / "orders.txt"
+    repeated.write_text("\n".join(lines + lines[100:105]) + "\n")
+    profile = _fast(load_profile(ROOT / "conf/base/byod/acme_orders.yaml"), ["logistic_regression"])
+    profile = profile.model_copy(update={"name": "acme_orders_repeats", "events": profile.events.model_copy(
+        update={"keep_identical_lines": True})})
+    r = run_profile(spark, settings, profile, repeated, RUN_DATE, tmp_path / "out")
+    assert r.rows["lines"] == len(lines) + 5 and r.rows["duplicates_removed"] == 0
+    assert r.rows["silver"] == len(lines) + 5
+    silver = delta_io.read(spark, tables.byod_silver("byod_acme_orders_repeats").uri(settings))
+    assert silver.select(LINE_ID).distinct().count() == len(lines) + 5
+
+
 def test_profile_mistakes_name_the_column_and_values(spark, byod, tmp_path):
     from lakehouse.byod.pipeline import run_profile
     from lakehouse.byod.profile import ProfileError, load_profile
