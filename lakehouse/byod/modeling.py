@@ -79,7 +79,7 @@ def fit_plain(train: DataFrame, evaluation: DataFrame, numeric: list[str], categ
     t0 = time.perf_counter()
     model = preprocess.pipeline(numeric, categorical, _plain_classifier(algo, seed)).fit(train)
     y, p = M.probabilities(model, evaluation)
-    m = _evaluate(y, p, costs, contact_rate, seed)
+    m = M.evaluate(y, p, costs, contact_rate, seed)
     m["fit_seconds"] = round(time.perf_counter() - t0, 1)
     name = plain_name(algo)
     with mlflow.start_run(run_name=name, nested=True) as child:
@@ -96,13 +96,7 @@ def fit_plain(train: DataFrame, evaluation: DataFrame, numeric: list[str], categ
 def prior(train_rate: float, evaluation: DataFrame, costs, contact_rate: float | None, seed: int) -> dict:
     """Every evaluation row scored with the training churn rate."""
     y = evaluation.select("label").toPandas()["label"].to_numpy(dtype=int)
-    return _evaluate(y, np.full(len(y), train_rate), costs, contact_rate, seed)
-
-
-def _evaluate(y, p, costs, contact_rate, seed) -> dict:
-    m = M.evaluate(y, p, costs, contact_rate)
-    m["roc_auc_low"], m["roc_auc_high"] = M.auc_interval(y, p, seed=seed)
-    return m
+    return M.evaluate(y, np.full(len(y), train_rate), costs, contact_rate, seed)
 
 
 def train_all(settings: Settings, profile: Profile, train: DataFrame, evaluation: DataFrame, numeric: list[str],

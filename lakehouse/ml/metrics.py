@@ -85,9 +85,10 @@ def auc_interval(y: np.ndarray, p: np.ndarray, rounds: int = 500, seed: int = 7,
     return float(np.quantile(aucs, alpha)), float(np.quantile(aucs, 1 - alpha))
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, costs, contact_rate: float | None = None) -> dict[str, float]:
-    """Ranking, calibration and decision metrics of probabilities ``p`` for outcomes ``y``. The threshold
-    maximizes expected value under ``costs``, or, with ``contact_rate``, contacts that share of rows."""
+def evaluate(y: np.ndarray, p: np.ndarray, costs, contact_rate: float | None = None, seed: int = 7) -> dict[str, float]:
+    """Ranking (ROC AUC with its bootstrap interval, ``auc_interval``), calibration and decision metrics of
+    probabilities ``p`` for outcomes ``y``. The threshold maximizes expected value under ``costs``, or,
+    with ``contact_rate``, contacts that share of rows."""
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     if contact_rate is not None:
@@ -107,8 +108,9 @@ def evaluate(y: np.ndarray, p: np.ndarray, costs, contact_rate: float | None = N
     top = order[: max(1, len(p) // 10)]
     base_rate = y.mean() if len(y) else 0.0
     captured = y[top].sum()
+    low, high = auc_interval(y, p, seed=seed)
     return {
-        "roc_auc": roc_auc(y, p), "pr_auc": pr_auc(y, p),
+        "roc_auc": roc_auc(y, p), "roc_auc_low": low, "roc_auc_high": high, "pr_auc": pr_auc(y, p),
         "threshold": t, "expected_value": value,
         "accuracy": (tp + tn) / len(y) if len(y) else 0.0,
         "precision": precision, "recall": recall,

@@ -210,8 +210,7 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
                                         parallelism, (extra or {}).get(algo))
         model = cv_model.bestModel
         y, p = M.probabilities(model, evaluation)
-        m = M.evaluate(y, p, costs, contact_rate)
-        m["roc_auc_low"], m["roc_auc_high"] = M.auc_interval(y, p, seed=seed)
+        m = M.evaluate(y, p, costs, contact_rate, seed)
         m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
         m["fit_seconds"] = round(time.perf_counter() - t0, 1)
         best_params = grid[int(np.argmax(cv_model.avgMetrics))]
