@@ -102,6 +102,11 @@ def byod_features(name: str) -> Table:
     return Table("gold", f"{name}_features", ("run_date",))
 
 
+def byod_scores(name: str) -> Table:
+    """A bring-your-own-data profile's scores of scored files (replaced per run date)."""
+    return Table("gold", f"{name}_scores", ("run_date",))
+
+
 # ---- ops: what runs did and saw ----
 INGEST_AUDIT = Table("ops", "ingest_audit")
 TASK_RUNS = Table("ops", "task_runs")

@@ -151,8 +151,10 @@ def drop_profile_tables(spark: SparkSession, settings: Settings, profile: Profil
         spark.sql(f"DELETE FROM delta.`{quarantine}` WHERE table = '{profile.table}'")
 
 
-def land_raw(settings: Settings, profile: Profile, file: Path, run_date: dt.date, run_id: str) -> tuple[str, str, str]:
-    """Copy the file's bytes into the raw zone; returns (sha256, folder URI to parse, file name).
+def land_raw(settings: Settings, profile: Profile, file: Path, run_date: dt.date, run_id: str,
+             kind: str | None = None) -> tuple[str, str, str]:
+    """Copy the file's bytes into the raw zone (``raw/byod/<profile>/<kind: the shape, or score>/date=D``);
+    returns (sha256, folder URI to parse, file name).
 
     Files in another encoding (or with a byte-order mark) are also written re-encoded as UTF-8 to
     ``staging/``, which is what Spark parses; the raw copy stays byte-exact.
@@ -160,7 +162,8 @@ def land_raw(settings: Settings, profile: Profile, file: Path, run_date: dt.date
     data = file.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     storage = storage_for(settings)
-    rel = f"raw/byod/{profile.name}/{profile.shape}/date={run_date.isoformat()}"
+    kind = kind or profile.shape
+    rel = f"raw/byod/{profile.name}/{kind}/date={run_date.isoformat()}"
     manifest = {"profile": profile.name, "file": file.name, "source_path": str(file.resolve()), "bytes": len(data),
                 "sha256": sha, "run_date": run_date.isoformat(), "run_id": run_id, "encoding": profile.source.encoding}
     storage.replace_dir(rel, {file.name: data, "_manifest.json": json.dumps(manifest, indent=2).encode()}, run_id)
@@ -168,28 +171,37 @@ def land_raw(settings: Settings, profile: Profile, file: Path, run_date: dt.date
     if enc in ("utf-8", "utf8", "ascii", "us-ascii") and not data.startswith(b"\xef\xbb\xbf"):
         return sha, storage.join(rel), file.name
     text = data.decode("utf-8-sig" if enc in ("utf-8", "utf8") else profile.source.encoding, errors="replace")
-    staging = f"staging/byod/{profile.name}/date={run_date.isoformat()}"
+    staging = f"staging/byod/{profile.name}/{kind}/date={run_date.isoformat()}"
     storage.replace_dir(staging, {file.name: text.encode("utf-8")}, run_id)
     log.info("%s: decoded from %s and staged as UTF-8 for parsing", file.name, profile.source.encoding)
     return sha, storage.join(staging), file.name
 
 
-def load_bronze(spark: SparkSession, settings: Settings, profile: Profile, folder: str, name: str,
-                header: list[str], run_date: dt.date, run_id: str) -> DataFrame:
+def parse_file(spark: SparkSession, profile: Profile, folder: str, name: str, header: list[str], run_date: dt.date,
+               run_id: str):
+    """The landed file's rows as the profile reads them, with the columns the run derives (a row id for
+    a file without one, line numbers for an event log that keeps identical lines) and the run's stamp.
+    Returns (rows, cached parsed lines to unpersist once written, lines, unparseable lines)."""
     from lakehouse.ingest.bronze import parse_raw
 
     src = profile.source
     fmt = "whitespace" if src.format == "whitespace" else "csv"
     df, _, _, n_rows, n_bad, cached = parse_raw(spark, folder, [name], fmt, header, {name: header},
                                                 delimiter=src.delimiter, has_header=src.header)
-    bronze = tables.bronze(profile.table)
-    uri = bronze.uri(settings)
     if not profile.customer_id:  # no id column: each row's id from its values (identical lines share it)
         values = F.concat_ws("\u0001", *[F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("\u0000")) for c in header])
         df = df.withColumn(ROW_ID, F.concat(F.lit("r"), F.substring(F.sha2(values, 256), 1, 16)))
     if profile.shape == "event_log" and profile.events.keep_identical_lines:
         df = df.withColumn(LINE_ID, F.col("_line").cast("string"))
     stamped = df.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")).withColumn("_run_id", F.lit(run_id))
+    return stamped, cached, n_rows, n_bad
+
+
+def load_bronze(spark: SparkSession, settings: Settings, profile: Profile, folder: str, name: str,
+                header: list[str], run_date: dt.date, run_id: str) -> DataFrame:
+    stamped, cached, n_rows, n_bad = parse_file(spark, profile, folder, name, header, run_date, run_id)
+    bronze = tables.bronze(profile.table)
+    uri = bronze.uri(settings)
     delta_io.replace_partition(stamped, uri, bronze.partition, run_date.isoformat(),
                                delta_io.commit_metadata(run_id, "byod", run_date.isoformat(), profile=profile.name))
     cached.unpersist()
@@ -530,6 +542,8 @@ def _train(settings: Settings, profile: Profile, train: DataFrame, evaluation: D
         example = train.select(*numeric, *categorical).limit(5).toPandas()
         with mlflow.start_run(run_id=results[best]["mlflow_run_id"], nested=True):
             info = tracking.log_spark_model(settings, models[best], example, profile.table)
+        tracking.client(settings).set_model_version_tag(profile.table, str(info.registered_model_version),
+                                                        "threshold", str(results[best]["threshold"]))
         mlflow.log_metric("best_roc_auc", results[best]["roc_auc"])
         parent_id = parent.info.run_id
     train.unpersist()

@@ -320,9 +320,11 @@ def split_line(line: str, src: SourceSpec) -> list[str]:
     return next(csv.reader([line], delimiter=src.delimiter, strict=True), [])
 
 
-def check_header(profile: Profile, header: list[str], file_label: str) -> list[str]:
-    """Raise ProfileError naming every declared column missing from the file; return undeclared ones."""
-    declared = {normalize(c): (role, c) for role, cols in profile.roles().items() for c in cols}
+def check_header(profile: Profile, header: list[str], file_label: str, optional: tuple[str, ...] = ()) -> list[str]:
+    """Raise ProfileError naming every declared column missing from the file (roles in ``optional``
+    may be missing); return undeclared ones."""
+    declared = {normalize(c): (role, c) for role, cols in profile.roles().items() if role not in optional
+                for c in cols}
     missing = []
     for norm, (role, written) in declared.items():
         if norm not in header:

@@ -301,6 +301,18 @@ def cmd_byod_init(args) -> int:
     return 0
 
 
+def cmd_byod_score(args) -> int:
+    from lakehouse.byod.profile import load_profile
+    from lakehouse.byod.scoring import score_file
+
+    settings = settings_of(args)
+    profile = load_profile(args.profile)
+    with spark_session(settings, f"byod-score-{profile.name}") as spark:
+        result = score_file(spark, settings, profile, Path(args.file), args.run_date, args.version)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_byod_run(args) -> int:
     from lakehouse.byod.pipeline import run_profile
     from lakehouse.byod.profile import load_profile
@@ -510,6 +522,13 @@ def add_commands(sub) -> None:
                    help="if the file's columns differ from those the profile loaded before, drop the profile's "
                         "tables and load every layer from this file (default: refuse)")
     s.set_defaults(func=cmd_byod_run)
+    s = byod.add_parser("score", help="score a new file of the profile's shape with its registered model "
+                        "(same checks) into gold.byod_<profile>_scores")
+    s.add_argument("profile")
+    s.add_argument("--file", required=True)
+    s.add_argument("--run-date", required=True, type=lambda v: dates(v)[0], help="logical date of the file (YYYY-MM-DD)")
+    s.add_argument("--version", help="registered model version (default: the latest)")
+    s.set_defaults(func=cmd_byod_score)
     s = byod.add_parser("check", help="check a profile against a file's header and first lines (no Spark)")
     s.add_argument("profile")
     s.add_argument("--file", required=True)

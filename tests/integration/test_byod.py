@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from lakehouse import delta_io, tables
 from lakehouse.tables import Table
@@ -126,6 +127,45 @@ def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
     mv = client.get_model_version("byod_acme_customers", r.registered)
     assert mv.run_id
     assert "model_report.md" in [a.path for a in client.list_artifacts(r.mlflow_run_id)]
+
+
+def test_a_new_file_is_scored_with_the_registered_model_after_the_same_checks(spark, byod, snapshot_run, tmp_path):
+    """The snapshot without its label column, scored with the version the run registered: every row that
+    passed the checks gets the score the model gives its features in gold (computed here from the
+    gold table), contact = score at or above the recorded threshold; the planted bad rows are
+    quarantined under the scoring table's name; a second run replaces the date's scores."""
+    from pyspark.ml.functions import vector_to_array
+
+    from lakehouse.byod.profile import load_profile
+    from lakehouse.byod.scoring import score_file
+    from lakehouse.ml import tracking
+
+    settings, tmp, planted = byod
+    r = snapshot_run
+    profile = load_profile(ROOT / "conf/base/byod/acme_customers.yaml")
+    lines = (tmp / "files/acme_customers.csv").read_text().splitlines()
+    unlabelled = tmp_path / "to_score.csv"
+    unlabelled.write_text("\n".join(ln.rsplit(",", 1)[0] for ln in lines) + "\n")
+    day = dt.date(2026, 7, 31)
+    first = score_file(spark, settings, profile, unlabelled, day, version=r.registered)
+    again = score_file(spark, settings, profile, unlabelled, day, version=r.registered)
+    assert first["rows"] == again["rows"] and first["model_version"] == r.registered
+    assert first["rows"]["scored"] == r.rows["silver"] and first["rows"]["quarantined"] == r.rows["quarantined"]
+    scores = delta_io.read(spark, tables.byod_scores(profile.table).uri(settings))
+    assert scores.count() == r.rows["silver"] and {x[0] for x in scores.select("_run_id").distinct().collect()} == {
+        again["run_id"]}
+    threshold = r.metrics[r.best]["threshold"]
+    assert first["threshold"] == pytest.approx(threshold)
+    assert first["contacted"] == scores.where(F.col("score") >= threshold).count() == scores.where("contact").count()
+    model = tracking.load_spark_model(settings, f"models:/{profile.table}/{r.registered}")
+    gold = delta_io.read(spark, tables.byod_features(profile.table).uri(settings)).where(F.col("run_date") == RUN_DATE)
+    expected = model.transform(gold).select("customer_id", vector_to_array("probability")[1].alias("expected"))
+    joined = scores.join(expected, "customer_id")
+    assert joined.count() == r.rows["silver"]
+    assert joined.agg(F.max(F.abs(F.col("score") - F.col("expected")))).first()[0] < 1e-9
+    quarantined = delta_io.read(spark, tables.quarantine("byod").uri(settings)).where(
+        f"table = '{profile.table}_score' AND _ingest_date = '{day}'")
+    assert quarantined.count() == r.rows["quarantined"]
 
 
 def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run):
