@@ -225,6 +225,19 @@ def check_label_values(bronze: DataFrame, profile: Profile, file_label: str) -> 
 
 
 # ---- quality findings ---------------------------------------------------------------------------
+def _mixed_case(rows: DataFrame, column: str) -> tuple[int, list[str]] | None:
+    """Rows whose spelling of a value differs from that value's most common spelling (``Yes`` beside
+    ``yes``), with examples; None when every value has one spelling (``Yes`` on every row is no problem)."""
+    raw = F.trim(F.col(f"`_raw_{column}`"))
+    spellings: dict[str, list[tuple[int, str]]] = {}
+    for r in rows.where(raw != "").groupBy(F.lower(raw).alias("v"), raw.alias("s")).count().collect():
+        spellings.setdefault(r["v"], []).append((r["count"], r["s"]))
+    odd = [sorted(v, reverse=True) for v in spellings.values() if len(v) > 1]
+    if not odd:
+        return None
+    return sum(n for v in odd for n, _ in v[1:]), [s for v in odd for _, s in v][:6]
+
+
 def findings(annotated: DataFrame, spec: TableRules, profile: Profile, outcome, undeclared: list[str]) -> list[dict]:
     """Every problem the quality stage found, as (column, rows, problem, what was done)."""
     numeric = set(profile.numeric_columns) | ({normalize(profile.events.amount)} if profile.shape == "event_log"
@@ -235,8 +248,6 @@ def findings(annotated: DataFrame, spec: TableRules, profile: Profile, outcome, 
         aggs += [F.sum((raw.isNotNull() & (F.trim(raw) == "")).cast("long")).alias(f"{c}__blank"),
                  F.sum(raw.isNull().cast("long")).alias(f"{c}__empty"),
                  F.sum((F.trim(raw) != raw).cast("long") * (F.trim(raw) != "").cast("long")).alias(f"{c}__pad")]
-        if cs.standardize == "lower":
-            aggs.append(F.sum((F.lower(F.trim(raw)) != F.trim(raw)).cast("long")).alias(f"{c}__case"))
         if cs.standardize == "decimal_comma":
             aggs.append(F.sum(raw.contains(",").cast("long")).alias(f"{c}__comma"))
     ok = annotated.where(F.col("_parse_error").isNull())
@@ -262,8 +273,11 @@ def findings(annotated: DataFrame, spec: TableRules, profile: Profile, outcome, 
         if f"{c}__comma" in row.asDict() and int(row[f"{c}__comma"] or 0):
             out.append({"column": c, "rows": int(row[f"{c}__comma"]), "problem": "decimal comma",
                         "action": "read as a decimal point (source.decimal_comma)"})
-        if f"{c}__case" in row.asDict() and int(row[f"{c}__case"] or 0):
-            out.append({"column": c, "rows": int(row[f"{c}__case"]), "problem": "upper-case letters", "action": "lower-cased"})
+        if cs.standardize == "lower":
+            mixed = _mixed_case(ok, c)
+            if mixed:
+                out.append({"column": c, "rows": mixed[0], "problem": f"one value written in several letter cases "
+                            f"({', '.join(repr(x) for x in mixed[1])})", "action": "read case-insensitively"})
     for r in outcome.rule_rows:
         if r["failing_rows"] and r["kind"] == "row":
             column = r["rule"][:-5] if r["rule"].endswith("_type") else next(

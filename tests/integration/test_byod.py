@@ -79,7 +79,7 @@ def test_snapshot_profile_end_to_end(spark, byod, snapshot_run):
     assert blanks == p.blanks["monthly_fee"]
     assert _finding(r, "total_spent", "text of blanks") == p.blanks["total_spent"]
     assert _finding(r, "support_calls", "not a number") == p.unparseable["support_calls"]
-    assert _finding(r, "churned", "upper-case") > 0
+    assert _finding(r, "churned", "one value written in several letter cases") > 0  # Yes, yes, " YES "
     # ids stay text with their leading zeros; personal data is hashed
     silver = delta_io.read(spark, tables.silver("byod_acme_customers").uri(settings))
     assert "e_mail" not in silver.columns and "e_mail_hash" in silver.columns
