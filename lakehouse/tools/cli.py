@@ -196,9 +196,11 @@ def cmd_bench_byod(args) -> int:
               f"prior {r['prior_brier']}); " + ", ".join(
                   f"{m['algorithm']} tuned {m['tuned_auc']} vs plain {m['plain_auc']}" for m in r["models"])
               + f"; {r['seconds']}s")
-    missed = [(r["file"], m["algorithm"]) for r in results for m in r["models"] if not m["tuned_ok"]]
-    missed += [(r["file"], "registered") for r in results if not r["registered_ok"]]
-    print("targets met" if not missed else f"targets missed: {missed}")
+    # the targets are for the default settings; the balanced-weights run is there to compare calibration
+    default = [r for r in results if r["class_weight"] == "none"]
+    missed = [(r["file"], m["algorithm"]) for r in default for m in r["models"] if not m["tuned_ok"]]
+    missed += [(r["file"], "registered") for r in default if not r["registered_ok"]]
+    print("targets met (default settings)" if not missed else f"targets missed: {missed}")
     print("written to bench-results/byod.json and docs/byod.md")
     return 0
 
