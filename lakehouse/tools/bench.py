@@ -38,6 +38,17 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
+def replace_block(doc: Path, start: str, end: str, body: str) -> None:
+    """Put ``body`` between the ``start`` and ``end`` markers of ``doc`` (appended with them if absent)."""
+    text = doc.read_text() if doc.exists() else ""
+    block = f"{start}\n{body}\n{end}"
+    if start in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text += f"\n{block}\n"
+    doc.write_text(text)
+
+
 def _save_json(path: Path, results: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))

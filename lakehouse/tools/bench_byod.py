@@ -138,10 +138,8 @@ def write_results(results: list[dict], json_path: Path, doc: Path, customers: in
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({"measured": dt.date.today().isoformat(), "customers": customers,
                                      "results": results}, indent=2))
-    start, end = "<!-- bench-byod:start -->", "<!-- bench-byod:end -->"
-    text = doc.read_text()
-    if start in text:
-        body = "\n".join([start, f"Measured {dt.date.today().isoformat()} ({customers} customers per generated file; "
-                          "`lakehouse bench byod`):", "", *table(results), end])
-        text = text[:text.index(start)] + body + text[text.index(end) + len(end):]
-        doc.write_text(text)
+    from lakehouse.tools.bench import replace_block
+
+    replace_block(doc, "<!-- bench-byod:start -->", "<!-- bench-byod:end -->", "\n".join(
+        [f"Measured {dt.date.today().isoformat()} ({customers} customers per generated file; `lakehouse bench byod`):",
+         "", *table(results)]))

@@ -105,12 +105,6 @@ def write_results(results: list[dict], out_json: Path, out_md: Path) -> None:
                      f"{s.get('materialize', 0)} | **{s['total']}** | {r['rows']['bronze']:,} | "
                      f"{rps['ingest']:,} / {rps['silver']:,} / {rps['gold']:,} | {r['load_peak_mib']:,} | "
                      f"{r['daily_mean_seconds']} | {r['day_by_day_extrapolated_seconds']:,} | {r['speedup']}x |")
-    table = "\n".join(lines)
-    text = out_md.read_text() if out_md.exists() else ""
-    start, end = "<!-- bench history: start -->", "<!-- bench history: end -->"
-    block = f"{start}\n{table}\n{end}"
-    if start in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text += f"\n{block}\n"
-    out_md.write_text(text)
+    from lakehouse.tools.bench import replace_block
+
+    replace_block(out_md, "<!-- bench history: start -->", "<!-- bench history: end -->", "\n".join(lines))
