@@ -22,8 +22,12 @@ from lakehouse.config import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
-def _settings(base: Settings, work: Path, sources: Path, api_url: str) -> Settings:
-    return load_settings(base.env, overrides={
+def _settings(base: Settings, work: Path, sources: Path, api_url: str, extra: dict | None = None) -> Settings:
+    """``base``'s environment with its lake, logs, sources, online store and MLflow store under ``work``,
+    plus ``extra`` overrides (deep-merged)."""
+    from lakehouse.config import deep_merge
+
+    return load_settings(base.env, overrides=deep_merge({
         "lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs"),
         "sources": {"crm": {"url": f"jdbc:sqlite:{sources / 'crm' / 'crm.db'}"},
                     "billing": {"inbox": str(sources / "billing" / "inbox")},
@@ -32,7 +36,7 @@ def _settings(base: Settings, work: Path, sources: Path, api_url: str) -> Settin
         "simulator": {"output_dir": str(sources)},
         "feature_store": {"online_path": str(work / "online" / "features.sqlite")},
         "mlflow": {"tracking_uri": f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
-                   "artifact_root": str(work / "mlflow" / "artifacts")}})
+                   "artifact_root": str(work / "mlflow" / "artifacts")}}, extra or {}))
 
 
 def bench_history(base: Settings, customers: list[int], days: int, daily_days: int, work: Path) -> list[dict]:

@@ -184,6 +184,25 @@ def cmd_bench_history(args) -> int:
     return 0
 
 
+def cmd_bench_pipeline(args) -> int:
+    from lakehouse.tools.bench_pipeline import bench_pipeline, write_results
+
+    settings = settings_of(args)
+    root = settings.path(".")
+    out_json, out_md = root / "bench-results" / "pipeline.json", root / "docs" / "benchmarks-pipeline.md"
+    overrides = {"quality": {"gate_min_rows": args.gate_min_rows}} if args.gate_min_rows is not None else None
+    results = bench_pipeline(settings, args.customers, args.days, args.daily_days, Path(args.work),
+                             on_scale=lambda done: write_results(done, out_json, out_md), overrides=overrides)
+    for r in results:
+        print(f"{r['customers']} customers x {r['days']} days: {r['total_seconds']}s in all (history load "
+              f"{r['history_seconds']}s, daily runs {r['daily_seconds']}, train "
+              f"{r['stages']['model:train']['seconds']}s, score {r['stages']['model:score']['seconds']}s); "
+              f"peak {r['peak_mib']} MiB; files per partition {r['files_per_partition_dated']} "
+              f"(worst table {r['files_per_partition_max']})")
+    print(f"written to {out_json.relative_to(root)} and {out_md.relative_to(root)}")
+    return 0
+
+
 def cmd_bench_byod(args) -> int:
     from lakehouse.tools.bench_byod import bench_byod, write_results
 
@@ -329,6 +348,17 @@ def add_commands(sub) -> None:
     s.add_argument("--daily-days", type=int, default=2, help="of which the last run day by day (default 2)")
     s.add_argument("--work", default="var/bench-history", help="folder for the sources and lakes")
     s.set_defaults(func=cmd_bench_history)
+    s = bench.add_parser("pipeline", help="the whole pipeline end to end per stage (history load, daily runs, "
+                         "training, scoring) at several scales: time, rows, memory, files, commits")
+    s.add_argument("--customers", default="2000,20000,100000", type=COUNTS,
+                   help="comma-separated (default 2000,20000,100000)")
+    s.add_argument("--days", type=int, default=90, help="simulated dates (default 90)")
+    s.add_argument("--daily-days", type=int, default=3, help="of which the last run day by day (default 3)")
+    s.add_argument("--gate-min-rows", type=int, default=None,
+                   help="quality.gate_min_rows for the run (the simulator's faults trip rate gates on small "
+                        "early days at large scales; docs/history-load.md)")
+    s.add_argument("--work", default="var/bench-pipeline", help="folder for the sources, lakes and MLflow stores")
+    s.set_defaults(func=cmd_bench_pipeline)
     s = bench.add_parser("byod", help="bring-your-own-data models against their plain baselines, on generated "
                          "files of both shapes")
     s.add_argument("--customers", type=int, default=4000, help="customers per generated file (default 4000)")
