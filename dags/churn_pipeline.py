@@ -17,6 +17,11 @@ flagged drift or no champion exists yet.
 ``churn_training`` (weekly): retrain on everything labelled so far; the new model becomes champion
 only if it beats the current one on the same out-of-time window.
 
+``churn_maintenance`` (weekly, Saturday 12:00 UTC: away from the daily run at midnight and the weekly
+training on Sunday): compact small files (jobs/maintenance.py: Delta OPTIMIZE of every partition
+holding ``maintenance.compact_min_files`` files or more; no row changes). It leaves old files to
+``lakehouse table vacuum`` (retention, with the versions models were trained on kept).
+
 ``churn_history_load`` (triggered by hand, never scheduled): load a range of dates as history in one
 Spark application (jobs/backfill.py: ingest, silver and gold set-based, the online store once), e.g.
 ``airflow dags trigger churn_history_load -c '{"from": "2026-01-01", "to": "2026-03-31"}'``. Pause
@@ -112,6 +117,18 @@ with DAG(
     tags=["churn", "spark", "ml"],
 ) as training_dag:
     job("train")
+
+with DAG(
+    dag_id="churn_maintenance",
+    description="Compact small files of the lake's Delta tables (OPTIMIZE; rows unchanged)",
+    schedule="0 12 * * 6",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={**default_args, "retries": min(1, RETRIES)},
+    tags=["churn", "spark", "maintenance"],
+) as maintenance_dag:
+    job("compact_tables", script="maintenance")
 
 with DAG(
     dag_id="churn_history_load",

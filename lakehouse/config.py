@@ -229,6 +229,13 @@ class RetentionConfig(_Strict):
     deleted_file_retention_hours: int = Field(ge=0)  # VACUUM keeps files older versions need for this long
 
 
+class MaintenanceConfig(_Strict):
+    # a partition (or an unpartitioned table) holding this many files or more is compacted
+    compact_min_files: int = Field(default=4, ge=2)
+    # <layer>.<name> -> columns to Z-order the table by when it is compacted (none by default)
+    zorder: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class DemoConfig(_Strict):
     days: int = Field(gt=0)
     daily_days: int = Field(default=2, ge=1)  # the last dates run through the daily path (the rest: the history load)
@@ -254,6 +261,7 @@ class Settings(_Strict):
     model: ModelConfig
     mlflow: MlflowConfig
     retention: RetentionConfig
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
 
     # ---- derived helpers -------------------------------------------------------------------
     def path(self, value: str) -> Path:

@@ -60,6 +60,12 @@ def daily_tasks(settings: Settings | None = None) -> list[Task]:
             Task("retrain_if_flagged", "retrain", "train", ("score",), ("--only-if-flagged",))]
 
 
+def maintenance_tasks() -> list[Task]:
+    """The maintenance DAG's tasks (its own weekly schedule): compaction of small files
+    (``lakehouse.maintenance``). Not a stage of a date: it changes files, never rows."""
+    return [Task("compact_tables", "maintenance", "maintenance")]
+
+
 @functools.cache
 def _stage_funcs() -> dict[str, Callable]:
     """Each stage's function (spark, settings, day), built once (its imports are lazy: jobs load only theirs)."""

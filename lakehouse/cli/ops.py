@@ -202,6 +202,22 @@ def cmd_table_vacuum(args) -> int:
     return 0
 
 
+def cmd_table_optimize(args) -> int:
+    from lakehouse.maintenance import compact_lake
+
+    settings = settings_of(args)
+    with spark_session(settings, "table-optimize") as spark:
+        result = compact_lake(spark, settings, args.run_date, f"optimize-{args.run_date}",
+                              [args.table] if args.table else None, dry_run=not args.apply,
+                              min_files=args.min_files)
+    for r in result["results"]:
+        print(json.dumps(r))
+    verb = "compacted" if args.apply else "to compact (dry run; --apply to compact)"
+    print(f"{sum(r['partitions_to_compact'] > 0 for r in result['results'])} of {result['tables']} table(s) {verb}; "
+          f"files {result['files_before']} -> {result['files_after']}")
+    return 0
+
+
 def cmd_erase(args) -> int:
     from lakehouse.erasure import erase_customer
 
@@ -490,6 +506,16 @@ def add_commands(sub) -> None:
     s.add_argument("--include-model-versions", action="store_true",
                    help="also delete files only registered models' training sets need (they can no longer be rebuilt)")
     s.set_defaults(func=cmd_table_vacuum)
+
+    s = table.add_parser("optimize", help="compact small files: every partition (or unpartitioned table) "
+                         "holding maintenance.compact_min_files files or more becomes one file; rows unchanged; "
+                         "dry run unless --apply")
+    s.add_argument("table", nargs="?", help="<layer>.<name> (default: every table)")
+    s.add_argument("--apply", action="store_true")
+    s.add_argument("--min-files", type=int, help="override maintenance.compact_min_files")
+    s.add_argument("--run-date", type=parse_date, required=True,
+                   help="the date recorded in the compaction commits (YYYY-MM-DD)")
+    s.set_defaults(func=cmd_table_optimize)
 
     s = sub.add_parser("erase", help="remove one customer from every table, the raw zone and the online store")
     s.add_argument("customer_id")

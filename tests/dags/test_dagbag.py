@@ -39,6 +39,13 @@ def test_dag_folder_has_no_import_errors_and_expected_tasks(monkeypatch):
     assert [t.task_id for t in training.tasks] == ["train"]
     assert training.timetable.expression == "0 0 * * 0"  # @weekly
     assert dag.timetable.expression == "0 0 * * *"  # @daily
+    maintenance = bag.dags["churn_maintenance"]
+    from lakehouse.pipeline import maintenance_tasks
+
+    assert [(t.task_id, t.application.rsplit("/", 1)[1]) for t in maintenance.tasks] == [
+        (t.task_id, f"{t.script}.py") for t in maintenance_tasks()]
+    assert maintenance.timetable.expression == "0 12 * * 6" and maintenance.max_active_runs == 1
+    assert all(t.on_failure_callback and t.retries >= 1 for t in maintenance.tasks)
     history = bag.dags["churn_history_load"]
     load = history.get_task("history_load")
     assert type(history.timetable).__name__ == "NullTimetable" and history.max_active_runs == 1  # by hand only
