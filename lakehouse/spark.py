@@ -93,6 +93,18 @@ def ignored_launch_conf(wanted: dict[str, str], submitted: dict[str, str]) -> li
             if key in wanted and not _launch_conf_holds(key, str(wanted[key]), submitted.get(key))]
 
 
+AUTO = "auto"
+
+
+def auto_driver_memory(total_bytes: int | None = None) -> str:
+    """``spark.driver.memory: auto``: a third of the machine's physical memory in whole GiB, at least 2g
+    and at most 16g (24 GiB -> 8g). In local mode the driver JVM is all of Spark (its tasks run in it);
+    the rest is left to the Python workers, the page cache that reads the lake, and other processes."""
+    if total_bytes is None:
+        total_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{min(16, max(2, int(total_bytes / 3 / 2**30)))}g"
+
+
 def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] | None = None):
     """Create (or return the running) SparkSession configured for this project."""
     prepare_environment()
@@ -125,6 +137,11 @@ def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] 
         builder = builder.config("spark.jars", ",".join(jars))
     conf = dict(settings.spark.conf)
     conf.update(extra_conf or {})
+    if conf.get("spark.driver.memory") == AUTO:
+        if os.environ.get("PYSPARK_GATEWAY_PORT"):
+            del conf["spark.driver.memory"]  # under spark-submit: the memory it was given
+        else:
+            conf["spark.driver.memory"] = auto_driver_memory()
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         ignored = ignored_launch_conf(conf, dict(submitted.getAll()))
         if ignored:

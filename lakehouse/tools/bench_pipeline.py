@@ -220,6 +220,7 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
             lake = settings.path(settings.lake.root)
             stages = _Stages(lake)
             spark = build_session(settings, "bench-pipeline")
+            spark_memory = spark.sparkContext.getConf().get("spark.driver.memory", "?")
             try:
                 run_id = new_run_id("history", history[-1])
                 loaded: dict = {}
@@ -267,7 +268,8 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
         daily_seconds = [round(sum(s["seconds"] for s in daily_steps[i:i + per]), 1)
                          for i in range(0, len(daily_steps), per)]
         result = {
-            "customers": n, "days": days, "history_dates": len(history), "daily_dates": len(daily),
+            "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes"),
+            "driver_memory": spark_memory, "customers": n, "days": days, "history_dates": len(history), "daily_dates": len(daily),
             "generate_seconds": generated, "web_events": _count(summary.get("web_events")),
             "total_seconds": total, "peak_mib": overall.mib, "peak_anon_mib": overall.anon_mib,
             "steps": steps, "stages": _summary(steps),
@@ -364,11 +366,16 @@ def plot(results: list[dict], path: Path) -> Path | None:
     return path
 
 
-def write_results(results: list[dict], out_json: Path, out_md: Path) -> None:
+def write_results(results: list[dict], out_json: Path, out_md: Path) -> list[dict]:
+    """Write ``results`` with those already in ``out_json`` for other scales (a scale measured again
+    replaces its entry, so scales can be run one process each); returns what was written."""
     from lakehouse.tools.bench import machine, replace_block
 
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes"),
-                                    "machine": machine(), "results": results}, indent=2) + "\n")
+    kept = json.loads(out_json.read_text())["results"] if out_json.exists() else []
+    mine = {r["customers"] for r in results}
+    results = sorted([r for r in kept if r["customers"] not in mine] + results, key=lambda r: r["customers"])
+    out_json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n")
     replace_block(out_md, "<!-- bench pipeline: start -->", "<!-- bench pipeline: end -->", render(results))
     plot(results, out_md.with_suffix(".png"))
+    return results

@@ -143,3 +143,14 @@ def test_a_grid_without_values_is_refused_naming_the_parameter():
     # the test environment's grid: conf/base's, narrowed by conf/test
     grid = load_settings("test", environ={}).model.grid
     assert grid.gbt == {"maxDepth": [3]} and grid.random_forest == {"maxDepth": [5, 8]}
+
+
+def test_auto_driver_memory_is_a_third_of_the_machine_within_bounds():
+    from lakehouse.config import load_settings
+    from lakehouse.spark import auto_driver_memory
+
+    gib = 2**30
+    assert auto_driver_memory(24 * gib) == "8g"
+    assert auto_driver_memory(4 * gib) == "2g"  # never below 2g
+    assert auto_driver_memory(256 * gib) == "16g"  # nor above 16g
+    assert load_settings("local").spark.conf["spark.driver.memory"] == "auto"
