@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import pickle
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from lakehouse.config import SimulatorConfig
 
@@ -81,6 +83,34 @@ class Customer:
     last_nps: int | None = None
 
 
+class Spilled:
+    """Records kept in a file instead of memory, read back in the order they were added (the web
+    events of large simulations: 100,000 customers x 90 days are ~36M events, ~18 GiB as dicts)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.count = 0
+
+    def extend(self, records: list[dict[str, Any]]) -> None:
+        if records:
+            with self.path.open("ab") as fh:
+                pickle.dump(records, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += len(records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            while True:
+                try:
+                    yield from pickle.load(fh)
+                except EOFError:
+                    return
+
+    def __len__(self) -> int:
+        return self.count
+
+
 @dataclass
 class DayOutput:
     """Everything the source systems receive for one logical date (before fault injection)."""
@@ -111,10 +141,12 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 
 class BusinessSimulator:
-    """Simulates the business day by day. ``run()`` returns one ``DayOutput`` per date."""
+    """Simulates the business day by day. ``run()`` returns one ``DayOutput`` per date. With
+    ``spill_dir``, each day's web events go to a file there when the day is done (``Spilled``)."""
 
-    def __init__(self, cfg: SimulatorConfig):
+    def __init__(self, cfg: SimulatorConfig, spill_dir: Path | None = None):
         self.cfg = cfg
+        self.spill_dir = spill_dir
         self.rng = random.Random(f"{cfg.seed}:business")
         self.activity_rng = random.Random(f"{cfg.seed}:activity")
         self.customers: list[Customer] = []
@@ -190,6 +222,10 @@ class BusinessSimulator:
                 out.customers.append(self._customer_row(c, _ts(day, sec)))
                 out.subscriptions.append(self._subscription_row(c, _ts(day, sec)))
             self._simulate_day(day, out)
+            if self.spill_dir is not None:
+                spilled = Spilled(self.spill_dir / f"events-{day.isoformat()}.pkl")
+                spilled.extend(out.events)
+                out.events = spilled
             days.append(out)
         return days
 

@@ -28,7 +28,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lakehouse.config import SimulatorConfig
-from lakehouse.simulator.generator import BILLING_COLUMNS, BILLING_COLUMNS_V2, COUNTRIES, BusinessSimulator, DayOutput
+from lakehouse.simulator.generator import BILLING_COLUMNS, BILLING_COLUMNS_V2, COUNTRIES, BusinessSimulator, DayOutput, Spilled
+
+# From this many customer-days on, web events wait in files, not in memory (``generator.Spilled``):
+# the output is the same either way (tests/unit/test_generator.py)
+SPILL_FROM_CUSTOMER_DAYS = 1_000_000
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +63,20 @@ def _day_ts(day: dt.date) -> str:
     return day.isoformat()
 
 
-def generate_sources(cfg: SimulatorConfig, output_dir: Path, postgres_url: str | None = None) -> dict[str, Any]:
-    """Simulate the business and write every source system's data; return a summary."""
-    sim = BusinessSimulator(cfg)
+def generate_sources(cfg: SimulatorConfig, output_dir: Path, postgres_url: str | None = None,
+                     spill: bool | None = None) -> dict[str, Any]:
+    """Simulate the business and write every source system's data; return a summary. ``spill``: keep
+    web events in temporary files instead of memory (default: from ``SPILL_FROM_CUSTOMER_DAYS`` on)."""
+    import tempfile
+
+    if spill is None:
+        spill = cfg.customers * cfg.days >= SPILL_FROM_CUSTOMER_DAYS
+    with tempfile.TemporaryDirectory(prefix="churn-sim-") as tmp:
+        return _generate(cfg, output_dir, postgres_url, Path(tmp) if spill else None)
+
+
+def _generate(cfg: SimulatorConfig, output_dir: Path, postgres_url: str | None, spill_dir: Path | None) -> dict[str, Any]:
+    sim = BusinessSimulator(cfg, spill_dir)
     days = sim.run()
     faults = FaultInjector(cfg)
     if output_dir.exists():
@@ -76,7 +91,7 @@ def generate_sources(cfg: SimulatorConfig, output_dir: Path, postgres_url: str |
     schema_day = (cfg.start_date + dt.timedelta(days=cfg.faults.schema_change_day)
                   if cfg.faults.schema_change_day is not None else None)
     billing_counts = _write_billing(days, faults, output_dir / "billing" / "inbox", schema_day)
-    web_counts = _write_web(days, faults, output_dir / "web" / "logs")
+    web_counts = _write_web(days, faults, output_dir / "web" / "logs", spill_dir)
     support_counts = _write_support(days, faults, output_dir / "support")
 
     churn = sorted(sim.churn_events, key=lambda e: (e[1], e[0]))
@@ -187,11 +202,15 @@ def _write_postgres(url: str, customers: list[dict], subscriptions: list[dict]) 
 
 # ---- billing CSV --------------------------------------------------------------------------------
 def _deliveries(days: list[DayOutput], attr: str, faults: FaultInjector, source: str,
-                key_field: str) -> dict[dt.date, list[dict]]:
-    """Assign each record to the date its file is delivered; late records slip 1-3 days."""
-    by_day: dict[dt.date, list[dict]] = {out.date: [] for out in days}
+                key_field: str, spill_dir: Path | None = None) -> dict[dt.date, list[dict] | Spilled]:
+    """Assign each record to the date its file is delivered; late records slip 1-3 days. With
+    ``spill_dir`` each delivery date's records go to a file there (the same records, in the same order)."""
+    by_day: dict[dt.date, list[dict] | Spilled] = {
+        out.date: Spilled(spill_dir / f"{attr}-delivered-{out.date.isoformat()}.pkl") if spill_dir else []
+        for out in days}
     last = days[-1].date if days else None
     for out in days:
+        batch: dict[dt.date, list[dict]] = {}
         for rec in getattr(out, attr):
             target = out.date
             if faults.hit("late"):
@@ -199,7 +218,9 @@ def _deliveries(days: list[DayOutput], attr: str, faults: FaultInjector, source:
                 if last and slipped <= last:
                     target = slipped
                     faults.note(source, slipped, rec[key_field], "late", f"event date {out.date}")
-            by_day[target].append(dict(rec))
+            batch.setdefault(target, []).append(dict(rec))
+        for target, recs in batch.items():  # a source date's records keep their order within each target
+            by_day[target].extend(recs)
     return by_day
 
 
@@ -247,9 +268,9 @@ def _write_billing(days: list[DayOutput], faults: FaultInjector, inbox: Path,
 
 
 # ---- web logs -----------------------------------------------------------------------------------
-def _write_web(days: list[DayOutput], faults: FaultInjector, root: Path) -> int:
+def _write_web(days: list[DayOutput], faults: FaultInjector, root: Path, spill_dir: Path | None = None) -> int:
     total = 0
-    for day, events in _deliveries(days, "events", faults, "web", "event_id").items():
+    for day, events in _deliveries(days, "events", faults, "web", "event_id", spill_dir).items():
         folder = root / f"date={day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "events.jsonl").open("w") as fh:

@@ -15,6 +15,11 @@ def test_same_seed_same_bytes_other_seed_differs(test_settings, generated_source
     other = tmp_path / "other"
     generate_sources(test_settings.simulator.model_copy(update={"seed": 7}), other)
     assert tree_checksum(other) != tree_checksum(out)
+    # large simulations keep web events in files, not memory: the same bytes come out
+    spilled = tmp_path / "spilled"
+    summary = generate_sources(test_settings.simulator, spilled, spill=True)
+    assert tree_checksum(spilled) == tree_checksum(out)
+    assert summary["web_events"] > 0
 
 
 def test_churn_rate_within_tolerance(test_settings, generated_sources):
