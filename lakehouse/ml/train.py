@@ -123,6 +123,10 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
     lines = [f"# Churn model report: run {run_id}", "",
              f"- Training snapshots: {len(train_dates)} dates, {train_dates[0]} .. {train_dates[-1]} "
              f"({rows['train']} rows, {rows['train_positives']} churned)",
+             *([f"- Training rows sampled for fitting: {rows['train_sampled']} of {rows['train']} (fraction "
+                f"{rows['sample_fraction']}, the same for churners and stayers; `model.max_training_rows` is "
+                f"{settings.model.max_training_rows}): cross-validation gains little from more rows and its time "
+                "grows with them. Evaluation uses every row."] if "train_sampled" in rows else []),
              f"- Out-of-time evaluation: {len(eval_dates)} dates, {eval_dates[0]} .. {eval_dates[-1]} "
              f"({rows['eval']} rows, {rows['eval_positives']} churned)",
              f"- Label: churn within {settings.gold.label_horizon_days} days of the snapshot; "
@@ -192,6 +196,22 @@ def weighted_split(frame: DataFrame, train_dates: list[dt.date], eval_dates: lis
     return train, evaluation.cache(), rows, pos_weight
 
 
+def cap_training_rows(train: DataFrame, rows: dict[str, int], max_rows: int, seed: int) -> DataFrame:
+    """``train`` sampled to about ``max_rows`` rows when it holds more (0: never), stratified by label:
+    churners and stayers at the same fraction, so the class ratio (and the weights) hold. ``rows``
+    gains ``train_sampled`` and ``sample_fraction``; the sample is cached and the full rows released."""
+    if not max_rows or rows["train"] <= max_rows:
+        return train
+    fraction = max_rows / rows["train"]
+    sample = train.sampleBy("label", {0: fraction, 1: fraction}, seed).cache()
+    rows["train_sampled"] = sample.count()
+    rows["sample_fraction"] = round(fraction, 6)
+    train.unpersist()
+    log.info("training rows sampled: %d of %d (fraction %.4f, stratified by label; model.max_training_rows %d)",
+             rows["train_sampled"], rows["train"], fraction, max_rows)
+    return sample
+
+
 def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
                    algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path,
                    sizes: ModelSizes, grids: ModelGrids, parallelism: int = 1,
@@ -252,6 +272,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     train_dates, eval_dates = split_dates(ts.dates, cfg.eval_fraction)
     frame = ts.frame.cache()
     train, evaluation, rows, pos_weight = weighted_split(frame, train_dates, eval_dates)
+    train = cap_training_rows(train, rows, cfg.max_training_rows, cfg.seed)
     content, customer_parts = lineage.content_by_customer(settings, frame)
     log.info("training set: %s; %d features; positive class weight %.1f; content %s", rows, len(ts.feature_columns),
              pos_weight, content)

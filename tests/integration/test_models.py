@@ -403,3 +403,18 @@ def test_after_an_erasure_the_training_set_is_rebuilt_equal_minus_the_erased_cus
     assert proc.stdout.splitlines()[0].endswith(
         f": {expected[0]} rows, checksum {expected[1]}: equal to the recorded set without 1 erased customer, "
         f"{n} rows (1 erasure(s) since training)")
+
+
+def test_training_rows_beyond_the_cap_are_sampled_keeping_the_class_ratio(spark):
+    from lakehouse.ml.train import cap_training_rows
+
+    frame = spark.range(22_000).selectExpr("id", "CAST(id % 11 = 0 AS INT) AS label").cache()
+    rows = {"train": 22_000, "train_positives": 2_000}
+    assert cap_training_rows(frame, dict(rows), 0, 7) is frame  # 0: no cap
+    assert cap_training_rows(frame, dict(rows), 22_000, 7) is frame  # within the cap
+    sample = cap_training_rows(frame, rows, 5_500, 7)
+    n, positives = sample.count(), sample.where("label = 1").count()
+    assert rows["train_sampled"] == n and rows["sample_fraction"] == 0.25
+    assert abs(n - 5_500) < 300 and abs(positives / n - 1 / 11) < 0.015  # stratified: the ratio holds
+    assert sample.collect() == cap_training_rows(frame.cache(), dict(rows), 5_500, 7).collect()  # seeded
+    sample.unpersist()
