@@ -210,8 +210,9 @@ def _states_at(spark, settings, table: str, days: DataFrame, as_of_days_before: 
 def build_gold_range(spark: SparkSession, settings: Settings, first: dt.date, last: dt.date,
                      run_id: str | None = None) -> GoldResult:
     """Gold for every date of ``first..last`` at once, equal to ``build_gold`` run date by date: the
-    activity of the range in one pass, the lifetime states and snapshots of every date in one pass
-    each (``features.lifetime_states``, ``features.snapshots``), and the labels of every snapshot
+    activity of the range in one pass, the lifetime states and the windows of every date by running
+    sums over each customer's days (``features.lifetime_values``, ``features.window_values``), the
+    snapshots of every date in one pass (``features.snapshots``), and the labels of every snapshot
     whose horizon ends in the range; one commit per table."""
     started = time.perf_counter()
     run_id = run_id or new_run_id("gold", last)
@@ -224,8 +225,8 @@ def build_gold_range(spark: SparkSession, settings: Settings, first: dt.date, la
     activity_rows = build_activity(spark, settings, last, through=True).where(_between("ingest_date", first, last))
     _write_range(spark, settings, tables.ACTIVITY, activity_rows, first, last, meta, result)
     daily = read_daily(spark, settings, last)
-    _write_range(spark, settings, tables.LIFETIME_STATE, features.lifetime_states(daily, days), first, last, meta,
-                 result)
+    _write_range(spark, settings, tables.LIFETIME_STATE, features.lifetime_values(daily, first, last), first, last,
+                 meta, result)
     result.rows.update(entity_store.write_checkpoints(
         spark, settings, sorted({*dates, *map(features.price_reference_day, dates)}), meta))
 
@@ -237,7 +238,7 @@ def build_gold_range(spark: SparkSession, settings: Settings, first: dt.date, la
         subscriptions_then=_states_at(spark, settings, "subscriptions", days,
                                       as_of_days_before=features.PRICE_LOOKBACK_DAYS),
         tickets=_states_at(spark, settings, "support_tickets", days),
-        window_rows=features.known_at(daily, days, features.WINDOW_DAYS), state=states)
+        window_rows=None, windows=features.window_values(daily, first, last), state=states)
     _write_range(spark, settings, tables.FEATURES, snaps, first, last, meta, result)
 
     h = settings.gold.label_horizon_days

@@ -184,3 +184,42 @@ def test_a_session_continued_in_a_later_batch_counts_once_incrementally_and_in_a
 def test_a_subscription_is_active_from_its_start_until_the_day_it_ends(spark, day, active):
     subs = _subs(spark, [("S1", "A", "basic", 10.0, "2026-02-01", "2026-03-02", "cancelled", "2026-03-02 00:00")])
     assert entities.active_at(subs, D(day)).count() == int(active)
+
+
+def test_running_sums_over_many_dates_equal_the_join_of_each_row_to_its_dates(spark):
+    """The history load's windows and lifetime states by running sums (``window_values``,
+    ``lifetime_values``) equal the definition: each daily row joined to every date it is known on
+    (``known_at``), aggregated per date; with late rows, a clock running ahead, rows leaving each
+    window on the range's dates, rows from before the range, and amounts in cents."""
+    first, last = D("2026-03-01"), D("2026-05-10")
+    start = first - dt.timedelta(days=100)
+    rows = []
+    for k in range(0, 170, 3):  # activity every third day from 100 days before the range
+        a = start + dt.timedelta(days=k)
+        rows.append(("A", a, a, k % 4, round(9.99 * (k % 5), 2), 1))
+        if k % 9 == 0:
+            rows.append(("A", a, a + dt.timedelta(days=k % 4 + 1), 2, 0.01, 0))  # late
+        if k % 15 == 0:
+            rows.append(("B", a + dt.timedelta(days=1), a, 1, 3.33, 1))  # dated the day after it arrived
+    rows.append(("C", D("2026-04-02"), D("2026-04-02"), 0, 0.0, 0))  # a customer with nothing to sum
+    full = [(c, a, i, s, s * 3, s % 2, lg, p, int(p > 0), int(s == 3), round(p / 10, 2),
+             (s * 3) if s else None, T(f"{a.isoformat()}T10:00:00") if s else None)
+            for c, a, i, s, p, lg in rows]
+    daily = spark.createDataFrame(full, DAILY)
+    dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    days = spark.createDataFrame([(d,) for d in dates], "snapshot_date date")
+
+    expected = features.window_sums_at(features.known_at(daily, days, features.WINDOW_DAYS))
+    got = features.window_values(daily, first, last)
+    nonzero = " OR ".join(f"{n} != 0" for n in features.WINDOWED)
+    money = ["spend_7d", "spend_30d", "spend_90d", "refunds_90d"]
+
+    def rounded(df):
+        return df.select(*[F.round(c, 2).alias(c) if c in money else F.col(c) for c in expected.columns])
+
+    assert expected.count() > 100
+    assertDataFrameEqual(rounded(got.where(nonzero)), rounded(expected.where(nonzero)))
+    # a customer and date without a row of the definition has no row or one of zeros
+    assert got.join(expected, ["snapshot_date", "customer_id"], "left_anti").where(nonzero).count() == 0
+
+    assertDataFrameEqual(features.lifetime_values(daily, first, last), features.lifetime_states(daily, days))
