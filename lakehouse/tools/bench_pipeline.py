@@ -318,14 +318,15 @@ STAGE_ORDER = ["history:ingest", "history:silver", "history:gold", "history:mate
 
 def render(results: list[dict]) -> str:
     """The Markdown tables of ``docs/benchmarks-pipeline.md`` (between its markers)."""
-    lines = ["| customers x days | web events | history load s | daily run s (mean) | train s | score s | "
+    lines = ["| customers x days | driver memory | web events | history load s | daily run s (mean) | train s | score s | "
              "**in all** s | peak MiB | lake MiB | files per partition (dated tables, mean / worst table) | "
              "champion (ROC AUC) |",
-             "|---" * 11 + "|"]
+             "|---" * 12 + "|"]
     for r in results:
         st = r["stages"]
         lines.append(
-            f"| {r['customers']:,} x {r['days']} | {r['web_events'] or 0:,} | {r['history_seconds']} | "
+            f"| {r['customers']:,} x {r['days']} | {r.get('driver_memory', '?')} | {r['web_events'] or 0:,} | "
+            f"{r['history_seconds']} | "
             f"{r['daily_mean_seconds']} | {st['model:train']['seconds']} | {st['model:score']['seconds']} | "
             f"**{r['total_seconds']}** | {r['peak_mib']:,} | {r['lake_mib']:,} | "
             f"{r['files_per_partition_dated']} / {r['files_per_partition_max']} | "
