@@ -4,7 +4,8 @@ Per scale (customers), on simulated sources of ``days`` dates, in one Spark sess
 runs it): the history load of all but the last ``daily_days`` dates, one stage at a time
 (``pipeline.load_history``), then the last dates through the daily path (``pipeline.run_stage`` per
 stage and date, what the schedule does after a load), then training on the last date
-(``ml.train.train_models``) and scoring it with the champion (``ml.scoring.score_customers``).
+(``ml.train.train_models``) and scoring it with the champion (``ml.scoring.score_customers``), and
+last the weekly maintenance's compaction (``maintenance.compact_lake``).
 
 Written per stage and scale: wall seconds, rows in and out and rows per second (what counts as a row
 per stage is in ``STAGE_ROWS``), the peak resident memory of the process tree (Python and the Spark
@@ -40,6 +41,7 @@ STAGE_ROWS = {
     "materialize": ("feature rows of the last date", "online store rows"),
     "train": ("training set rows (all snapshot dates)", "models fitted"),
     "score": ("customers with features on the date", "scores written"),
+    "compact": ("active files of every table", "active files after compaction"),
 }
 
 
@@ -275,6 +277,12 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
                 scored = stages.run("model", "score", lambda: score_customers(spark, settings, last),
                                     lambda r: (r["scored"], r["scored"]))
                 layout = files_per_partition(spark, lake)
+                # the weekly maintenance (compaction of crowded partitions) on the lake the 90 days left
+                from lakehouse.maintenance import compact_lake
+
+                stages.run("maintenance", "compact", lambda: compact_lake(spark, settings, last, "bench-maintenance"),
+                           lambda r: (r["files_before"], r["files_after"]))
+                compacted = files_per_partition(spark, lake)
             finally:
                 shutdown_deequ(spark)
                 spark.stop()
@@ -296,13 +304,14 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
             "model": {"champion": trained.best, "metrics": {a: round(m.get("roc_auc", 0), 4)
                                                             for a, m in trained.metrics.items()},
                       "training_rows": trained.rows, "scored": scored["scored"]},
-            "tables": layout,
+            "tables": layout, "tables_compacted": compacted,
             "lake_mib": round(sum(lake_state(lake).values()) / 2**20, 1),
         }
         dated = [t for t in layout if t["partition_columns"] and t["files"]]
         result["files_per_partition_dated"] = round(sum(t["files"] for t in dated)
                                                     / max(1, sum(t["partitions"] for t in dated)), 2)
         result["files_per_partition_max"] = max((t["files_per_partition"] for t in layout), default=0)
+        result["files_per_partition_max_compacted"] = max((t["files_per_partition"] for t in compacted), default=0)
         log.info("%d customers: %.0fs in all, peak %d MiB", n, total, overall.mib)
         results.append(result)
         if on_scale:
@@ -313,7 +322,8 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
 # ---- results ----------------------------------------------------------------------------------
 
 STAGE_ORDER = ["history:ingest", "history:silver", "history:gold", "history:materialize",
-               "daily:ingest", "daily:silver", "daily:gold", "daily:materialize", "model:train", "model:score"]
+               "daily:ingest", "daily:silver", "daily:gold", "daily:materialize", "model:train", "model:score",
+               "maintenance:compact"]
 
 
 def render(results: list[dict]) -> str:
@@ -329,7 +339,8 @@ def render(results: list[dict]) -> str:
             f"{r['history_seconds']} | "
             f"{r['daily_mean_seconds']} | {st['model:train']['seconds']} | {st['model:score']['seconds']} | "
             f"**{r['total_seconds']}** | {r['peak_mib']:,} | {r['lake_mib']:,} | "
-            f"{r['files_per_partition_dated']} / {r['files_per_partition_max']} | "
+            f"{r['files_per_partition_dated']} / {r['files_per_partition_max']} / "
+            f"{r.get('files_per_partition_max_compacted', '-')} | "
             f"{r['model']['champion']} ({r['model']['metrics'].get(r['model']['champion'])}) |")
     lines += ["", "Per stage (history: one pass over the loaded dates; daily: summed over the daily dates):", "",
               "| customers | stage | runs | s | rows in | rows out | rows/s (in) | peak MiB | files added | "
@@ -346,10 +357,13 @@ def render(results: list[dict]) -> str:
     big = results[-1]
     lines += ["", f"Files per partition at the end, {big['customers']:,} customers (active files of each "
               "table's latest version):", "",
-              "| table | partitioned by | files | partitions | files per partition | MiB |", "|---" * 6 + "|"]
+              "| table | partitioned by | files | partitions | files per partition | after compaction | MiB |",
+              "|---" * 7 + "|"]
+    after = {t["table"]: t for t in big.get("tables_compacted", [])}
     for t in big["tables"]:
+        compacted = after[t["table"]]["files_per_partition"] if t["table"] in after else "-"
         lines.append(f"| {t['table']} | {', '.join(t['partition_columns']) or '-'} | {t['files']:,} | "
-                     f"{t['partitions']:,} | {t['files_per_partition']} | {t['mib']:,} |")
+                     f"{t['partitions']:,} | {t['files_per_partition']} | {compacted} | {t['mib']:,} |")
     return "\n".join(lines)
 
 
