@@ -329,8 +329,8 @@ STAGE_ORDER = ["history:ingest", "history:silver", "history:gold", "history:mate
 def render(results: list[dict]) -> str:
     """The Markdown tables of ``docs/benchmarks-pipeline.md`` (between its markers)."""
     lines = ["| customers x days | driver memory | web events | history load s | daily run s (mean) | train s | score s | "
-             "**in all** s | peak MiB | lake MiB | files per partition (dated tables, mean / worst table) | "
-             "champion (ROC AUC) |",
+             "**in all** s | peak MiB | lake MiB | files per partition (dated tables, mean / worst table / "
+             "worst after compaction) | champion (ROC AUC) |",
              "|---" * 12 + "|"]
     for r in results:
         st = r["stages"]
