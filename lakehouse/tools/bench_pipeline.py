@@ -90,19 +90,15 @@ def lake_change(before: dict[str, int], after: dict[str, int]) -> dict:
 
 def files_per_partition(spark, lake: Path) -> list[dict]:
     """Per Delta table: active data files, partitions holding them, files per partition, MiB."""
-    from delta.tables import DeltaTable
+    from lakehouse.maintenance import file_layout
 
     out = []
     for log_dir in sorted(lake.glob("*/*/_delta_log")):
         table = log_dir.parent
-        detail = DeltaTable.forPath(spark, str(table)).detail().first()
-        files = spark.read.format("delta").load(str(table)).inputFiles()
-        partitions = {os.path.dirname(f) for f in files} or {""}
-        n = int(detail["numFiles"])
-        out.append({"table": f"{table.parent.name}.{table.name}", "files": n, "partitions": len(partitions) if n else 0,
-                    "partition_columns": list(detail["partitionColumns"]),
-                    "files_per_partition": round(n / len(partitions), 2) if n else 0.0,
-                    "mib": round(int(detail["sizeInBytes"]) / 2**20, 1)})
+        layout = file_layout(spark, str(table))
+        out.append({"table": f"{table.parent.name}.{table.name}", "files": layout["files"],
+                    "partitions": layout["partitions"], "partition_columns": layout["partition_columns"],
+                    "files_per_partition": layout["files_per_partition"], "mib": round(layout["bytes"] / 2**20, 1)})
     return out
 
 
