@@ -68,9 +68,11 @@ def window_sums_at(rows: DataFrame) -> DataFrame:
 
 
 def known_at(daily: DataFrame, days: DataFrame, window_days: int | None = None) -> DataFrame:
-    """The history load's ``known_on`` for many dates: each daily row once per date of ``days``
-    (column ``snapshot_date``) it is known on, with that date; with ``window_days``, only for the
-    dates whose window of that many days holds its activity date."""
+    """``known_on`` for many dates: each daily row once per date of ``days`` (column ``snapshot_date``)
+    it is known on, with that date; with ``window_days``, only for the dates whose window of that many
+    days holds its activity date. The definition the history load's running sums are checked against
+    (``window_values``, ``lifetime_values``; tests/unit/test_gold_computations.py): it costs a row per
+    daily row and date, too many for long ranges."""
     d = F.col(SNAPSHOT)
     cond = (F.col("ingest_date") <= d) & (F.col("activity_date") <= d)
     if window_days is not None:
@@ -229,7 +231,8 @@ def lifetime_state(daily: DataFrame, day: dt.date, previous: DataFrame | None = 
 
 def lifetime_states(daily: DataFrame, days: DataFrame) -> DataFrame:
     """The lifetime state of every date of ``days`` (``snapshot_date``) in one pass: the rows of
-    ``gold.customer_lifetime_state`` for those dates, equal to ``lifetime_state`` date by date."""
+    ``gold.customer_lifetime_state`` for those dates, equal to ``lifetime_state`` date by date. The
+    definition ``lifetime_values`` (what the history load runs) is checked against."""
     state = lifetime(known_at(daily, days), by=(SNAPSHOT,))
     return state.select(*[c for c in state.columns if c != SNAPSHOT], F.col(SNAPSHOT).alias("as_of_date"))
 
