@@ -78,8 +78,8 @@ def spark(test_settings):
 @pytest.fixture(autouse=True, scope="module")
 def _release_cached_data():
     """After each test module, drop what it left cached in the session's JVM (cached frames and RDDs,
-    Delta's table snapshots): one JVM serves the whole run, and later modules ran many times slower
-    in the full suite than alone (test_silver's re-run test: 532 s against 24 s)."""
+    Delta's table snapshots): one JVM serves the whole run, and without this later modules ran many
+    times slower in the full suite than alone (figures in CHANGELOG.md, 2026-12-02)."""
     yield
     from pyspark import SparkContext
 
