@@ -126,7 +126,7 @@ def window_values(daily: DataFrame, first: dt.date, last: dt.date) -> DataFrame:
     def value(name: str, sign: int) -> Column:
         col, _, _, kind = WINDOWED[name]
         x = F.when(F.col(col) > 0, F.lit(1)).otherwise(F.lit(0)) if kind == "days" else F.col(col)
-        return (x.cast(typed(name)) * F.lit(sign).cast(typed(name))).cast(typed(name))
+        return (x.cast(typed(name)) if sign > 0 else -x.cast(typed(name))).cast(typed(name))
 
     changes = []
     for lo, hi in sorted({(lo, hi) for _, lo, hi, _ in WINDOWED.values()}):
