@@ -22,7 +22,7 @@ from lakehouse.config import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
-def _settings(base: Settings, work: Path, sources: Path, api_url: str, extra: dict | None = None) -> Settings:
+def scratch_settings(base: Settings, work: Path, sources: Path, api_url: str, extra: dict | None = None) -> Settings:
     """``base``'s environment with its lake, logs, sources, online store and MLflow store under ``work``,
     plus ``extra`` overrides (deep-merged)."""
     from lakehouse.config import deep_merge
@@ -62,7 +62,7 @@ def bench_history(base: Settings, customers: list[int], days: int, daily_days: i
         dates = [sim.start_date + dt.timedelta(days=i) for i in range(days)]
         history, daily = dates[:days - daily_days], dates[days - daily_days:]
         with ApiServer(root / "sources" / "support", token, rate_limit_per_s=1000) as api:
-            settings = _settings(base, root, root / "sources", api.url)
+            settings = scratch_settings(base, root, root / "sources", api.url)
             spark = build_session(settings, "bench-history")
             try:
                 log.info("%d customers: history load %s..%s", n, history[0], history[-1])

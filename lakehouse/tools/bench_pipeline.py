@@ -125,15 +125,16 @@ def _as_dict(result):
     return result.as_dict() if hasattr(result, "as_dict") else result
 
 
-def daily_rows(stage: str, result) -> tuple[int, int]:
-    """(rows in, rows out) of a daily stage from what the stage returned."""
+def daily_rows(stage: str, result, silver_out: int = 0) -> tuple[int, int]:
+    """(rows in, rows out) of a daily stage from what the stage returned (gold's rows in: ``silver_out``,
+    the date's silver rows)."""
     r = _as_dict(result)
     if stage == "ingest":
         return _sum(r, "rows_fetched"), _sum(r, "bronze_rows")
     if stage == "silver":
         return _sum(r, "bronze_rows"), _sum(r, "silver_rows") + _sum(r, "quarantined")
     if stage == "gold":
-        return 0, int(r.get("rows", {}).get("customer_daily_features", 0))
+        return silver_out, int(r.get("rows", {}).get("customer_daily_features", 0))
     if stage == "materialize":
         return int(r.get("rows", 0)), int(r.get("rows", 0))
     return 0, 0
@@ -205,7 +206,7 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
     from lakehouse.simulator.systems import generate_sources
     from lakehouse.spark import build_session
     from lakehouse.tools.bench_features import PeakMemory
-    from lakehouse.tools.bench_history import _settings
+    from lakehouse.tools.bench_history import scratch_settings
     from lakehouse.versioning import record_run
 
     token = os.environ.setdefault(base.simulator.api.token_env, "local-dev-token")
@@ -231,7 +232,7 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
         started = time.perf_counter()
         with ApiServer(root / "sources" / "support", token, rate_limit_per_s=1000) as api, \
                 PeakMemory() as overall:
-            settings = _settings(base, root, root / "sources", api.url, overrides)
+            settings = scratch_settings(base, root, root / "sources", api.url, overrides)
             lake = settings.path(settings.lake.root)
             stages = _Stages(lake)
             spark = build_session(settings, "bench-pipeline")
@@ -255,17 +256,13 @@ def bench_pipeline(base: Settings, customers: list[int], days: int, daily_days: 
                            lambda r: (loaded["silver"], r["rows"].get("customer_daily_features", 0)))
                 stages.run("history", "materialize", lambda: load("materialize"), None)
                 record_run(spark, settings, run_id, f"history {history[0]}..{history[-1]}", history[-1].isoformat())
-                silver_rows = 0
+                silver_out = 0  # gold's rows in: the date's silver rows (it also reads the state before them)
                 for day in daily:
                     for stage in DATA_STAGES:
                         result = stages.run("daily", stage, lambda s=stage, d=day: run_stage(spark, settings, s, d),
-                                            lambda r, s=stage: daily_rows(s, r))
+                                            lambda r, s=stage: daily_rows(s, r, silver_out))
                         if stage == "silver":
-                            silver_rows = daily_rows("silver", result)[1]
-                        elif stage == "gold":  # gold reads the date's silver rows (and the state before it)
-                            stages.steps[-1]["rows_in"] = silver_rows
-                            sec = stages.steps[-1]["seconds"]
-                            stages.steps[-1]["rows_per_second"] = round(silver_rows / sec) if sec else None
+                            silver_out = daily_rows("silver", result)[1]
                 last = dates[-1]
                 trained = stages.run("model", "train", lambda: train_models(spark, settings, last),
                                      lambda r: (sum(v for k, v in r.rows.items() if k in ("train", "eval")),
@@ -338,7 +335,8 @@ def render(results: list[dict]) -> str:
             f"{r['files_per_partition_dated']} / {r['files_per_partition_max']} / "
             f"{r.get('files_per_partition_max_compacted', '-')} | "
             f"{r['model']['champion']} ({r['model']['metrics'].get(r['model']['champion'])}) |")
-    lines += ["", "Per stage (history: one pass over the loaded dates; daily: summed over the daily dates):", "",
+    lines += ["", "Per stage (history: one pass over the loaded dates; daily: summed over the daily dates). Rows in "
+              "-> rows out: " + "; ".join(f"{k}: {i} -> {o}" for k, (i, o) in STAGE_ROWS.items()) + ".", "",
               "| customers | stage | runs | s | rows in | rows out | rows/s (in) | peak MiB | files added | "
               "MiB added | Delta commits |", "|---" * 11 + "|"]
     for r in results:
