@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Callable, Iterable, TypeVar
 
 from pyspark.sql import SparkSession
@@ -75,3 +76,28 @@ def run_parallel(spark: SparkSession, items: Iterable[T], task: Callable[[SparkS
     if errors:
         raise errors[0]
     return results
+
+
+@contextmanager
+def everywhere(spark: SparkSession, values: dict[str, str]):
+    """``values`` set on ``spark``'s SQL conf and on every child session ``run_parallel`` hands out,
+    for the block; then each session gets back what it had (a child made inside the block copied the
+    parent's settings of the moment: it gets the parent's from before the block)."""
+    with _LOCK:
+        children = spark.__dict__.setdefault("_lakehouse_children", [])
+        sessions = [spark, *children]
+    before = {id(s): {k: s.conf.get(k, None) for k in values} for s in sessions}
+    for s in sessions:
+        for k, v in values.items():
+            s.conf.set(k, v)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            sessions = [spark, *spark.__dict__.get("_lakehouse_children", [])]
+        for s in sessions:
+            for k, v in before.get(id(s), before[id(spark)]).items():
+                if v is None:
+                    s.conf.unset(k)
+                else:
+                    s.conf.set(k, v)

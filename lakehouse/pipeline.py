@@ -12,6 +12,7 @@ task's ``after``. Each stage is idempotent per date, so a range re-run converges
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -21,7 +22,8 @@ from typing import Callable
 
 from lakehouse import logs
 from lakehouse.config import Settings, SourcesConfig
-from lakehouse.parallel import run_parallel
+from lakehouse.parallel import everywhere, run_parallel
+from lakehouse.spark import CODE_GENERATION, estimated_mb, interpreted
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +171,7 @@ def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stage
     table passes its gates on every date, and each of gold's tables is one commit. Re-loading a
     range replaces exactly its dates. Returns seconds and counts per stage and the load's run id.
     """
-    from lakehouse.gold.stage import build_gold_range
     from lakehouse.run_ids import new_run_id
-    from lakehouse.silver.history import load_silver_range
 
     dates = check_range(first, last, today)
     ordered = [s for s in check_stages(stages or HISTORY_STAGES) if s in HISTORY_STAGES]
@@ -182,28 +182,13 @@ def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stage
     log_dir = settings.path(settings.logs_dir) / "history"
     with logs.file_log(log_dir, f"{first}_{last}.log"):
         log.info("history load %s..%s (%d dates): %s; run %s", first, last, len(dates), " -> ".join(ordered), run_id)
+        compiled = None  # whether silver and gold run with code generation: decided once bronze holds the range
         for stage in ordered:
             t = time.perf_counter()
-            if stage == "ingest":
-                from lakehouse.errors import SourceError
-                from lakehouse.ingest.stage import bronze_range, gaps_message, land_range
-
-                landed = run_parallel(spark, sources(settings),
-                                      lambda session, s: land_range(session, settings, s, dates, run_id),
-                                      settings.parallelism, name=lambda s: f"fetching {s} {first}..{last}")
-                if any(ld.gaps for ld in landed):  # every source fetched first: no bronze table half loaded
-                    raise SourceError(gaps_message(landed))
-                done = run_parallel(spark, landed, lambda session, ld: bronze_range(session, settings, ld),
-                                    settings.parallelism, name=lambda ld: f"bronze of {ld.source} {first}..{last}")
-                out["rows"]["bronze"] = sum(n for r in done for n in r.rows.values())
-            elif stage == "silver":
-                results = load_silver_range(spark, settings, first, last, run_id)
-                out["rows"]["silver"] = sum(o.silver_rows for r in results for o in r.tables)
-                out["rows"]["quarantined"] = sum(o.quarantined for r in results for o in r.tables)
-            elif stage == "gold":
-                out["rows"].update(build_gold_range(spark, settings, first, last, run_id).rows)
-            else:
-                _stage_funcs()["materialize"](spark, settings, last)
+            if stage in ("silver", "gold") and compiled is None:
+                compiled = compile_range(spark, settings, first, last)
+            with everywhere(spark, CODE_GENERATION) if compiled else contextlib.nullcontext():
+                _history_stage(spark, settings, stage, dates, run_id, out)
             out["seconds"][stage] = round(time.perf_counter() - t, 1)
             log.info("history load: %s done in %.1fs (%.0fs so far)", stage, out["seconds"][stage],
                      time.perf_counter() - started)
@@ -214,3 +199,55 @@ def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stage
             out["tables_written"] = record_run(spark, settings, run_id, f"history {first}..{last}", last.isoformat(),
                                                seconds=out["seconds"]["total"])
     return out
+
+
+def compile_range(spark, settings: Settings, first: dt.date, last: dt.date) -> bool:
+    """Whether a history load of ``first..last`` runs silver and gold with Spark's code generation:
+    where SQL runs interpreted (the local and test overlays, which suit a small date) and the range's
+    bronze files come to ``quality.compile_min_mb`` or more. A range is read in a few large queries,
+    each compiled once: from the size at which a single large date gains by compiling, the range
+    does too."""
+    from lakehouse import delta_io, tables
+    from lakehouse.quality.rules import load_rules
+
+    limit = settings.quality.compile_min_mb
+    if limit is None or not interpreted(spark):
+        return False
+    size = 0.0
+    for name in sorted({spec.bronze for spec in load_rules().values()}):
+        uri = tables.bronze(name).uri(settings)
+        if delta_io.is_delta(spark, uri):
+            size += estimated_mb(delta_io.read(spark, uri).where(
+                f"_ingest_date >= '{first.isoformat()}' AND _ingest_date <= '{last.isoformat()}'"))
+    if size >= limit:
+        log.info("history load %s..%s: %.1f MiB of bronze >= quality.compile_min_mb %g: silver and gold with "
+                 "Spark SQL code generation", first, last, size, limit)
+    return size >= limit
+
+
+def _history_stage(spark, settings: Settings, stage: str, dates: list[dt.date], run_id: str, out: dict) -> None:
+    """One stage of ``load_history`` over ``dates``; its row counts into ``out["rows"]``."""
+    from lakehouse.gold.stage import build_gold_range
+    from lakehouse.silver.history import load_silver_range
+
+    first, last = dates[0], dates[-1]
+    if stage == "ingest":
+        from lakehouse.errors import SourceError
+        from lakehouse.ingest.stage import bronze_range, gaps_message, land_range
+
+        landed = run_parallel(spark, sources(settings),
+                              lambda session, s: land_range(session, settings, s, dates, run_id),
+                              settings.parallelism, name=lambda s: f"fetching {s} {first}..{last}")
+        if any(ld.gaps for ld in landed):  # every source fetched first: no bronze table half loaded
+            raise SourceError(gaps_message(landed))
+        done = run_parallel(spark, landed, lambda session, ld: bronze_range(session, settings, ld),
+                            settings.parallelism, name=lambda ld: f"bronze of {ld.source} {first}..{last}")
+        out["rows"]["bronze"] = sum(n for r in done for n in r.rows.values())
+    elif stage == "silver":
+        results = load_silver_range(spark, settings, first, last, run_id)
+        out["rows"]["silver"] = sum(o.silver_rows for r in results for o in r.tables)
+        out["rows"]["quarantined"] = sum(o.quarantined for r in results for o in r.tables)
+    elif stage == "gold":
+        out["rows"].update(build_gold_range(spark, settings, first, last, run_id).rows)
+    else:
+        _stage_funcs()["materialize"](spark, settings, last)

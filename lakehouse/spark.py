@@ -166,6 +166,19 @@ def build_session(settings: Settings, app_name: str, extra_conf: dict[str, str] 
     return spark
 
 
+CODE_GENERATION = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
+
+
+def interpreted(spark) -> bool:
+    """Whether ``spark`` runs Spark SQL interpreted (the local and test overlays)."""
+    return spark.conf.get("spark.sql.codegen.wholeStage", "true").lower() == "false"
+
+
+def estimated_mb(df) -> float:
+    """Spark's size estimate of ``df`` in MiB: for a Delta read, the files left after partition pruning."""
+    return df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes() / 2**20  # (py4j: a Python int)
+
+
 @contextmanager
 def session_conf(spark, values: dict[str, str]):
     """``values`` set on ``spark``'s SQL settings for the block, then each put back as it was (unset

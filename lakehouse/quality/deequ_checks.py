@@ -1,5 +1,10 @@
 """The Deequ pass: every rule of a table as a constraint, in one VerificationSuite run (one scan).
 
+The row-level rules are judged on the outcomes ``transform.flag`` left in the checked rows' bits
+(``transform.check_flags``), not evaluated again. A daily run (``verify``) also has the suite count
+what the reconciliation sums (rows, quarantined, fixed, each rule's failing rows, the dedup window's
+counts) in the same scan, as analyzers of their own: no aggregation of the checked rows besides it.
+
 Metrics go to Deequ's file-system metrics repository under ``<lake>/ops/deequ_metrics/<table>.json``,
 keyed by the logical date (not the wall clock), so a re-run replaces that date's entry and the
 row-count anomaly check compares against earlier dates only.
@@ -16,7 +21,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.quality.rules import TableRules
 from lakehouse.quality.runtime import import_pydeequ
-from lakehouse.quality.transform import all_checks, quarantined
+from lakehouse.quality.transform import all_checks, check_flags, fixed, in_dedup_window, quarantined
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +42,62 @@ def _epoch_ms(day: dt.date) -> int:
 
 def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: "dt.date | str",
               repository_path: str | None) -> list[ConstraintOutcome]:
-    """Every rule of ``spec`` over ``annotated`` in one VerificationSuite. ``run_date`` a date: the rows
-    of that date, metrics kept in the repository and the anomaly checks judged against earlier dates;
-    ``transform.ROW_DATE`` with no repository: rows of many dates (the history load), each judged
-    against its own arrival date, without the anomaly checks (they compare one date with the next)."""
+    """Every rule of ``spec`` over ``annotated`` (``transform.flag``-ed rows) in one VerificationSuite.
+    ``run_date`` a date: the rows of that date, metrics kept in the repository and the anomaly checks
+    judged against earlier dates; ``transform.ROW_DATE`` with no repository: rows of many dates (the
+    history load), each judged against its own arrival date, without the anomaly checks (they compare
+    one date with the next)."""
+    return _run(spark, annotated, spec, run_date, repository_path, None)[0]
+
+
+COUNTED = ("quarantined", "fixed", "outside_window")  # counted as Deequ Compliance metrics named _<name>
+
+
+def verify(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: dt.date,
+           repository_path: str | None) -> tuple[list[ConstraintOutcome], dict[str, int]]:
+    """``run_deequ`` for one date, and from the same scan the sums ``transform.row_counts`` makes
+    (``rows``, ``quarantined``, ``fixed``, each row rule's failing rows, and with a dedup window
+    ``outside_window`` and ``lookback_days``): Deequ's Size, and each count as a Compliance metric
+    (share of rows) times it. A share of n rows times n rounds back to the count exactly: doubles
+    are exact far beyond any table-date's rows."""
+    data = annotated.withColumn("_quarantined", quarantined(spec)).withColumn("_fixed", fixed(spec))
+    windowed = spec.window_start(run_date) is not None
+    if windowed:  # as transform.window_counts: kept rows before the window, the earliest day inside it
+        kept, inside = ~quarantined(spec), in_dedup_window(spec, run_date)
+        data = (data.withColumn("_outside_window", kept & ~inside)
+                .withColumn("_lookback_days", F.when(kept & inside, F.datediff(
+                    F.lit(run_date.isoformat()).cast("date"), F.to_date(F.col(f"`{spec.event_time}`"))))))
+    counted = [c for c in COUNTED if windowed or c != "outside_window"]
+    outcomes, metrics = _run(spark, data, spec, run_date, repository_path, (counted, windowed))
+    rows = int(metrics.get("Size", {}).get("*") or 0)
+
+    def share(name: str) -> int:
+        value = metrics.get("Compliance", {}).get(name)
+        return int(round(value * rows)) if rows and value is not None else 0
+
+    totals = {"rows": rows, **{c: share(f"_{c}") for c in counted}}
+    totals.update({name: rows - share(name) for name, *_ in all_checks(spec, run_date)})
+    if windowed:
+        furthest = metrics.get("Maximum", {}).get("_lookback_days")
+        totals["lookback_days"] = int(round(furthest)) if furthest is not None else 0
+    return outcomes, totals
+
+
+def _required(suite, spark: SparkSession, analyzer):
+    """``analyzer`` computed in the suite's scan without a check on it (Deequ's ``addRequiredAnalyzer``,
+    which pydeequ does not wrap); its metric comes back with the others."""
+    analyzer._set_jvm(spark._jvm)
+    suite._VerificationRunBuilder.addRequiredAnalyzer(analyzer._analyzer_jvm)
+    return suite
+
+
+def _run(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: "dt.date | str",
+         repository_path: str | None, counts: tuple[list[str], bool] | None) -> tuple[list[ConstraintOutcome], dict]:
+    """The suite over ``annotated``: the outcomes, and Deequ's metrics by name and instance. ``counts``:
+    (the boolean columns to count as Compliance metrics ``_<name>``, whether to take the maximum of
+    ``_lookback_days``), both columns of ``annotated``."""
     import_pydeequ()
-    from pydeequ.analyzers import Completeness, Size
+    from pydeequ.analyzers import Completeness, Compliance, Maximum, Size
     from pydeequ.anomaly_detection import AbsoluteChangeStrategy, RelativeRateOfChangeStrategy
     from pydeequ.checks import Check, CheckLevel
     from pydeequ.repository import FileSystemMetricsRepository, ResultKey
@@ -60,14 +115,22 @@ def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_d
         repo = FileSystemMetricsRepository(spark, repository_path)
         key = ResultKey(spark, _epoch_ms(run_date), {"table": spec.table, "date": run_date.isoformat()})
         suite = suite.useRepository(repo).saveOrAppendResult(key)
+    if counts is not None:
+        columns, lookback = counts
+        suite = _required(suite, spark, Size())
+        for c in columns:
+            suite = _required(suite, spark, Compliance(f"_{c}", f"`_{c}`"))
+        if lookback:
+            suite = _required(suite, spark, Maximum("_lookback_days"))
     thresholds: dict[str, tuple[str, str]] = {}
 
     def level(sev: str):
         return CheckLevel.Error if sev == "error" else CheckLevel.Warning
 
-    for name, sql, severity, max_rate in all_checks(spec, run_date):
+    flags = check_flags(spec)
+    for name, _, severity, max_rate in all_checks(spec, run_date):
         floor = 1.0 - max_rate
-        check = Check(spark, level(severity), name).satisfies(f"NOT ({sql})", name, lambda x, f=floor: x >= f)
+        check = Check(spark, level(severity), name).satisfies(f"NOT ({flags[name]})", name, lambda x, f=floor: x >= f)
         suite = suite.addCheck(check)
         thresholds[name] = (severity, f"compliance >= {floor:g}")
     for rule in spec.dataset_rules:
@@ -118,7 +181,7 @@ def run_deequ(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_d
         outcomes.append(ConstraintOutcome(check_name, severity, status,
                                           _metric_for(r["constraint"], metrics), threshold,
                                           r["constraint_message"] or ""))
-    return outcomes
+    return outcomes, metrics
 
 
 def _metric_for(constraint: str, metrics: dict) -> float | None:

@@ -163,6 +163,14 @@ def _bit(prefix: str, i: int) -> Column:
     return F.col(f"{prefix}{i // BITS}").bitwiseAND(F.lit(1 << (i % BITS)).cast("long")) != 0
 
 
+def check_flags(spec: TableRules) -> dict[str, str]:
+    """SQL, per row-level check, that is true for a ``flag``-ed row breaking it: its bit, as ``flag``
+    set it. Deequ's constraints read these, so the suite judges the outcomes the rows are
+    quarantined and counted by, without evaluating any rule again."""
+    return {check[0]: f"(`{prefix}{i // BITS}` & {1 << (i % BITS)}) != 0"
+            for prefix, checks in _by_resolution(_checks(spec, None)).items() for i, check in enumerate(checks)}
+
+
 def _any_bit(prefix: str, n: int) -> Column:
     """Whether any of the ``n`` bits under ``prefix`` is set."""
     out = F.lit(False)
@@ -347,33 +355,46 @@ def row_counts_by(annotated: DataFrame, spec: TableRules, rules: list[str], by: 
                   run_date: dt.date | None = None) -> dict[tuple, dict[str, int]]:
     """``row_counts`` per value of the ``by`` columns (the history load: per arrival date), keyed by
     the tuple of those values; ``()`` for no columns."""
-    key = list(spec.key)
-    rest = [c for c in spec.columns if c not in key]
-    bad = quarantined(spec)
-    where = {c[0]: (prefix, i) for prefix, checks in _by_resolution(_checks(spec, None)).items()
-             for i, c in enumerate(checks)}  # each check's bit, as flag placed it
-    fixed = ~bad & _any_bit(FIX_BITS, len(_fix_labels(spec)))
-    totals = annotated.groupBy(*by).agg(
-        F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("quarantined"), F.count_if(fixed).alias("fixed"),
-        *[F.count_if(_bit(*where[n])).alias(f"_r{i}") for i, n in enumerate(rules)],
-        *(window_counts(spec, run_date, ~bad) if run_date else [])).collect()
-    nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
-    digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0)
-    groups = {tuple(g[c] for c in by): g for g in (
-        annotated.where(~bad).select(*by, *[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
-        .repartition(*key).distinct()
-        .groupBy(*by, *key).agg(F.count(F.lit(1)).alias("_distinct"))
-        .groupBy(*by).agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).collect())}
+    groups = key_counts_by(annotated, spec, by)
     out = {}
-    for t in totals:
+    for t in annotated.groupBy(*by).agg(*total_columns(spec, rules, run_date)).collect():
         got, value = t.asDict(), tuple(t[c] for c in by)
         counts = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window", "lookback_days")
                   if k in got}
-        g = groups.get(value)
-        counts.update({k: int(g[k] or 0) if g else 0 for k in ("distinct_rows", "keys")})
+        counts.update(groups.get(value, {"distinct_rows": 0, "keys": 0}))
         counts.update({n: int(t[f"_r{i}"] or 0) for i, n in enumerate(rules)})
         out[value] = counts
     return out
+
+
+def fixed(spec: TableRules) -> Column:
+    """True for a kept row with a fix (a value standardized, repaired or imputed)."""
+    return ~quarantined(spec) & _any_bit(FIX_BITS, len(_fix_labels(spec)))
+
+
+def total_columns(spec: TableRules, rules: list[str], run_date: dt.date | None) -> list[Column]:
+    """The aggregate columns of ``row_counts``' sums: rows, quarantined, fixed, ``_r<i>`` the failing
+    rows of ``rules[i]`` and, with ``run_date``, ``window_counts``."""
+    flags = check_flags(spec)
+    return [F.count(F.lit(1)).alias("rows"), F.count_if(quarantined(spec)).alias("quarantined"),
+            F.count_if(fixed(spec)).alias("fixed"),
+            *[F.count_if(F.expr(flags[n])).alias(f"_r{i}") for i, n in enumerate(rules)],
+            *(window_counts(spec, run_date, ~quarantined(spec)) if run_date else [])]
+
+
+def key_counts_by(annotated: DataFrame, spec: TableRules, by: tuple[str, ...] = ()) -> dict[tuple, dict[str, int]]:
+    """``distinct_rows`` and ``keys`` of the kept rows (see ``row_counts``) per value of the ``by``
+    columns: the one grouping the counts need (the sums come from Deequ's scan in a daily run)."""
+    key = list(spec.key)
+    rest = [c for c in spec.columns if c not in key]
+    nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
+    digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0)
+    rows = (annotated.where(~quarantined(spec)).select(*by, *[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
+            .repartition(*key).distinct()
+            .groupBy(*by, *key).agg(F.count(F.lit(1)).alias("_distinct"))
+            .groupBy(*by).agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).collect())
+    return {tuple(g[c] for c in by): {"distinct_rows": int(g["distinct_rows"] or 0), "keys": int(g["keys"] or 0)}
+            for g in rows}
 
 
 def in_dedup_window(spec: TableRules, run_date: dt.date) -> Column:

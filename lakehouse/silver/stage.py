@@ -32,7 +32,7 @@ from lakehouse import delta_io, tables
 from lakehouse.config import Settings, secret
 from lakehouse.errors import LakehouseError
 from lakehouse.parallel import run_parallel
-from lakehouse.quality.deequ_checks import run_deequ
+from lakehouse.quality.deequ_checks import verify
 from lakehouse.quality.report import write_report
 from lakehouse.quality.rules import TableRules, load_rules
 from lakehouse.quality.transform import (
@@ -40,15 +40,15 @@ from lakehouse.quality.transform import (
     describe,
     flag,
     in_dedup_window,
+    key_counts_by,
     latest,
     original_json,
     pseudonymize,
-    row_counts,
     silver_columns,
     split,
 )
 from lakehouse.run_ids import new_run_id
-from lakehouse.spark import session_conf
+from lakehouse.spark import CODE_GENERATION, estimated_mb, session_conf
 
 log = logging.getLogger(__name__)
 META = ["_source_file", "_line", "_fixes", "_warnings"]
@@ -120,11 +120,6 @@ def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> di
     return refs
 
 
-def _estimated_mb(df: DataFrame) -> float:
-    """Spark's size estimate of ``df`` in MiB: for a Delta read, the files left after partition pruning."""
-    return df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes() / 2**20  # (py4j: a Python int)
-
-
 def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date,
                  bronze: DataFrame) -> DataFrame:
     """``bronze`` typed and checked (``transform.flag``); from ``quality.partition_by_key_min_mb`` hash-partitioned
@@ -133,7 +128,7 @@ def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_
     of bronze instead of three). Smaller dates skip it: there the extra stage costs more than it saves
     (measured on web_events: -2.3 s at 947k rows, 19.5 MB; +0.2 s at 93k rows, 1.9 MB)."""
     if set(spec.key) <= set(bronze.columns) and \
-            _estimated_mb(bronze) >= settings.quality.partition_by_key_min_mb:
+            estimated_mb(bronze) >= settings.quality.partition_by_key_min_mb:
         bronze = bronze.repartition(*[F.col(f"`{k}`") for k in spec.key])
     return flag(bronze, spec, run_date, _references(spark, settings, spec))
 
@@ -167,18 +162,18 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     # flag keeps every bronze row (a projection and a left join to distinct reference keys), so
     # the checked rows counted below are the bronze rows: no separate count of bronze
     checked = checked_rows(spark, settings, spec, run_date, bronze).cache()
-    deequ = run_deequ(spark, checked, spec, run_date,
-                      tables.deequ_metrics_path(settings, spec.table))
+    # one Deequ scan judges the rules and sums what the reconciliation needs; one grouping counts
+    # the distinct rows and keys
+    deequ, totals = verify(spark, checked, spec, run_date, tables.deequ_metrics_path(settings, spec.table))
     kept, quarantined = split(checked, spec)
-    checks = all_checks(spec, run_date)
-    counts = row_counts(checked, spec, [c[0] for c in checks], run_date)
-    outcome = judge(settings, spec, run_date, counts, checks, deequ)
+    counts = {**totals, **key_counts_by(checked, spec)[()]}
+    outcome = judge(settings, spec, run_date, counts, all_checks(spec, run_date), deequ)
     return outcome, silver_rows(kept, spec, pii_key), quarantine_rows(quarantined, spec, bronze.columns), checked
 
 
 def judge(settings: Settings, spec: TableRules, run_date: dt.date, counts: dict[str, int], checks: list[tuple],
           deequ: list) -> TableOutcome:
-    """The outcome of one table for one date from its row counts (``row_counts``) and the Deequ
+    """The outcome of one table for one date from its row counts (as ``row_counts`` makes them) and the Deequ
     constraints' outcomes: every rule's row, the failures and warnings, the gates; raises if the
     reconciliation does not balance."""
     names = [c[0] for c in checks]
@@ -286,9 +281,6 @@ def table_steps(specs: dict[str, TableRules]) -> list[list[str]]:
     return [[n for n in specs if level[n] == lv] for lv in sorted(set(level.values()))]
 
 
-CODE_GENERATION = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
-
-
 @contextmanager
 def compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame, label: str):
     """Spark's code generation for the block if ``spark`` runs SQL interpreted and ``bronze`` is at least
@@ -298,7 +290,7 @@ def compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame
     of its own (``lakehouse.parallel``), so the setting cannot reach another table's queries."""
     limit = settings.quality.compile_min_mb
     interpreted = spark.conf.get("spark.sql.codegen.wholeStage", "true").lower() == "false"
-    size = _estimated_mb(bronze) if limit is not None and interpreted else None
+    size = estimated_mb(bronze) if limit is not None and interpreted else None
     if size is None or size < limit:
         yield
         return

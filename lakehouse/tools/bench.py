@@ -294,7 +294,7 @@ def _noop(df) -> None:
 
 
 PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache",
-          "deequ": "Deequ suite", "counts": "all counts (a sum, a grouping by key)",
+          "deequ": "Deequ suite (rules and the reconciliation's sums)", "counts": "distinct rows and keys (a grouping by key)",
           "latest": "silver rows (latest per key, named)",
           "quarantine": "quarantine rows + JSON"}
 
@@ -302,7 +302,7 @@ PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache",
 def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) -> dict:
     """Wall seconds of each step ``validate_table`` takes, run one by one on the same rows."""
     from lakehouse.quality import transform
-    from lakehouse.quality.deequ_checks import run_deequ
+    from lakehouse.quality.deequ_checks import verify
     from lakehouse.silver.stage import checked_rows, quarantine_rows, silver_rows
 
     out = {}
@@ -317,10 +317,8 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     annotated = annotated.cache()
     try:
         timed("cache", annotated.count)
-        timed("deequ", lambda: run_deequ(spark, annotated, spec, day,
-                                         tables.deequ_metrics_path(settings, spec.table)))
-        names = [c[0] for c in transform.all_checks(spec, day)]
-        timed("counts", lambda: transform.row_counts(annotated, spec, names))
+        timed("deequ", lambda: verify(spark, annotated, spec, day, tables.deequ_metrics_path(settings, spec.table)))
+        timed("counts", lambda: transform.key_counts_by(annotated, spec))
         kept, quarantined = transform.split(annotated, spec)
         timed("latest", lambda: _noop(silver_rows(kept, spec, "bench-key")))
         timed("quarantine", lambda: _noop(quarantine_rows(quarantined, spec, bronze.columns)))
@@ -351,8 +349,7 @@ def _scratch_lake(settings: Settings, name: str, spark=None, conf: dict[str, str
     """(settings of a temporary lake, a Spark session, the temporary folder) for a benchmark: the session
     given (left running) or a new one with code generation on and ``conf`` (stopped at the end); the
     folder is deleted at the end. ``overrides`` go into the settings."""
-    from lakehouse.silver.stage import CODE_GENERATION
-    from lakehouse.spark import build_session
+    from lakehouse.spark import CODE_GENERATION, build_session
 
     work = Path(tempfile.mkdtemp(prefix=f"churn-bench-{name}-"))
     run = load_settings(settings.env, overrides={"lake": {"root": str(work / "lake")}, "logs_dir": str(work / "logs"),

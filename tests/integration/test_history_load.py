@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 
 from lakehouse import delta_io, tables
-from lakehouse.pipeline import load_history, run_range
+from lakehouse.pipeline import compile_range, load_history, run_range
 from lakehouse.storage import storage_for
 from lakehouse.tools.backfill_check import RUN_COLUMNS
 from lakehouse.versioning import lake_tables
@@ -66,7 +66,13 @@ def test_a_history_load_leaves_the_tables_daily_runs_leave(spark, lakes):
 def test_daily_runs_continue_after_a_history_load_and_a_reload_changes_nothing(spark, lakes):
     daily, history, dates, _ = lakes
     before = _checksums(spark, history)
-    load_history(spark, history, dates[1], dates[2], ["silver", "gold"], today=dates[-1])  # overlapping reload
+    # an overlapping reload, with Spark's code generation (as a range of quality.compile_min_mb or more
+    # runs where SQL is interpreted): the same tables, and every session interpreted again after it
+    compiled = history.model_copy(update={"quality": history.quality.model_copy(update={"compile_min_mb": 0.0})})
+    assert compile_range(spark, compiled, dates[1], dates[2]) and not compile_range(spark, history, dates[1], dates[2])
+    load_history(spark, compiled, dates[1], dates[2], ["silver", "gold"], today=dates[-1])
+    sessions = [spark, *spark.__dict__.get("_lakehouse_children", [])]
+    assert len(sessions) > 1 and {s.conf.get("spark.sql.codegen.wholeStage") for s in sessions} == {"false"}
     assert _checksums(spark, history) == before
     following = dates[-1] + dt.timedelta(days=1)
     for s in (daily, history):

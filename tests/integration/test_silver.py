@@ -166,6 +166,44 @@ def test_deequ_compliance_agrees_with_row_counts(spark, lake, validated):
     assert checked > 50
 
 
+def test_the_sums_deequ_makes_in_its_scan_equal_an_aggregation_and_each_rule_evaluated_again(spark, lake, ingested):
+    """A daily run takes rows, quarantined, fixed, each rule's failing rows and the dedup window's counts
+    from Deequ's scan (shares of its Size) and judges the rules on flag's bits. Against the same checked
+    rows: the sums of a Spark aggregation (``row_counts``), and each rule's violation SQL evaluated on
+    the typed columns rather than read from its bit."""
+    from lakehouse.quality.deequ_checks import verify
+    from lakehouse.quality.transform import all_checks, row_counts
+    from lakehouse.silver.stage import _bronze_for, checked_rows
+
+    settings, dates = lake
+    seen = set()
+    for name, spec in RULES.items():
+        day = dates[1]
+        rows = checked_rows(spark, settings, spec, day, _bronze_for(spark, settings, spec, day)).cache()
+        try:
+            checks = all_checks(spec, day)
+            outcomes, totals = verify(spark, rows, spec, day, None)
+            expected = row_counts(rows, spec, [c[0] for c in checks], day)
+            assert totals == {k: v for k, v in expected.items() if k not in ("distinct_rows", "keys")}, name
+            again = rows.agg(*[F.count_if(F.expr(sql)).alias(f"r{i}") for i, (_, sql, _, _) in enumerate(checks)]).first()
+            assert {c[0]: totals[c[0]] for c in checks} == {c[0]: again[f"r{i}"] for i, c in enumerate(checks)}, name
+            by_rule = {o.rule: o for o in outcomes}
+            for rule, *_ in checks:
+                assert by_rule[rule].metric == pytest.approx(1 - totals[rule] / totals["rows"], abs=1e-12)
+            seen |= {k for k, v in totals.items() if v and k != "rows"}
+            if spec.dedup_window_days:  # the window's counts as a date past the window would take them
+                later = day + dt.timedelta(days=spec.dedup_window_days + 2)
+                late = verify(spark, rows, spec, later, None)[1]
+                expected = row_counts(rows, spec, [c[0] for c in checks], later)
+                assert {k: late[k] for k in ("outside_window", "lookback_days")} == \
+                    {k: expected[k] for k in ("outside_window", "lookback_days")}, name
+                seen |= {k for k in ("outside_window", "lookback_days") if late[k]}
+        finally:
+            rows.unpersist()
+    # the simulated faults reach every kind of sum
+    assert {"quarantined", "fixed", "outside_window", "lookback_days", "customer_id_complete"} <= seen, seen
+
+
 def test_report_files_exist_and_describe_every_rule(lake, validated):
     settings, dates = lake
     storage = storage_for(settings)
