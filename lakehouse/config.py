@@ -204,6 +204,7 @@ class ModelConfig(_Strict):
     eval_fraction: float = Field(gt=0, lt=1)
     cv_folds: int = Field(ge=2)
     max_training_rows: int = Field(default=250_000, ge=0)  # sampled (stratified) beyond this; 0 = no cap
+    compile_min_rows: int | None = Field(default=100_000, ge=0)  # fitted with code generation from here; None = never
     # candidates cross-validation fits at once (threads of one Spark application; 1 = one at a time)
     cv_parallelism: int = Field(default=1, ge=1)
     algorithms: list[Literal["logistic_regression", "random_forest", "gbt"]] = Field(min_length=1)

@@ -12,7 +12,6 @@ task's ``after``. Each stage is idempotent per date, so a range re-run converges
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import logging
@@ -22,8 +21,8 @@ from typing import Callable
 
 from lakehouse import logs
 from lakehouse.config import Settings, SourcesConfig
-from lakehouse.parallel import everywhere, run_parallel
-from lakehouse.spark import CODE_GENERATION, estimated_mb, interpreted
+from lakehouse.parallel import run_parallel
+from lakehouse.spark import compiled_everywhere, estimated_mb, interpreted, worth_compiling
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +186,7 @@ def load_history(spark, settings: Settings, first: dt.date, last: dt.date, stage
             t = time.perf_counter()
             if stage in ("silver", "gold") and compiled is None:
                 compiled = compile_range(spark, settings, first, last)
-            with everywhere(spark, CODE_GENERATION) if compiled else contextlib.nullcontext():
+            with compiled_everywhere(spark, compiled):
                 _history_stage(spark, settings, stage, dates, run_id, out)
             out["seconds"][stage] = round(time.perf_counter() - t, 1)
             log.info("history load: %s done in %.1fs (%.0fs so far)", stage, out["seconds"][stage],
@@ -210,19 +209,19 @@ def compile_range(spark, settings: Settings, first: dt.date, last: dt.date) -> b
     from lakehouse import delta_io, tables
     from lakehouse.quality.rules import load_rules
 
-    limit = settings.quality.compile_min_mb
-    if limit is None or not interpreted(spark):
-        return False
+    if settings.quality.compile_min_mb is None or not interpreted(spark):
+        return False  # (SQL compiled already, or never)
     size = 0.0
     for name in sorted({spec.bronze for spec in load_rules().values()}):
         uri = tables.bronze(name).uri(settings)
         if delta_io.is_delta(spark, uri):
             size += estimated_mb(delta_io.read(spark, uri).where(
                 f"_ingest_date >= '{first.isoformat()}' AND _ingest_date <= '{last.isoformat()}'"))
-    if size >= limit:
+    if worth_compiling(spark, settings, size):
         log.info("history load %s..%s: %.1f MiB of bronze >= quality.compile_min_mb %g: silver and gold with "
-                 "Spark SQL code generation", first, last, size, limit)
-    return size >= limit
+                 "Spark SQL code generation", first, last, size, settings.quality.compile_min_mb)
+        return True
+    return False
 
 
 def _history_stage(spark, settings: Settings, stage: str, dates: list[dt.date], run_id: str, out: dict) -> None:

@@ -179,6 +179,27 @@ def estimated_mb(df) -> float:
     return df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes() / 2**20  # (py4j: a Python int)
 
 
+def worth_compiling(spark, settings: Settings, size_mb: float) -> bool:
+    """Whether work over ``size_mb`` of data should run with code generation: ``spark`` runs SQL
+    interpreted (the local and test overlays, which suit small dates) and ``size_mb`` is at least
+    ``quality.compile_min_mb`` (None: never)."""
+    limit = settings.quality.compile_min_mb
+    return limit is not None and interpreted(spark) and size_mb >= limit
+
+
+@contextmanager
+def compiled_everywhere(spark, on: bool):
+    """Spark's code generation for the block on ``spark`` and every session ``lakehouse.parallel``
+    hands out (``parallel.everywhere``), if ``on``."""
+    if not on:
+        yield
+        return
+    from lakehouse.parallel import everywhere
+
+    with everywhere(spark, CODE_GENERATION):
+        yield
+
+
 @contextmanager
 def session_conf(spark, values: dict[str, str]):
     """``values`` set on ``spark``'s SQL settings for the block, then each put back as it was (unset

@@ -31,6 +31,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.ml import lineage, monitoring, preprocess, promotion, tracking
 from lakehouse.ml import metrics as M
 from lakehouse.ml.dataset import TrainingSet, build_training_set
+from lakehouse.spark import compiled_everywhere, interpreted
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,15 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     log.info("training set: %s; %d features; positive class weight %.1f; content %s", rows, len(ts.feature_columns),
              pos_weight, content)
 
-    with mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:
+    # cross-validation passes over the training rows many times: a large training set is fitted and
+    # evaluated with Spark's code generation where SQL runs interpreted
+    counted = rows.get("train_sampled", rows["train"]) + rows["eval"]
+    compiled = cfg.compile_min_rows is not None and counted >= cfg.compile_min_rows and interpreted(spark)
+    if compiled:
+        log.info("%d training and evaluation rows >= model.compile_min_rows %d: fitted with Spark SQL code generation",
+                 counted, cfg.compile_min_rows)
+    with compiled_everywhere(spark, compiled), \
+            mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"run_date": run_date.isoformat(), "code_version": _code_version(),
                          "pipeline_run_id": run_id or "", "env": settings.env})
         mlflow.log_params({"label_horizon_days": settings.gold.label_horizon_days,
