@@ -48,7 +48,7 @@ from lakehouse.quality.transform import (
     split,
 )
 from lakehouse.run_ids import new_run_id
-from lakehouse.spark import CODE_GENERATION, estimated_mb, session_conf
+from lakehouse.spark import CODE_GENERATION, estimated_mb, interpreted, session_conf, worth_compiling
 
 log = logging.getLogger(__name__)
 META = ["_source_file", "_line", "_fixes", "_warnings"]
@@ -289,9 +289,8 @@ def compiled_if_large(spark: SparkSession, settings: Settings, bronze: DataFrame
     rows, 19.5 MB: validation 8.5 s interpreted, 3.0 s compiled). Each silver task holds a session
     of its own (``lakehouse.parallel``), so the setting cannot reach another table's queries."""
     limit = settings.quality.compile_min_mb
-    interpreted = spark.conf.get("spark.sql.codegen.wholeStage", "true").lower() == "false"
-    size = estimated_mb(bronze) if limit is not None and interpreted else None
-    if size is None or size < limit:
+    size = estimated_mb(bronze) if limit is not None and interpreted(spark) else 0.0  # (sized only if it can matter)
+    if not worth_compiling(spark, settings, size):
         yield
         return
     log.info("%s: %.1f MiB of bronze >= quality.compile_min_mb %g: Spark SQL with code generation", label, size, limit)
