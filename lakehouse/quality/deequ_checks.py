@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.quality.rules import TableRules
 from lakehouse.quality.runtime import import_pydeequ
-from lakehouse.quality.transform import all_checks, check_flags, fixed, in_dedup_window, quarantined
+from lakehouse.quality.transform import all_checks, check_flags, fixed, quarantined, window_rows
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,9 @@ def verify(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date
     are exact far beyond any table-date's rows."""
     data = annotated.withColumn("_quarantined", quarantined(spec)).withColumn("_fixed", fixed(spec))
     windowed = spec.window_start(run_date) is not None
-    if windowed:  # as transform.window_counts: kept rows before the window, the earliest day inside it
-        kept, inside = ~quarantined(spec), in_dedup_window(spec, run_date)
-        data = (data.withColumn("_outside_window", kept & ~inside)
-                .withColumn("_lookback_days", F.when(kept & inside, F.datediff(
-                    F.lit(run_date.isoformat()).cast("date"), F.to_date(F.col(f"`{spec.event_time}`"))))))
+    if windowed:  # the rows transform.window_counts counts
+        outside, days = window_rows(spec, run_date, ~quarantined(spec))
+        data = data.withColumn("_outside_window", outside).withColumn("_lookback_days", days)
     counted = [c for c in COUNTED if windowed or c != "outside_window"]
     outcomes, metrics = _run(spark, data, spec, run_date, repository_path, (counted, windowed))
     rows = int(metrics.get("Size", {}).get("*") or 0)

@@ -404,14 +404,21 @@ def in_dedup_window(spec: TableRules, run_date: dt.date) -> Column:
     return F.coalesce(F.col(f"`{spec.event_time}`") >= since, F.lit(False))
 
 
+def window_rows(spec: TableRules, run_date: dt.date, kept: Column) -> tuple[Column, Column]:
+    """Per row, for a table with a dedup window: (a kept row outside the window or with no event time;
+    for a kept row inside it, the days from its event to ``run_date``, else null). ``window_counts``
+    counts the first and takes the largest of the second; Deequ's scan does the same (``verify``)."""
+    inside = in_dedup_window(spec, run_date)
+    days = F.datediff(F.lit(run_date.isoformat()).cast("date"), F.to_date(F.col(f"`{spec.event_time}`")))
+    return kept & ~inside, F.when(kept & inside, days)
+
+
 def window_counts(spec: TableRules, run_date: dt.date, kept: Column) -> list[Column]:
     """``outside_window`` and ``lookback_days`` (see ``row_counts``); none without a dedup window."""
     if spec.window_start(run_date) is None:
         return []
-    inside = in_dedup_window(spec, run_date)
-    earliest = F.min(F.when(kept & inside, F.to_date(F.col(f"`{spec.event_time}`"))))
-    return [F.count_if(kept & ~inside).alias("outside_window"),
-            F.datediff(F.lit(run_date.isoformat()).cast("date"), earliest).alias("lookback_days")]
+    outside, days = window_rows(spec, run_date, kept)
+    return [F.count_if(outside).alias("outside_window"), F.max(days).alias("lookback_days")]
 
 
 def latest(kept: DataFrame, spec: TableRules, by: tuple[str, ...] = ()) -> DataFrame:
