@@ -18,6 +18,7 @@ import re
 from typing import Any, Iterator
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 META_COLUMNS = ["_source_file", "_line", "_parse_error", "_raw_record"]
@@ -153,18 +154,6 @@ def _page_records(name: str, content: str):
             yield name, i, None, f"expected a JSON object, got {type(obj).__name__}", json.dumps(obj)
 
 
-def _partition_stats(part):
-    keys: set[str] = set()
-    rows = bad = 0
-    for _, _, rec, err, *_ in part:
-        rows += 1
-        if rec:
-            keys.update(rec.keys())
-        if err:
-            bad += 1
-    yield keys, rows, bad
-
-
 def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: str,
               expected: list[str], headers: dict[str, list[str]], delimiter: str = ",", has_header: bool = True):
     """Parse one raw partition.
@@ -205,28 +194,68 @@ def parse_partitions(spark: SparkSession, partitions: list[tuple[str, list[str],
             parts = [r.map(lambda t, d=day: (*t, d)) for r in parts]
         rdds += parts
     rdd = rdds[0] if len(rdds) == 1 else spark.sparkContext.union(rdds)
-    rdd = rdd.cache()
-    seen: set[str] = set()
-    n_rows = n_bad = 0
-    for keys, rows, bad in rdd.mapPartitions(_partition_stats).collect():
-        seen |= keys
-        n_rows += rows
-        n_bad += bad
+    # The parsed lines go to the JVM once, as rows of a fixed schema: the expected columns, keys no
+    # one expected in a map, and which expected keys each record had as bits. Cached there (columnar,
+    # spilling to disk), one aggregation finds the counts and the columns; Python's work on a line ends
+    # with its parse (no cache of pickled records to read twice, no second conversion).
+    words = max(1, -(-len(expected) // _BITS))
+    parsed = spark.createDataFrame(rdd.map(_fixed_row(expected, words)), _fixed_schema(expected, dated, words),
+                                   verifySchema=False).cache()
+    stats = parsed.agg(F.count(F.lit(1)), F.count("_parse_error"),
+                       *[F.bit_or(f"{_PRESENT}{j}") for j in range(words)]).first()
+    n_rows, n_bad, masks = stats[0], stats[1], list(stats[2:])
+    seen = {c for i, c in enumerate(expected) if (masks[i // _BITS] or 0) >> (i % _BITS) & 1}
+    seen.update(r[0] for r in parsed.select(F.explode(F.map_keys(_EXTRA))).distinct().collect())
     for _, _, headers, _ in partitions:
         for h in headers.values():
             seen.update(h)
     extra = sorted(seen - set(expected))
     missing = [c for c in expected if seen and c not in seen]
-    columns = list(expected) + extra
+    df = parsed.select(*[F.col(_quoted(c)) for c in expected], *[F.col(_EXTRA).getItem(c).alias(c) for c in extra],
+                       *[F.col(c) for c in META_COLUMNS], *([F.col("_ingest_date")] if dated else []))
+    return df, extra, missing, n_rows, n_bad, parsed
 
-    def to_row(r):
+
+_BITS = 63  # expected keys per presence word (a signed 64-bit column)
+_EXTRA, _PRESENT = "__unexpected_keys", "__expected_keys_present_"
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _fixed_schema(expected: list[str], dated: bool, words: int) -> T.StructType:
+    return T.StructType(
+        [T.StructField(c, T.StringType()) for c in expected]
+        + [T.StructField("_source_file", T.StringType()), T.StructField("_line", T.LongType()),
+           T.StructField("_parse_error", T.StringType()), T.StructField("_raw_record", T.StringType())]
+        + ([T.StructField("_ingest_date", T.StringType())] if dated else [])
+        + [T.StructField(_EXTRA, T.MapType(T.StringType(), T.StringType()))]
+        + [T.StructField(f"{_PRESENT}{j}", T.LongType()) for j in range(words)])
+
+
+def _fixed_row(expected: list[str], words: int):
+    """A parsed line -> a row of ``_fixed_schema``: the expected columns' values, the meta columns, the
+    keys not expected (a dict, or None) and, per word, a bit for each expected key the record had (a
+    key with a null value counts: a column the source sends empty is not missing)."""
+    index = {c: i for i, c in enumerate(expected)}
+    none = [None] * len(expected)
+    empty = [0] * words
+
+    def row(r):
         name, number, rec, err, raw, *day = r
-        values = [rec.get(c) if rec else None for c in columns]
-        return (*values, name, number, err, raw, *day)
+        if not rec:
+            return (*none, name, number, err, raw, *day, None, *empty)
+        masks = [0] * words
+        unexpected = None
+        for k, v in rec.items():
+            i = index.get(k)
+            if i is None:
+                if unexpected is None:
+                    unexpected = {}
+                unexpected[k] = v
+            else:
+                masks[i // _BITS] |= 1 << (i % _BITS)
+        return (*[rec.get(c) for c in expected], name, number, err, raw, *day, unexpected, *masks)
 
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns] + [
-        T.StructField("_source_file", T.StringType()), T.StructField("_line", T.LongType()),
-        T.StructField("_parse_error", T.StringType()), T.StructField("_raw_record", T.StringType())]
-        + ([T.StructField("_ingest_date", T.StringType())] if dated else []))
-    df = spark.createDataFrame(rdd.map(to_row), schema)
-    return df, extra, missing, n_rows, n_bad, rdd
+    return row

@@ -194,3 +194,50 @@ def test_job_under_spark_submit_and_its_failure_message(lake, tmp_path, generate
     bad_line = next((ln for ln in output.splitlines() if ln.startswith("error:")), output[-3000:])
     assert bad_line.startswith("error: ingest of billing for 2030-01-01 failed after 1 attempt(s): "
                                "billing: no file for 2030-01-01"), bad_line
+
+
+def test_parsed_files_keep_every_line_key_and_column_as_parsing_each_line_says(spark, tmp_path):
+    """Bronze's rows of JSON files of two dates, read in one pass, against each line parsed on its own
+    (``bronze.parse_line``): keys nobody expected become columns, an expected key sent only as null is
+    not missing, one never sent is, and malformed lines are rows with their reason and raw text. 70
+    expected columns: their presence takes two 63-bit words."""
+    from lakehouse.ingest.bronze import parse_line, parse_partitions
+
+    expected = [f"c{i:02d}" for i in range(70)]
+    days = {"2026-01-01": [], "2026-01-02": []}
+    for n, day in enumerate(days):
+        for i in range(40):
+            rec = {c: f"{c}-{n}-{i}" for c in expected[:60]}
+            rec["c65"] = None  # sent, always empty
+            rec["c68"] = {"nested": [i, 1.5]} if i % 7 == 0 else True
+            if i % 10 == 3:
+                rec["extra_b"] = i  # a key nobody expected, in some records
+            if n == 1 and i == 5:
+                rec["extra.a`x"] = "odd name"
+            days[day].append(json.dumps(rec))
+        days[day] += ["{broken json", "[1, 2]", '{"c00": "\ufffd"}']
+    partitions = []
+    for day, lines in days.items():
+        folder = tmp_path / f"date={day}"
+        folder.mkdir()
+        (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+        partitions.append((str(folder), ["events.jsonl"], {}, day))
+
+    df, extra, missing, n_rows, n_bad, cached = parse_partitions(spark, partitions, "json", expected)
+    rows = {(r["_ingest_date"], r["_line"]): r.asDict() for r in df.collect()}
+    cached.unpersist()
+
+    parsed = {(day, i + 1): parse_line(line, "json", None) for day, lines in days.items() for i, line in enumerate(lines)}
+    keys = {k for rec, _ in parsed.values() if rec for k in rec}
+    assert extra == sorted(keys - set(expected)) == ["extra.a`x", "extra_b"]
+    assert missing == [c for c in expected if c not in keys] == [f"c{i}" for i in (60, 61, 62, 63, 64, 66, 67, 69)]
+    assert "c65" not in missing and "c68" not in missing
+    assert df.columns == expected + extra + ["_source_file", "_line", "_parse_error", "_raw_record", "_ingest_date"]
+    assert n_rows == len(rows) == len(parsed) == 86
+    assert n_bad == sum(err is not None for _, err in parsed.values()) == 6
+    for (day, line), (rec, err) in parsed.items():
+        row = rows[(day, line)]
+        assert row["_source_file"] == "events.jsonl" and row["_parse_error"] == err
+        assert row["_raw_record"] == (days[day][line - 1] if err else None)
+        assert {c: row[c] for c in expected + extra} == {c: (rec or {}).get(c) for c in expected + extra}
+    assert rows[("2026-01-01", 1)]["c68"] == '{"nested": [0, 1.5]}' and rows[("2026-01-01", 2)]["c68"] == "true"
