@@ -159,8 +159,8 @@ def parse_raw(spark: SparkSession, partition_uri: str, files: list[str], fmt: st
     """Parse one raw partition.
 
     Returns (frame, new columns seen, expected columns missing, rows, unparseable rows, the cached
-    parsed lines); the counts come from the same pass that finds the columns, so parsing is paid
-    once. The caller unpersists the cached lines after writing the frame.
+    parsed rows the frame projects); the counts come from the same pass that finds the columns, so
+    parsing is paid once. The caller unpersists the cached rows after writing the frame.
     """
     return parse_partitions(spark, [(partition_uri, files, headers, None)], fmt, expected, delimiter, has_header)
 
