@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +51,8 @@ def backfill_check(work: Path, days: int = 30, customers: int = 150, env_name: s
     from lakehouse.versioning import lake_tables
 
     work.mkdir(parents=True, exist_ok=True)
+    for name in ("backfill", "daily"):  # both lakes start empty: rows an earlier check left would be compared too
+        shutil.rmtree(work / name, ignore_errors=True)
     base = load_settings(env_name)
     sim = base.simulator.model_copy(update={"customers": customers, "days": max(days, base.simulator.days)})
     sources = work / "sources"
