@@ -202,10 +202,11 @@ def parse_partitions(spark: SparkSession, partitions: list[tuple[str, list[str],
     parsed = spark.createDataFrame(rdd.map(_fixed_row(expected, words)), _fixed_schema(expected, dated, words),
                                    verifySchema=False).cache()
     stats = parsed.agg(F.count(F.lit(1)), F.count("_parse_error"),
+                       F.array_distinct(F.flatten(F.collect_set(F.map_keys(_EXTRA)))),
                        *[F.bit_or(f"{_PRESENT}{j}") for j in range(words)]).first()
-    n_rows, n_bad, masks = stats[0], stats[1], list(stats[2:])
+    n_rows, n_bad, unexpected, masks = stats[0], stats[1], stats[2], list(stats[3:])
     seen = {c for i, c in enumerate(expected) if (masks[i // _BITS] or 0) >> (i % _BITS) & 1}
-    seen.update(r[0] for r in parsed.select(F.explode(F.map_keys(_EXTRA))).distinct().collect())
+    seen.update(unexpected or [])
     for _, _, headers, _ in partitions:
         for h in headers.values():
             seen.update(h)
