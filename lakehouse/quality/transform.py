@@ -421,8 +421,13 @@ def window_counts(spec: TableRules, run_date: dt.date, kept: Column) -> list[Col
     return [F.count_if(outside).alias("outside_window"), F.max(days).alias("lookback_days")]
 
 
-def latest(kept: DataFrame, spec: TableRules, by: tuple[str, ...] = ()) -> DataFrame:
+def latest(kept: DataFrame, spec: TableRules, by: tuple[str, ...] = (), earliest: str | None = None) -> DataFrame:
     """One row per business key (and ``by``): the latest by ``order_by``, then the highest line number.
+
+    ``earliest`` (a column): among the rows of the key's lowest value of it, first; the history load
+    passes the arrival date for insert-only tables (a key's first date, and that date's latest version:
+    the row daily insert-only MERGEs keep), in one window instead of a window per date and another
+    across the dates.
 
     Exact duplicates need no step of their own: they tie on every column the order looks at but
     ``_line``, and the one kept carries the same business values whichever it is.
@@ -430,7 +435,9 @@ def latest(kept: DataFrame, spec: TableRules, by: tuple[str, ...] = ()) -> DataF
     from pyspark.sql import Window
 
     ties = [F.col(c).desc() for c in ("_line", "_source_file") if c in kept.columns]
-    w = Window.partitionBy(*by, *[F.col(k) for k in spec.key]).orderBy(F.col(spec.order_by).desc_nulls_last(), *ties)
+    first = [F.col(earliest).asc()] if earliest else []
+    w = Window.partitionBy(*by, *[F.col(k) for k in spec.key]).orderBy(
+        *first, F.col(spec.order_by).desc_nulls_last(), *ties)
     return kept.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
 
 

@@ -115,7 +115,11 @@ def _validate(spark: SparkSession, settings: Settings, spec: TableRules, dates: 
     for day in dates:
         c = counts.get((day,), empty)
         outcomes.append(judge(settings, spec, day, c, checks, _deequ_rows(spec, checks, c)))
-    per_day = silver_rows(kept, spec, pii_key, by=(DAY,)).withColumn("_run_id", F.lit(run_id)).cache()
+    if spec.write_mode == "insert_only":
+        # a key's first arrival (that date's latest version) in one window; written once, so not cached
+        per_day = silver_rows(kept, spec, pii_key, earliest=DAY).withColumn("_run_id", F.lit(run_id))
+    else:  # the history table keeps each date's rows, and the silver rows are chosen among them
+        per_day = silver_rows(kept, spec, pii_key, by=(DAY,)).withColumn("_run_id", F.lit(run_id)).cache()
     quarantine = quarantine_rows(quarantined, spec, bronze.columns, by=(DAY,)).withColumn("_run_id", F.lit(run_id))
     failed = [o for o in range_outcomes if o.status not in ("Success", "Skipped")]
     log.info("silver.%s %s..%s: %d bronze rows checked once; Deequ over the range: %d constraint(s), %d below "
@@ -130,10 +134,8 @@ def _write(spark: SparkSession, settings: Settings, spec: TableRules, first: dt.
     name = spec.table
     uri = tables.silver(name).uri(settings)
     key = [F.col(f"`{k}`") for k in spec.key]
-    if spec.write_mode == "insert_only":  # a key's first arrival is the row a daily run inserted
-        w = Window.partitionBy(*key).orderBy(F.col(DAY).asc())
-        first_arrival = per_day.withColumn("_n", F.row_number().over(w)).where("_n = 1").drop("_n")
-        delta_io.merge_insert_only(spark, uri, first_arrival, spec.key, meta)
+    if spec.write_mode == "insert_only":  # per_day holds each key's first arrival: the row a daily run inserted
+        delta_io.merge_insert_only(spark, uri, per_day, spec.key, meta)
     else:  # what MERGEs date after date leave: the highest order_by (nulls lowest), a tie to the later date
         w = Window.partitionBy(*key).orderBy(F.col(spec.order_by).desc_nulls_last(), F.col(DAY).desc())
         winners = per_day.withColumn("_n", F.row_number().over(w)).where("_n = 1").drop("_n")

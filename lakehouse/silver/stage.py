@@ -133,11 +133,14 @@ def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_
     return flag(bronze, spec, run_date, _references(spark, settings, spec))
 
 
-def silver_rows(kept: DataFrame, spec: TableRules, pii_key: str, by: tuple[str, ...] = ()) -> DataFrame:
-    """The rows to merge into silver: the latest version per key (and ``by``, kept), personal data hashed,
-    fixes and warnings named."""
-    return pseudonymize(describe(latest(kept, spec, by), spec), spec, pii_key).select(*silver_columns(spec), *META,
-                                                                                       *by)
+def silver_rows(kept: DataFrame, spec: TableRules, pii_key: str, by: tuple[str, ...] = (),
+                earliest: str | None = None) -> DataFrame:
+    """The rows to merge into silver: the latest version per key (and ``by``, kept; ``earliest``, kept:
+    of the key's earliest value of it, ``transform.latest``), personal data hashed, fixes and warnings
+    named."""
+    kept_columns = [*by, *([earliest] if earliest else [])]
+    return pseudonymize(describe(latest(kept, spec, by, earliest), spec), spec, pii_key).select(
+        *silver_columns(spec), *META, *kept_columns)
 
 
 def quarantine_rows(quarantined: DataFrame, spec: TableRules, bronze_columns: list[str],
