@@ -23,6 +23,7 @@ class TrainingSet:
     feature_columns: list[str]
     categorical: list[str]
     numeric: list[str]
+    labels: DataFrame | None = None  # the labelled rows the frame is built on (customer_id, as_of, label)
 
 
 def feature_refs(settings: Settings) -> list[str]:
@@ -72,4 +73,4 @@ def build_training_set(spark: SparkSession, settings: Settings, until: dt.date,
     feats = [registry.resolve(r)[1] for r in refs]
     categorical = [f.name for f in feats if f.dtype == "string"]
     numeric = [f.name for f in feats if f.dtype != "string"]
-    return TrainingSet(frame, retrieval, sorted(dates), [f.name for f in feats], categorical, numeric)
+    return TrainingSet(frame, retrieval, sorted(dates), [f.name for f in feats], categorical, numeric, labels)

@@ -263,7 +263,6 @@ def metrics_table(results: dict, best: str) -> list[str]:
 
 def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None,
                  versions: dict[str, int] | None = None) -> TrainResult:
-    import mlflow
 
     started = time.perf_counter()
     cfg = settings.model
@@ -271,6 +270,24 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     client = tracking.client(settings)
     ts = build_training_set(spark, settings, run_date, versions=versions)
     train_dates, eval_dates = split_dates(ts.dates, cfg.eval_fraction)
+    # cross-validation passes over the training rows many times, and the point-in-time join that builds
+    # them is a large query: a large training set is built, fitted and evaluated with Spark's code
+    # generation where SQL runs interpreted (decided on the labelled rows, before any sampling)
+    labelled = ts.labels.count()
+    compiled = cfg.compile_min_rows is not None and labelled >= cfg.compile_min_rows and interpreted(spark)
+    if compiled:
+        log.info("%d labelled rows (training and evaluation) >= model.compile_min_rows %d: built, fitted and "
+                 "evaluated with Spark SQL code generation", labelled, cfg.compile_min_rows)
+    with compiled_everywhere(spark, compiled):
+        return _train(spark, settings, ts, run_date, train_dates, eval_dates, run_id, client, started)
+
+
+def _train(spark: SparkSession, settings: Settings, ts, run_date: dt.date, train_dates: list[dt.date],
+           eval_dates: list[dt.date], run_id: str | None, client, started: float) -> TrainResult:
+    """``train_models`` once the training set is defined: split, sample, fit, register, promote."""
+    import mlflow
+
+    cfg = settings.model
     frame = ts.frame.cache()
     train, evaluation, rows, pos_weight = weighted_split(frame, train_dates, eval_dates)
     train = cap_training_rows(train, rows, cfg.max_training_rows, cfg.seed)
@@ -278,15 +295,7 @@ def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run
     log.info("training set: %s; %d features; positive class weight %.1f; content %s", rows, len(ts.feature_columns),
              pos_weight, content)
 
-    # cross-validation passes over the training rows many times: a large training set is fitted and
-    # evaluated with Spark's code generation where SQL runs interpreted
-    counted = rows.get("train_sampled", rows["train"]) + rows["eval"]
-    compiled = cfg.compile_min_rows is not None and counted >= cfg.compile_min_rows and interpreted(spark)
-    if compiled:
-        log.info("%d training and evaluation rows >= model.compile_min_rows %d: fitted with Spark SQL code generation",
-                 counted, cfg.compile_min_rows)
-    with compiled_everywhere(spark, compiled), \
-            mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:
+    with mlflow.start_run(run_name=f"train-{run_date}") as parent, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"run_date": run_date.isoformat(), "code_version": _code_version(),
                          "pipeline_run_id": run_id or "", "env": settings.env})
         mlflow.log_params({"label_horizon_days": settings.gold.label_horizon_days,
