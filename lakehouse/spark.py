@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,8 +25,11 @@ DEEQU_SPARK_VERSION = "3.5"
 
 
 def prepare_environment() -> None:
-    """Environment every Spark process here needs: loopback binding and pydeequ's version key."""
+    """Environment every Spark process here needs: pydeequ's version key, and Python workers that run this
+    interpreter (PySpark's default is the first ``python3`` on PATH, which need not be the project's
+    virtualenv and lacks its packages; ``PYSPARK_PYTHON`` set outside still wins)."""
     os.environ.setdefault("SPARK_VERSION", DEEQU_SPARK_VERSION)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 

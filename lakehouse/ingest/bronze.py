@@ -15,8 +15,10 @@ from __future__ import annotations
 import csv
 import json
 import re
+from operator import itemgetter
 from typing import Any, Iterator
 
+import msgspec
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -40,14 +42,25 @@ def parse_csv_line(line: str, header: list[str], delimiter: str = ",") -> tuple[
     return {h: (None if v == "" else v) for h, v in zip(header, fields)}, None
 
 
+_DECODE = msgspec.json.Decoder().decode
+_NOT_DECODED = (msgspec.DecodeError, msgspec.ValidationError)
+
+
 def parse_json_line(line: str) -> tuple[dict[str, str] | None, str | None]:
+    """A JSON line as Python's ``json`` reads it. msgspec's decoder reads a line first (several times
+    faster); whatever it refuses goes to ``json.loads``, which then decides: Python's json takes some
+    lines msgspec does not (``NaN``, lone surrogates, ``1e400``) and words the syntax errors."""
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return None, f"JSON syntax: {exc.msg} at char {exc.pos}"
-    if not isinstance(obj, dict):
+        obj = _DECODE(line)
+    except _NOT_DECODED:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return None, f"JSON syntax: {exc.msg} at char {exc.pos}"
+    if obj.__class__ is not dict:
         return None, f"expected a JSON object, got {type(obj).__name__}"
-    return {k: _text(v) for k, v in obj.items()}, None
+    # _text inlined: this runs once per line of the largest sources
+    return {k: (v if v is None or v.__class__ is str else json.dumps(v)) for k, v in obj.items()}, None
 
 
 def parse_whitespace_line(line: str, header: list[str]) -> tuple[dict[str, str] | None, str | None]:
@@ -238,25 +251,40 @@ def _fixed_schema(expected: list[str], dated: bool, words: int) -> T.StructType:
 def _fixed_row(expected: list[str], words: int):
     """A parsed line -> a row of ``_fixed_schema``: the expected columns' values, the meta columns, the
     keys not expected (a dict, or None) and, per word, a bit for each expected key the record had (a
-    key with a null value counts: a column the source sends empty is not missing)."""
+    key with a null value counts: a column the source sends empty is not missing).
+
+    The lines of a source mostly share a few key sets: what a key set means (its bits, its unexpected
+    keys, whether it holds every expected key) is worked out once per set and remembered."""
     index = {c: i for i, c in enumerate(expected)}
     none = [None] * len(expected)
     empty = [0] * words
+    every = itemgetter(*expected) if len(expected) > 1 else (lambda rec: tuple(rec[c] for c in expected))
+    shapes: dict[tuple, tuple[list[int], list[str], bool]] = {}
+
+    def shape(keys: tuple) -> tuple[list[int], list[str], bool]:
+        masks = [0] * words
+        unexpected = []
+        for k in keys:
+            i = index.get(k)
+            if i is None:
+                unexpected.append(k)
+            else:
+                masks[i // _BITS] |= 1 << (i % _BITS)
+        return masks, unexpected, len(keys) - len(unexpected) == len(expected)
 
     def row(r):
         name, number, rec, err, raw, *day = r
         if not rec:
             return (*none, name, number, err, raw, *day, None, *empty)
-        masks = [0] * words
-        unexpected = None
-        for k, v in rec.items():
-            i = index.get(k)
-            if i is None:
-                if unexpected is None:
-                    unexpected = {}
-                unexpected[k] = v
-            else:
-                masks[i // _BITS] |= 1 << (i % _BITS)
-        return (*[rec.get(c) for c in expected], name, number, err, raw, *day, unexpected, *masks)
+        keys = tuple(rec)
+        known = shapes.get(keys)
+        if known is None:
+            known = shape(keys)
+            if len(shapes) < 4096:  # a source with ever new keys is not remembered beyond this
+                shapes[keys] = known
+        masks, unexpected, complete = known
+        values = every(rec) if complete else [rec.get(c) for c in expected]
+        extra = {k: rec[k] for k in unexpected} if unexpected else None
+        return (*values, name, number, err, raw, *day, extra, *masks)
 
     return row
