@@ -97,11 +97,41 @@ def state_as_of(history: DataFrame, table: str, day: dt.date, known_on: dt.date 
 def states_as_of(history: DataFrame, table: str, days: DataFrame) -> DataFrame:
     """``state_as_of`` for many dates in one pass: ``days`` holds ``as_of`` and ``known_on`` (and any
     other columns, passed through); per row of ``days``, the latest version per key stamped before the
-    end of ``as_of`` among the rows that had arrived by ``known_on``."""
+    end of ``as_of`` among the rows that had arrived by ``known_on``. The definition, for any dates;
+    the history load's dates move together and take ``states_over``."""
     order_by = F.col(ENTITIES[table][1])
     rows = history.join(F.broadcast(days), (F.col("_ingest_date") <= F.col("known_on"))
                         & (order_by < F.date_add(F.col("as_of"), 1).cast("timestamp")))
     return latest(rows, table, by=tuple(days.columns))
+
+
+def states_over(history: DataFrame, table: str, days: DataFrame, as_of_shift: int = 0,
+                known_shift: int = 0) -> DataFrame:
+    """``states_as_of`` for every ``snapshot_date`` D of ``days``, as of D + ``as_of_shift`` days, as
+    known on D + ``known_shift``: the same rows (``history``'s columns and ``snapshot_date``), without
+    joining every version to every date and ranking there.
+
+    With both dates moving with D, a version counts for D from the first D on which it has arrived
+    (``_ingest_date`` <= D + known_shift) and is stamped before the end of the as-of date (its
+    stamp's date <= D + as_of_shift), and for every D after. So per key the state changes only on those
+    dates: the latest version among those counting by then (a running maximum of (stamp, arrival), the
+    order ``latest`` ranks by) holds from one such date until the next, and only those intervals are
+    spread over the dates."""
+    key, stamp = ENTITIES[table]
+    d = F.col("snapshot_date")
+    counts_from = F.greatest(F.date_sub(F.col("_ingest_date"), known_shift),
+                             F.date_sub(F.to_date(F.col(stamp)), as_of_shift))
+    versions = history.where(F.col(stamp).isNotNull())
+    so_far = Window.partitionBy("_key").orderBy("_from").rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    best = F.max(F.struct(F.col("_stamp").alias("stamp"), F.col("_arrived").alias("arrived"))).over(so_far)
+    changes = (versions.select(F.col(key).alias("_key"), counts_from.alias("_from"),
+                               F.col(stamp).alias("_stamp"), F.col("_ingest_date").alias("_arrived"))
+               .select("_key", "_from", best.alias("_best")).distinct()
+               .withColumn("_until", F.lead("_from").over(Window.partitionBy("_key").orderBy("_from"))))
+    held = versions.join(changes, F.col(key).eqNullSafe(F.col("_key")) & (F.col(stamp) == F.col("_best.stamp"))
+                         & (F.col("_ingest_date") == F.col("_best.arrived")))
+    spread = held.join(F.broadcast(days), (d >= F.col("_from")) & (F.col("_until").isNull() | (d < F.col("_until"))))
+    return spread.select(*history.columns, *[c for c in days.columns if c not in history.columns])
 
 
 def latest_subscription(subscriptions: DataFrame, by: tuple[str, ...] = ()) -> DataFrame:

@@ -199,12 +199,10 @@ def _states_at(spark, settings, table: str, days: DataFrame, as_of_days_before: 
                known_days_after: int = 0) -> DataFrame:
     """The state of ``table`` for every ``snapshot_date`` of ``days``: as of that date minus
     ``as_of_days_before``, as known on it plus ``known_days_after`` (``entities.states_as_of``)."""
-    d = F.col("snapshot_date")
-    at = days.select(F.date_sub(d, as_of_days_before).alias("as_of") if as_of_days_before else
-                     F.date_add(d, known_days_after).alias("as_of"),
-                     F.date_add(d, known_days_after).alias("known_on"), d)
     history = delta_io.read(spark, entity_store.history_uri(spark, settings, table))
-    return entities.states_as_of(history, table, at).drop("as_of", "known_on")
+    return entities.states_over(history, table, days.select("snapshot_date"),
+                                as_of_shift=-as_of_days_before if as_of_days_before else known_days_after,
+                                known_shift=known_days_after)
 
 
 def build_gold_range(spark: SparkSession, settings: Settings, first: dt.date, last: dt.date,

@@ -101,6 +101,38 @@ def test_entity_state_as_of_a_date_as_known_on_a_later_one_and_from_a_checkpoint
         assert countries(day, known_on, checkpoint) == countries(day, known_on), day
 
 
+def test_states_over_a_range_of_dates_equal_the_definition_with_late_early_and_null_stamped_versions(spark):
+    """``states_over`` (the history load's states: intervals per key spread over the dates) gives the
+    rows ``states_as_of`` (every version joined to every date, ranked) gives, for the offsets gold uses:
+    as of the date, 60 days before it (the price reference), and as of and known on 30 days after it
+    (labels)."""
+    import random
+
+    rng = random.Random(11)
+    start = D("2026-01-01")
+    rows = []
+    for k in range(40):
+        arrived = start + dt.timedelta(days=rng.randint(-20, 60))
+        for v in range(rng.randint(1, 5)):
+            arrived += dt.timedelta(days=rng.choice([0, 1, 3, 9]))  # at most one version a key a day
+            if any(r[0] == f"K{k}" and r[3] == arrived for r in rows):
+                continue
+            lag = rng.choice([0, 0, 0, -1, -5, 2, -40])  # stamped on arrival, late (before it) or early
+            stamp = dt.datetime.combine(arrived + dt.timedelta(days=lag), dt.time(rng.randint(0, 23)))
+            rows.append((f"K{k}", f"v{v}", None if rng.random() < 0.05 else stamp, arrived))
+    history = spark.createDataFrame(rows, HISTORY)
+    dates = [start + dt.timedelta(days=i) for i in range(0, 70, 3)]
+    days = spark.createDataFrame([(d,) for d in dates], "snapshot_date date")
+    for as_of_shift, known_shift in [(0, 0), (-60, 0), (30, 30)]:
+        at = days.select(F.date_add("snapshot_date", as_of_shift).alias("as_of"),
+                         F.date_add("snapshot_date", known_shift).alias("known_on"), "snapshot_date")
+        expected = entities.states_as_of(history, "customers", at).drop("as_of", "known_on")
+        got = entities.states_over(history, "customers", days, as_of_shift, known_shift)
+        assert got.columns == expected.columns
+        assert expected.count() > 100, (as_of_shift, known_shift)
+        assertDataFrameEqual(got, expected)
+
+
 SUBS = ("subscription_id string, customer_id string, plan string, contract string, monthly_price double, "
         "start_date date, cancel_date date, status string, updated_at timestamp, _ingest_date date")
 
