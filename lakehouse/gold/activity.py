@@ -32,13 +32,15 @@ def new_sessions(events: DataFrame, seen: DataFrame | None = None) -> DataFrame:
     session's first batch is kept. Both give the same rows.
     """
     rows = events.where(F.col("session_id").isNotNull())
-    if seen is None:
-        first = rows.groupBy("session_id").agg(F.min("_ingest_date").alias("_first"))
-        rows = rows.join(first, "session_id", "inner").where(F.col("_ingest_date") == F.col("_first"))
-    else:
+    if seen is not None:
         rows = rows.join(seen, "session_id", "left_anti")
-    return (rows.groupBy("customer_id", "session_id", "_ingest_date")
-            .agg(F.min(F.to_date("ts")).alias("activity_date")))
+    per_batch = rows.groupBy("customer_id", "session_id", "_ingest_date").agg(F.min(F.to_date("ts")).alias("activity_date"))
+    if seen is not None:
+        return per_batch
+    # each session's first batch, found among its batches (grouped first), not among all of its events
+    first = per_batch.groupBy("session_id").agg(F.min("_ingest_date").alias("_first"))
+    return (per_batch.join(first, "session_id").where(F.col("_ingest_date") == F.col("_first"))
+            .select("customer_id", "session_id", "_ingest_date", "activity_date"))
 
 
 def compute_activity(web_events: DataFrame, transactions: DataFrame, nps_responses: DataFrame,
