@@ -198,7 +198,8 @@ def _write_range(spark, settings, table: Table, df, first: dt.date, last: dt.dat
 def _states_at(spark, settings, table: str, days: DataFrame, as_of_days_before: int = 0,
                known_days_after: int = 0) -> DataFrame:
     """The state of ``table`` for every ``snapshot_date`` of ``days``: as of that date minus
-    ``as_of_days_before``, as known on it plus ``known_days_after`` (``entities.states_as_of``)."""
+    ``as_of_days_before`` (else plus ``known_days_after``), as known on it plus ``known_days_after``
+    (``entities.states_over``)."""
     history = delta_io.read(spark, entity_store.history_uri(spark, settings, table))
     return entities.states_over(history, table, days.select("snapshot_date"),
                                 as_of_shift=-as_of_days_before if as_of_days_before else known_days_after,

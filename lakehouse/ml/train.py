@@ -263,7 +263,6 @@ def metrics_table(results: dict, best: str) -> list[str]:
 
 def train_models(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None,
                  versions: dict[str, int] | None = None) -> TrainResult:
-
     started = time.perf_counter()
     cfg = settings.model
     tracking.setup(settings)
