@@ -204,6 +204,9 @@ class ModelConfig(_Strict):
     eval_fraction: float = Field(gt=0, lt=1)
     cv_folds: int = Field(ge=2)
     max_training_rows: int = Field(default=250_000, ge=0)  # sampled (stratified) beyond this; 0 = no cap
+    # cross-validation compares candidates on a stratified sample of this many training rows at most, and the
+    # chosen one is fitted on all of them; 0 = cross-validate on every training row
+    max_cv_rows: int = Field(default=0, ge=0)
     compile_min_rows: int | None = Field(default=100_000, ge=0)  # fitted with code generation from here; None = never
     # candidates cross-validation fits at once (threads of one Spark application; 1 = one at a time)
     cv_parallelism: int = Field(default=1, ge=1)

@@ -128,6 +128,10 @@ def _report(result_metrics: dict, best: str, ts: TrainingSet, train_dates, eval_
                 f"{rows['sample_fraction']}, the same for churners and stayers; `model.max_training_rows` is "
                 f"{settings.model.max_training_rows}): cross-validation gains little from more rows and its time "
                 "grows with them. Evaluation uses every row."] if "train_sampled" in rows else []),
+             *([f"- Cross-validation compared each algorithm's candidates on {rows['cv_sampled']} of those rows "
+                f"(fraction {rows['cv_fraction']}, stratified by label; `model.max_cv_rows` is "
+                f"{settings.model.max_cv_rows}); the chosen candidate was then fitted on all of them."]
+               if "cv_sampled" in rows else []),
              f"- Out-of-time evaluation: {len(eval_dates)} dates, {eval_dates[0]} .. {eval_dates[-1]} "
              f"({rows['eval']} rows, {rows['eval_positives']} churned)",
              f"- Label: churn within {settings.gold.label_horizon_days} days of the snapshot; "
@@ -213,23 +217,44 @@ def cap_training_rows(train: DataFrame, rows: dict[str, int], max_rows: int, see
     return sample
 
 
+def cv_sample(train: DataFrame, rows: dict[str, int], max_rows: int, seed: int) -> DataFrame | None:
+    """The rows cross-validation chooses candidates on when ``train`` holds more than ``max_rows`` (0:
+    never; returns None): a sample stratified by label like ``cap_training_rows``'s, cached. ``rows``
+    gains ``cv_sampled`` and ``cv_fraction``. The chosen candidate is refitted on all of ``train``."""
+    n = rows.get("train_sampled", rows["train"])
+    if not max_rows or n <= max_rows:
+        return None
+    fraction = max_rows / n
+    sample = train.sampleBy("label", {0: fraction, 1: fraction}, seed + 1).cache()
+    rows["cv_sampled"] = sample.count()
+    rows["cv_fraction"] = round(fraction, 6)
+    log.info("cross-validation on %d of %d training rows (fraction %.4f, stratified by label; model.max_cv_rows "
+             "%d); the chosen candidates are refitted on all of them", rows["cv_sampled"], n, fraction, max_rows)
+    return sample
+
+
 def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], categorical: list[str],
                    algorithms: list[str], cv_folds: int, seed: int, costs, plot_dir: Path,
                    sizes: ModelSizes, grids: ModelGrids, parallelism: int = 1,
-                   extra: dict[str, list[dict]] | None = None, contact_rate: float | None = None
-                   ) -> tuple[dict, dict]:
+                   extra: dict[str, list[dict]] | None = None, contact_rate: float | None = None,
+                   cv_rows: DataFrame | None = None) -> tuple[dict, dict]:
     """Tune each algorithm by k-fold CV on ``train`` (ROC AUC) over its grid and its ``extra``
     candidates, score ``evaluation`` (with a bootstrap interval of the ROC AUC), log a nested MLflow run
-    per algorithm (params, metrics, plots). Returns (metrics by algorithm, models)."""
+    per algorithm (params, metrics, plots). Returns (metrics by algorithm, models).
+
+    With ``cv_rows`` (a sample of ``train``, ``cv_sample``) the candidates are compared on it and the
+    best is then fitted on all of ``train``."""
     import mlflow
 
     results: dict[str, dict] = {}
     models = {}
     for algo in algorithms:
         t0 = time.perf_counter()
-        cv_model, grid = cross_validate(train, numeric, categorical, algo, cv_folds, seed, sizes, grids,
-                                        parallelism, (extra or {}).get(algo))
+        cv_model, grid = cross_validate(train if cv_rows is None else cv_rows, numeric, categorical, algo,
+                                        cv_folds, seed, sizes, grids, parallelism, (extra or {}).get(algo))
         model = cv_model.bestModel
+        if cv_rows is not None:  # the chosen candidate, as CrossValidator refits it, on every training row
+            model = cv_model.getEstimator().fit(train, grid[int(np.argmax(cv_model.avgMetrics))])
         y, p = M.probabilities(model, evaluation)
         m = M.evaluate(y, p, costs, contact_rate, seed)
         m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
@@ -290,6 +315,7 @@ def _train(spark: SparkSession, settings: Settings, ts, run_date: dt.date, train
     frame = ts.frame.cache()
     train, evaluation, rows, pos_weight = weighted_split(frame, train_dates, eval_dates)
     train = cap_training_rows(train, rows, cfg.max_training_rows, cfg.seed)
+    cv_rows = cv_sample(train, rows, cfg.max_cv_rows, cfg.seed)
     content, customer_parts = lineage.content_by_customer(settings, frame)
     log.info("training set: %s; %d features; positive class weight %.1f; content %s", rows, len(ts.feature_columns),
              pos_weight, content)
@@ -314,7 +340,7 @@ def _train(spark: SparkSession, settings: Settings, ts, run_date: dt.date, train
             mlflow.log_dict(customer_parts, lineage.CUSTOMER_CHECKSUMS)
         results, models = fit_algorithms(train, evaluation, ts.numeric, ts.categorical, cfg.algorithms,
                                          cfg.cv_folds, cfg.seed, cfg.costs, Path(tmp), cfg.sizes, cfg.grid,
-                                         cfg.cv_parallelism)
+                                         cfg.cv_parallelism, cv_rows=cv_rows)
 
         best = max(results, key=lambda a: results[a][cfg.selection_metric])
         best_model = models[best]
@@ -351,6 +377,8 @@ def _train(spark: SparkSession, settings: Settings, ts, run_date: dt.date, train
     frame.unpersist()
     train.unpersist()
     evaluation.unpersist()
+    if cv_rows is not None:
+        cv_rows.unpersist()
     return TrainResult(run_date.isoformat(), parent_id, [d.isoformat() for d in train_dates],
                        [d.isoformat() for d in eval_dates], rows,
                        {a: {k: v for k, v in m.items() if k != "mlflow_run_id"} for a, m in results.items()},

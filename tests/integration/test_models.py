@@ -418,3 +418,44 @@ def test_training_rows_beyond_the_cap_are_sampled_keeping_the_class_ratio(spark)
     assert abs(n - 5_500) < 300 and abs(positives / n - 1 / 11) < 0.015  # stratified: the ratio holds
     assert sample.collect() == cap_training_rows(frame.cache(), dict(rows), 5_500, 7).collect()  # seeded
     sample.unpersist()
+
+
+def test_cross_validation_on_a_sample_fits_the_chosen_candidate_on_every_training_row(spark, tmp_path):
+    """``model.max_cv_rows``: candidates are compared on a stratified sample, and the one chosen is fitted on
+    all training rows (its scaler's means are those of every row, its coefficients those of a direct fit)."""
+    import numpy as np
+
+    from lakehouse.config import ModelGrids, ModelSizes
+    from lakehouse.ml import preprocess, tracking
+    from lakehouse.ml.train import classifier, cv_sample, fit_algorithms
+
+    settings = make_settings(tmp_path)
+    tracking.setup(settings)
+    train = spark.range(6_000).selectExpr(
+        "CAST(id % 7 = 0 AS INT) AS label", "1.0 AS weight", "IF(id % 7 = 0, 1.5, 0.0) + rand(1) * 2 AS x",
+        "id % 13 AS y", "IF(id % 3 = 0, 'a', 'b') AS c").coalesce(2).cache()
+    evaluation = spark.range(6_000, 8_000).selectExpr(
+        "CAST(id % 7 = 0 AS INT) AS label", "1.0 AS weight", "IF(id % 7 = 0, 1.5, 0.0) + rand(2) * 2 AS x",
+        "id % 13 AS y", "IF(id % 3 = 0, 'a', 'b') AS c")
+    rows = {"train": 6_000, "train_positives": 858}
+    assert cv_sample(train, dict(rows), 0, 7) is None and cv_sample(train, dict(rows), 6_000, 7) is None
+    sample = cv_sample(train, rows, 1_500, 7)
+    n = sample.count()
+    assert rows["cv_sampled"] == n and rows["cv_fraction"] == 0.25 and abs(n - 1_500) < 150
+    assert abs(sample.where("label = 1").count() / n - 1 / 7) < 0.03  # stratified
+    grids = ModelGrids(logistic_regression={"regParam": [0.001, 0.5]}, random_forest={}, gbt={})
+    results, models = fit_algorithms(train, evaluation, ["x", "y"], ["c"], ["logistic_regression"], 2, 7,
+                                     settings.model.costs, tmp_path / "plots", ModelSizes(), grids, cv_rows=sample)
+    model = models["logistic_regression"]
+    scaler = next(s for s in model.stages if hasattr(s, "mean"))
+    full_mean = train.selectExpr("avg(x)", "avg(y)").first()
+    sample_mean = sample.selectExpr("avg(x)", "avg(y)").first()
+    assert np.allclose(scaler.mean.toArray(), list(full_mean), atol=1e-9)
+    assert not np.allclose(scaler.mean.toArray(), list(sample_mean), atol=1e-6)  # not the sample's
+    clf, grid = classifier("logistic_regression", 7, ModelSizes(), grids)
+    chosen = model.stages[-1].getRegParam()
+    direct = preprocess.pipeline(["x", "y"], ["c"], clf).fit(train, next(p for p in grid if chosen in p.values()))
+    assert np.allclose(model.stages[-1].coefficients.toArray(), direct.stages[-1].coefficients.toArray())
+    assert 0.5 < results["logistic_regression"]["roc_auc"] <= 1
+    train.unpersist()
+    sample.unpersist()
