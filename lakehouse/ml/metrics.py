@@ -10,10 +10,14 @@ import numpy as np
 
 
 def probabilities(model, frame) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, churn probabilities) of a fitted pipeline ``model`` on ``frame``'s rows, on the driver."""
+    """(labels, churn probabilities) of a fitted pipeline ``model`` on ``frame``'s rows, on the driver
+    (collected as Arrow batches: evaluation rows run to the hundreds of thousands)."""
     from pyspark.ml.functions import vector_to_array
 
-    rows = (model.transform(frame).select("label", vector_to_array("probability")[1].alias("p")).toPandas())
+    from lakehouse.spark import session_conf
+
+    with session_conf(frame.sparkSession, {"spark.sql.execution.arrow.pyspark.enabled": "true"}):
+        rows = (model.transform(frame).select("label", vector_to_array("probability")[1].alias("p")).toPandas())
     return rows["label"].to_numpy(dtype=int), rows["p"].to_numpy(dtype=float)
 
 
