@@ -201,6 +201,11 @@ def weighted_split(frame: DataFrame, train_dates: list[dt.date], eval_dates: lis
     return train, evaluation.cache(), rows, pos_weight
 
 
+def _stratified(frame: DataFrame, fraction: float, seed: int) -> DataFrame:
+    """``frame`` sampled at ``fraction`` for churners and stayers alike (the class ratio holds), cached."""
+    return frame.sampleBy("label", {0: fraction, 1: fraction}, seed).cache()
+
+
 def cap_training_rows(train: DataFrame, rows: dict[str, int], max_rows: int, seed: int) -> DataFrame:
     """``train`` sampled to about ``max_rows`` rows when it holds more (0: never), stratified by label:
     churners and stayers at the same fraction, so the class ratio (and the weights) hold. ``rows``
@@ -208,7 +213,7 @@ def cap_training_rows(train: DataFrame, rows: dict[str, int], max_rows: int, see
     if not max_rows or rows["train"] <= max_rows:
         return train
     fraction = max_rows / rows["train"]
-    sample = train.sampleBy("label", {0: fraction, 1: fraction}, seed).cache()
+    sample = _stratified(train, fraction, seed)
     rows["train_sampled"] = sample.count()
     rows["sample_fraction"] = round(fraction, 6)
     train.unpersist()
@@ -225,7 +230,7 @@ def cv_sample(train: DataFrame, rows: dict[str, int], max_rows: int, seed: int) 
     if not max_rows or n <= max_rows:
         return None
     fraction = max_rows / n
-    sample = train.sampleBy("label", {0: fraction, 1: fraction}, seed + 1).cache()
+    sample = _stratified(train, fraction, seed + 1)
     rows["cv_sampled"] = sample.count()
     rows["cv_fraction"] = round(fraction, 6)
     log.info("cross-validation on %d of %d training rows (fraction %.4f, stratified by label; model.max_cv_rows "
@@ -243,7 +248,8 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
     per algorithm (params, metrics, plots). Returns (metrics by algorithm, models).
 
     With ``cv_rows`` (a sample of ``train``, ``cv_sample``) the candidates are compared on it and the
-    best is then fitted on all of ``train``."""
+    best is then fitted on all of ``train``. (``CrossValidator`` also refits the best on the sample, a
+    fit its API has no switch for; a ``foldCol`` cannot leave rows out of every fold.)"""
     import mlflow
 
     results: dict[str, dict] = {}
