@@ -258,14 +258,14 @@ def fit_algorithms(train: DataFrame, evaluation: DataFrame, numeric: list[str], 
         t0 = time.perf_counter()
         cv_model, grid = cross_validate(train if cv_rows is None else cv_rows, numeric, categorical, algo,
                                         cv_folds, seed, sizes, grids, parallelism, (extra or {}).get(algo))
+        best_params = grid[int(np.argmax(cv_model.avgMetrics))]
         model = cv_model.bestModel
         if cv_rows is not None:  # the chosen candidate, as CrossValidator refits it, on every training row
-            model = cv_model.getEstimator().fit(train, grid[int(np.argmax(cv_model.avgMetrics))])
+            model = cv_model.getEstimator().fit(train, best_params)
         y, p = M.probabilities(model, evaluation)
         m = M.evaluate(y, p, costs, contact_rate, seed)
         m["cv_roc_auc"] = float(max(cv_model.avgMetrics))
         m["fit_seconds"] = round(time.perf_counter() - t0, 1)
-        best_params = grid[int(np.argmax(cv_model.avgMetrics))]
         with mlflow.start_run(run_name=algo, nested=True) as child:
             mlflow.log_params({"algorithm": algo, **{p_.name: v for p_, v in best_params.items()}})
             mlflow.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not math.isnan(v)})
