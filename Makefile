@@ -49,11 +49,12 @@ cds: .jars/cds/spark-driver.jsa
 demo: setup
 	$(VENV)/bin/lakehouse --env $(ENV) demo
 
-# Two pytest workers (pytest-xdist), each test module on one worker with its module's fixtures; each worker
-# has its session's Spark JVM. TEST_WORKERS=0 runs the suite in one process.
+# Two pytest workers (pytest-xdist), each group of test files on one worker with its fixtures, longest
+# groups first (tests/conftest.py); each worker has its session's Spark JVM. TEST_WORKERS=0 runs the
+# suite in one process.
 TEST_WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest tests $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder) $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check lakehouse jobs dags tests

@@ -70,6 +70,26 @@ def archive_path(settings) -> Path | None:
     return path if path.is_file() else None
 
 
+# JIT options for a JVM that lives about a minute (a spark-submitted job on small data): the C1 compiler
+# only, with room for its code. Too short a life for C2's code to pay for its compiling (a long
+# session is the other way round: docs/benchmarks.md).
+SHORT_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
+
+
+def driver_launch_conf(settings) -> dict[str, str]:
+    """What spark-submit must give a job's driver JVM for ``settings`` (as the Airflow DAG does): the
+    environment's driver memory (unless ``auto``: spark-submit's own then) and options that map the
+    class archive, if one was built."""
+    conf = {}
+    memory = settings.spark.conf.get("spark.driver.memory")
+    if memory and memory != AUTO:
+        conf["spark.driver.memory"] = memory
+    archive = archive_path(settings)
+    if archive:
+        conf["spark.driver.extraJavaOptions"] = java_options(archive)
+    return conf
+
+
 # Settings read only when the driver JVM starts: under spark-submit that JVM is already running when
 # the job reads its config, so these must be given to spark-submit (--conf, the Airflow operator).
 LAUNCH_ONLY_CONF = ("spark.driver.memory", "spark.driver.extraJavaOptions", "spark.driver.extraClassPath",

@@ -197,15 +197,33 @@ def _package_zip(out: Path) -> Path:
     return path
 
 
+def _launch_conf(settings) -> dict[str, str]:
+    """What each spark-submit gives the JVMs of its application here: the driver what the environment asks
+    for at launch (``spark.driver_launch_conf``: memory, the class archive); the executors the same class
+    archive (the worker runs them from the same Spark install, whose class path the archive was written
+    for); and both the short-JVM JIT options (``spark.SHORT_JVM``): a date's job lives well under a minute
+    at the sizes this runner is for (measured on the cluster test's date: docs/benchmarks.md)."""
+    from lakehouse.spark import SHORT_JVM, archive_path, driver_launch_conf, java_options
+
+    conf = driver_launch_conf(settings)
+    conf["spark.driver.extraJavaOptions"] = " ".join(filter(None, [conf.get("spark.driver.extraJavaOptions"), SHORT_JVM]))
+    archive = archive_path(settings)
+    conf["spark.executor.extraJavaOptions"] = " ".join(filter(None, [java_options(archive) if archive else "", SHORT_JVM]))
+    return conf
+
+
 def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "local",
-              worker_cores: int = 2, worker_memory: str = "3g", log=print, inspect=None) -> dict:
+              worker_cores: int = 2, worker_memory: str = "3g", log=print, inspect=None,
+              task_summary: bool = True) -> dict:
     """Generate the sources, start HDFS + Spark master/worker + the API simulator on 127.0.0.1, and
     spark-submit the daily jobs (in the DAG's order) for ``days`` dates with ``--master spark://``.
 
     Returns what ran where and how long: per job the wall time and exit code, the master's view of
     the workers and completed applications, and the run summary rows the jobs recorded on HDFS.
     ``inspect(hdfs, lake_uri)``, if given, is called after the jobs while HDFS is still up (tests
-    read the lake there); what it returns is the result's ``inspected``.
+    read the lake there); what it returns is the result's ``inspected``. ``task_summary``: the run
+    summary as ``lakehouse tasks`` prints it, in ``task_runs`` (a process and a JVM of its own; a
+    caller that reads ``ops.task_runs`` itself can go without).
     """
     import datetime as dt
     import sys
@@ -241,7 +259,8 @@ def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "
                                   LAKEHOUSE__LAKE__WEBHDFS_URL=hdfs.webhdfs_url))
         submit = [str(spark_home() / "bin" / "spark-submit"), "--master", cluster.url, "--deploy-mode", "client",
                   "--jars", jars, "--py-files", str(py_files), "--conf", "spark.executor.memory=1g",
-                  "--conf", f"spark.cores.max={worker_cores}", "--conf", "spark.ui.enabled=false"]
+                  "--conf", f"spark.cores.max={worker_cores}", "--conf", "spark.ui.enabled=false",
+                  *[arg for key, value in _launch_conf(settings).items() for arg in ("--conf", f"{key}={value}")]]
         start = dt.date.fromisoformat(summary["start_date"])
         for i in range(days):
             day = (start + dt.timedelta(days=i)).isoformat()
@@ -263,9 +282,10 @@ def local_run(work: Path, customers: int = 400, days: int = 3, env_name: str = "
                              for w in status.get("workers", [])]
         result["applications"] = [{k: a.get(k) for k in ("name", "cores", "memoryperexecutor", "duration", "state")}
                                   for a in status.get("completedapps", [])]
-        probe = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "lakehouse"), "--env", env_name, "tasks",
-                                "--limit", "100"], env=env, capture_output=True, text=True, timeout=600)
-        result["task_runs"] = probe.stdout
+        if task_summary:
+            probe = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "lakehouse"), "--env", env_name, "tasks",
+                                    "--limit", "100"], env=env, capture_output=True, text=True, timeout=600)
+            result["task_runs"] = probe.stdout
         layers = {}
         for layer in ("raw", "bronze", "silver", "gold", "ops"):
             with urllib.request.urlopen(f"{hdfs.webhdfs_url}/webhdfs/v1/churn/{layer}?op=LISTSTATUS", timeout=10) as r:

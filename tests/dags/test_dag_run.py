@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, tables
-from lakehouse.spark import java_options
+from lakehouse.spark import SHORT_JVM, java_options
 from lakehouse.tables import Table
 from lakehouse.tools.localcluster import pipeline_env
 from tests.conftest import make_settings
@@ -90,12 +90,10 @@ def airflow_run(generated_sources, api, trained_model, tmp_path_factory):
     sink.close()
 
 
-# JIT for short JVMs: each of this run's 9 spark-submits lives 25-100 s, too short for the C2 compiler to
-# pay off; C1 only took 10 % off a test-scale gold job and 17 % off silver (with -XX:+UseSerialGC, which
-# alone changed nothing; 2 cores, 2026-11-27), while
-# a long in-process session is slower with it (docs/benchmarks.md, 2026-11-27). Given through the
-# Variable the DAG documents; the source-down test below runs the DAG's default options.
-SHORT_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
+# JIT for short JVMs (``lakehouse.spark.SHORT_JVM``): each of this run's 9 spark-submits lives 25-100 s,
+# too short for the C2 compiler to pay off; C1 only took 10 % off a test-scale gold job and 17 % off silver
+# (2 cores, 2026-11-27), while a long in-process session is slower with it (docs/benchmarks.md). Given
+# through the Variable the DAG documents; the source-down test below runs the DAG's default options.
 
 
 def test_airflow_dags_test_runs_the_daily_pipeline_for_a_date(spark, airflow_run):
@@ -200,7 +198,8 @@ def test_the_history_load_dag_loads_a_range_into_its_own_lake(spark, airflow_run
     lake = tmp_path / "history_lake"
     code, output = dags_test(last.isoformat(), dag="churn_history_load",
                              conf=json.dumps({"from": first.isoformat(), "to": last.isoformat()}),
-                             LAKEHOUSE__LAKE__ROOT=str(lake))
+                             LAKEHOUSE__LAKE__ROOT=str(lake),
+                             AIRFLOW_VAR_CHURN_DRIVER_JAVA_OPTIONS=f"{java_options(ARCHIVE)} {SHORT_JVM}")
     assert code == 0 and "state=success" in output, output[-3000:]
     settings = make_settings(tmp_path, lake={"root": str(lake)})
     recon = delta_io.read(spark, tables.RECONCILIATION.uri(settings)).collect()

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io, tables
 from lakehouse.pipeline import SOURCES, daily_tasks
+from lakehouse.spark import archive_path
 
 
 @pytest.mark.slow
@@ -44,7 +45,8 @@ def test_one_date_of_daily_jobs_runs_on_a_standalone_cluster_with_the_lake_on_hd
         }
 
     result = local_run(tmp_path / "cluster", customers=150, days=1, env_name="test", worker_cores=1,
-                       worker_memory="2g", log=lambda line: None, inspect=inspect)
+                       worker_memory="2g", log=lambda line: None, inspect=inspect,
+                       task_summary=False)  # (inspect reads ops.task_runs)
     ran = [j["job"] for j in result["jobs"]]
     assert ran == [t.task_id for t in daily_tasks(test_settings) if t.stage != "retrain"]
     assert all(j["exit_code"] == 0 for j in result["jobs"]), result["jobs"]
@@ -61,3 +63,8 @@ def test_one_date_of_daily_jobs_runs_on_a_standalone_cluster_with_the_lake_on_hd
     assert seen["activity_events"] == seen["silver_web_events"] > 0  # gold aggregated every event silver kept
     assert seen["features"] > 0
     assert sorted(seen["task_runs"]) == sorted((job, "success") for job in ran)
+    # spark-submit gave each driver what conf/test asks for at launch, and the class archive when built
+    silver_log = (tmp_path / "cluster" / "logs" / "silver" / f"{result['dates'][0]}.log").read_text()
+    assert "started by spark-submit without" not in silver_log, silver_log[-2000:]
+    if archive_path(test_settings):
+        assert f"class archive {archive_path(test_settings)}" in silver_log, silver_log[-2000:]
