@@ -54,7 +54,7 @@ demo: setup
 # suite in one process.
 TEST_WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest tests $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder) $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check lakehouse jobs dags tests

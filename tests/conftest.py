@@ -48,13 +48,15 @@ def make_settings(tmp: Path, sources_dir: Path | None = None, **overrides):
     return load_settings("test", overrides=deep_merge(base, overrides))
 
 
-# How `make test` shares the suite between its pytest-xdist workers (``--dist loadgroup
-# --no-loadscope-reorder``): a worker takes one group of test files at a time, in the order below.
-# Files that build on the same session fixture's state form one group, so one worker builds it once and
-# runs them in the order a single process does (the DAG's runs score with the champion the model tests
-# train; silver validates the lake the ingest and fault tests ingest). The groups known to run longest
-# come first, so that neither worker is left alone with a long file at the end while the other idles
-# (docs/benchmarks.md, the suite's row); any other file follows in collection order.
+# How `make test` shares the suite between its two pytest-xdist workers (``--dist loadfile
+# --no-loadscope-reorder`` with the scheduler below): a worker takes one group of test files at a time,
+# in the order of the collected tests. Files that build on the same session fixture's state form one
+# group, so one worker builds it once and runs them in the order a single process does (the DAG's runs
+# score with the champion the model tests train; silver validates the lake the ingest and fault tests
+# ingest); any other file is a group of its own. The groups known to run longest come first, so that
+# neither worker is left alone with a long file at the end while the other idles (docs/benchmarks.md,
+# the suite's row); any other file follows in collection order. (xdist's own ``loadgroup`` reads groups
+# from test ids it rewrites, which pytest 9.2 no longer lets it do: pytest-dev/pytest-xdist#1386.)
 SHARED_STATE = [
     ("tests/dags/test_dag_run.py", "tests/integration/test_models.py"),  # trained_model
     ("tests/integration/test_faults.py", "tests/integration/test_ingest.py", "tests/integration/test_silver.py"),  # ingested
@@ -66,22 +68,33 @@ LONGEST_FIRST = ["tests/dags/test_dag_run.py", "tests/integration/test_faults.py
 
 
 def test_group(nodeid: str) -> str:
-    """The xdist group of a test: its file, or the first file of the ``SHARED_STATE`` group holding it."""
+    """The group of a test: its file, or the first file of the ``SHARED_STATE`` group holding it."""
     path = nodeid.split("::", 1)[0]
     return next((group[0] for group in SHARED_STATE if path in group), path)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (it appends them to the test ids)
 def pytest_collection_modifyitems(config, items):
+    """The longest groups first, the tests of a group together in their collection order."""
+    groups = [test_group(item.nodeid) for item in items]
     first = {}
-    for i, item in enumerate(items):
-        first.setdefault(test_group(item.nodeid), i)
+    for i, group in enumerate(groups):
+        first.setdefault(group, i)
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    groups = {item.nodeid: test_group(item.nodeid) for item in items}
-    # (a stable sort: the tests of a group keep their collection order)
-    items.sort(key=lambda item: (rank.get(groups[item.nodeid], len(rank)), first[groups[item.nodeid]]))
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    order = sorted(range(len(items)), key=lambda i: (rank.get(groups[i], len(rank)), first[groups[i]], i))
+    items[:] = [items[i] for i in order]
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``--dist loadfile``: xdist's file scheduler, with ``test_group`` as the unit a worker takes."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class GroupScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
