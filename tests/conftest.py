@@ -67,7 +67,7 @@ LONGEST_FIRST = ["tests/dags/test_dag_run.py", "tests/integration/test_faults.py
                  "tests/integration/test_reliability.py", "tests/integration/test_hdfs_lake.py"]
 
 
-def test_group(nodeid: str) -> str:
+def group_of(nodeid: str) -> str:
     """The group of a test: its file, or the first file of the ``SHARED_STATE`` group holding it."""
     path = nodeid.split("::", 1)[0]
     return next((group[0] for group in SHARED_STATE if path in group), path)
@@ -75,7 +75,7 @@ def test_group(nodeid: str) -> str:
 
 def pytest_collection_modifyitems(config, items):
     """The longest groups first, the tests of a group together in their collection order."""
-    groups = [test_group(item.nodeid) for item in items]
+    groups = [group_of(item.nodeid) for item in items]
     first = {}
     for i, group in enumerate(groups):
         first.setdefault(group, i)
@@ -85,14 +85,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """Under ``--dist loadfile``: xdist's file scheduler, with ``test_group`` as the unit a worker takes."""
+    """Under ``--dist loadfile``: xdist's file scheduler, with ``group_of`` as the unit a worker takes."""
     if config.getvalue("dist") != "loadfile":
         return None  # xdist's own
     from xdist.scheduler import LoadFileScheduling
 
     class GroupScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return test_group(nodeid)
+            return group_of(nodeid)
 
     return GroupScheduling(config, log)
 
