@@ -21,7 +21,16 @@ from pyspark.sql import functions as F
 
 from lakehouse.quality.rules import TableRules
 from lakehouse.quality.runtime import import_pydeequ
-from lakehouse.quality.transform import all_checks, check_flags, fixed, quarantined, window_rows
+from lakehouse.quality.transform import (
+    DISTINCT_KEPT,
+    KEY_ROWS,
+    RANK,
+    all_checks,
+    check_flags,
+    fixed,
+    quarantined,
+    window_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +75,13 @@ def verify(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date
         outside, days = window_rows(spec, run_date, ~quarantined(spec))
         data = data.withColumn("_outside_window", outside).withColumn("_lookback_days", days)
     counted = [c for c in COUNTED if windowed or c != "outside_window"]
-    outcomes, metrics = _run(spark, data, spec, run_date, repository_path, (counted, windowed))
+    by_key = RANK in annotated.columns
+    if by_key:  # transform.ranked rows: the keys (silver's rows) and the distinct rows counted here too
+        first = F.col(RANK) == 1
+        data = data.withColumn("_latest", first & ~quarantined(spec)).withColumn(
+            "_distinct_first", F.when(first, F.col(DISTINCT_KEPT)).otherwise(F.lit(0)))
+        counted.append("latest")
+    outcomes, metrics = _run(spark, data, spec, run_date, repository_path, (counted, windowed, by_key))
     rows = int(metrics.get("Size", {}).get("*") or 0)
 
     def share(name: str) -> int:
@@ -78,6 +93,10 @@ def verify(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date
     if windowed:
         furthest = metrics.get("Maximum", {}).get("_lookback_days")
         totals["lookback_days"] = int(round(furthest)) if furthest is not None else 0
+    if by_key:
+        distinct = metrics.get("Sum", {}).get("_distinct_first")
+        totals["keys"] = totals.pop("latest")
+        totals["distinct_rows"] = int(round(distinct)) if rows and distinct is not None else 0
     return outcomes, totals
 
 
@@ -90,12 +109,16 @@ def _required(suite, spark: SparkSession, analyzer):
 
 
 def _run(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: "dt.date | str",
-         repository_path: str | None, counts: tuple[list[str], bool] | None) -> tuple[list[ConstraintOutcome], dict]:
+         repository_path: str | None, counts: tuple[list[str], bool, bool] | None) -> tuple[list[ConstraintOutcome], dict]:
     """The suite over ``annotated``: the outcomes, and Deequ's metrics by name and instance. ``counts``:
     (the boolean columns to count as Compliance metrics ``_<name>``, whether to take the maximum of
-    ``_lookback_days``), both columns of ``annotated``."""
+    ``_lookback_days``, whether to sum ``_distinct_first``), all columns of ``annotated``.
+
+    Over ``transform.ranked`` rows a ``unique`` rule is the Compliance of ``_key_rows = 1`` among the rows
+    with a key, the same ratio as Deequ's Uniqueness (keys of one row over rows with a key), in the
+    suite's one scan rather than in a grouping of its own."""
     import_pydeequ()
-    from pydeequ.analyzers import Completeness, Compliance, Maximum, Size
+    from pydeequ.analyzers import Completeness, Compliance, Maximum, Size, Sum
     from pydeequ.anomaly_detection import AbsoluteChangeStrategy, RelativeRateOfChangeStrategy
     from pydeequ.checks import Check, CheckLevel
     from pydeequ.repository import FileSystemMetricsRepository, ResultKey
@@ -114,12 +137,14 @@ def _run(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: 
         key = ResultKey(spark, _epoch_ms(run_date), {"table": spec.table, "date": run_date.isoformat()})
         suite = suite.useRepository(repo).saveOrAppendResult(key)
     if counts is not None:
-        columns, lookback = counts
+        columns, lookback, distinct = counts
         suite = _required(suite, spark, Size())
         for c in columns:
             suite = _required(suite, spark, Compliance(f"_{c}", f"`_{c}`"))
         if lookback:
             suite = _required(suite, spark, Maximum("_lookback_days"))
+        if distinct:
+            suite = _required(suite, spark, Sum("_distinct_first"))
     thresholds: dict[str, tuple[str, str]] = {}
 
     def level(sev: str):
@@ -134,8 +159,13 @@ def _run(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date: 
     for rule in spec.dataset_rules:
         if rule.check == "unique":
             floor = 1.0 - (rule.value if rule.value is not None else 0.05)
-            suite = suite.addCheck(Check(spark, level(rule.severity), rule.name)
-                                   .hasUniqueness(spec.key, lambda x, f=floor: x >= f))
+            check = Check(spark, level(rule.severity), rule.name)
+            if KEY_ROWS in annotated.columns:
+                keyed = " OR ".join(f"`{k}` IS NOT NULL" for k in spec.key)
+                check = check.satisfies(f"`{KEY_ROWS}` = 1", rule.name, lambda x, f=floor: x >= f).where(keyed)
+            else:
+                check = check.hasUniqueness(spec.key, lambda x, f=floor: x >= f)
+            suite = suite.addCheck(check)
             thresholds[rule.name] = (rule.severity, f"uniqueness >= {floor:g}")
         elif rule.check == "freshness" and spec.event_time:
             lag = rule.max_lag_days or 1
@@ -186,7 +216,9 @@ def _metric_for(constraint: str, metrics: dict) -> float | None:
     """Pick the metric value a constraint was judged on (compliance, uniqueness, minimum, size)."""
     if constraint.startswith("ComplianceConstraint"):
         name = constraint.split("Compliance(", 1)[1].split(",", 1)[0]
-        return metrics.get("Compliance", {}).get(name)
+        # (a filtered one is named "Compliance (where: <filter>)")
+        return next((by[name] for metric, by in metrics.items()
+                     if metric.split(" (where: ", 1)[0] == "Compliance" and name in by), None)
     if constraint.startswith("UniquenessConstraint"):
         vals = list(metrics.get("Uniqueness", {}).values())
         return vals[0] if vals else None

@@ -386,15 +386,58 @@ def key_counts_by(annotated: DataFrame, spec: TableRules, by: tuple[str, ...] = 
     """``distinct_rows`` and ``keys`` of the kept rows (see ``row_counts``) per value of the ``by``
     columns: the one grouping the counts need (the sums come from Deequ's scan in a daily run)."""
     key = list(spec.key)
-    rest = [c for c in spec.columns if c not in key]
-    nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
-    digest = F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0)
-    rows = (annotated.where(~quarantined(spec)).select(*by, *[F.col(f"`{c}`") for c in key], digest.alias("_digest"))
+    rows = (annotated.where(~quarantined(spec)).select(*by, *[F.col(f"`{c}`") for c in key], _digest(spec).alias("_digest"))
             .repartition(*key).distinct()
             .groupBy(*by, *key).agg(F.count(F.lit(1)).alias("_distinct"))
             .groupBy(*by).agg(F.sum("_distinct").alias("distinct_rows"), F.count(F.lit(1)).alias("keys")).collect())
     return {tuple(g[c] for c in by): {"distinct_rows": int(g["distinct_rows"] or 0), "keys": int(g["keys"] or 0)}
             for g in rows}
+
+
+def _digest(spec: TableRules) -> Column:
+    """A row's columns beside the key as one 64-bit hash with a mask of their nulls (Spark's hashes skip
+    nulls): two rows of a key are exact duplicates when theirs are equal (see ``row_counts``)."""
+    rest = [c for c in spec.columns if c not in spec.key]
+    nulls = _longs([F.col(f"`{c}`").isNull() for c in rest])
+    return F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0).cast("long")
+
+
+RANK, KEY_ROWS, DISTINCT_KEPT = "_rank", "_key_rows", "_distinct_kept"
+
+
+def _ties(df: DataFrame) -> list[Column]:
+    """Among versions of a key with equal ``order_by``: the later line of the later file first."""
+    return [F.col(c).desc() for c in ("_line", "_source_file") if c in df.columns]
+
+
+def ranked(flagged: DataFrame, spec: TableRules) -> DataFrame:
+    """``flagged`` rows with what the business key's other rows say about each, from one window over
+    the key (one shuffle and one sort of the rows, no grouping beside it):
+
+    - ``_rank``: 1 for the version silver keeps (``latest_ranked``): the key's kept rows come first,
+      in ``latest``'s order (the latest ``order_by``, then the later line), the quarantined after them;
+    - ``_key_rows``: the rows of the key, quarantined or not (Deequ's uniqueness: a key of one row);
+    - ``_distinct_kept``: the key's kept rows once exact duplicates are dropped (``row_counts``'
+      ``distinct_rows``, summed over the keys' first rows).
+
+    Validation caches these rows: Deequ's scan counts what the reconciliation needs from them and the
+    silver and quarantine rows are filters of them."""
+    from pyspark.sql import Window
+
+    bad = quarantined(spec)
+    key = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.key])
+    ordered = key.orderBy(bad.asc(), F.col(spec.order_by).desc_nulls_last(), *_ties(flagged))
+    # (the whole key in the same window as the order: one Window operator, one sort)
+    whole = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    return flagged.select("*", F.row_number().over(ordered).alias(RANK),
+                          F.count(F.lit(1)).over(whole).alias(KEY_ROWS),
+                          F.size(F.collect_set(F.when(~bad, _digest(spec))).over(whole)).alias(DISTINCT_KEPT))
+
+
+def latest_ranked(rows: DataFrame, spec: TableRules) -> DataFrame:
+    """The rows of a ``ranked`` frame that silver keeps: one per business key that has a kept row, the
+    row ``latest`` picks among the key's kept rows."""
+    return rows.where((F.col(RANK) == 1) & ~quarantined(spec))
 
 
 def in_dedup_window(spec: TableRules, run_date: dt.date) -> Column:
@@ -434,7 +477,7 @@ def latest(kept: DataFrame, spec: TableRules, by: tuple[str, ...] = (), earliest
     """
     from pyspark.sql import Window
 
-    ties = [F.col(c).desc() for c in ("_line", "_source_file") if c in kept.columns]
+    ties = _ties(kept)
     first = [F.col(earliest).asc()] if earliest else []
     w = Window.partitionBy(*by, *[F.col(k) for k in spec.key]).orderBy(
         *first, F.col(spec.order_by).desc_nulls_last(), *ties)

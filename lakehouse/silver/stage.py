@@ -40,10 +40,11 @@ from lakehouse.quality.transform import (
     describe,
     flag,
     in_dedup_window,
-    key_counts_by,
     latest,
+    latest_ranked,
     original_json,
     pseudonymize,
+    ranked,
     silver_columns,
     split,
 )
@@ -138,9 +139,12 @@ def silver_rows(kept: DataFrame, spec: TableRules, pii_key: str, by: tuple[str, 
     """The rows to merge into silver: the latest version per key (and ``by``, kept; ``earliest``, kept:
     of the key's earliest value of it, ``transform.latest``), personal data hashed, fixes and warnings
     named."""
-    kept_columns = [*by, *([earliest] if earliest else [])]
-    return pseudonymize(describe(latest(kept, spec, by, earliest), spec), spec, pii_key).select(
-        *silver_columns(spec), *META, *kept_columns)
+    return _named(latest(kept, spec, by, earliest), spec, pii_key, [*by, *([earliest] if earliest else [])])
+
+
+def _named(rows: DataFrame, spec: TableRules, pii_key: str, kept_columns: list[str] = ()) -> DataFrame:
+    """Silver's columns of ``rows``: personal data hashed, fixes and warnings named."""
+    return pseudonymize(describe(rows, spec), spec, pii_key).select(*silver_columns(spec), *META, *kept_columns)
 
 
 def quarantine_rows(quarantined: DataFrame, spec: TableRules, bronze_columns: list[str],
@@ -163,15 +167,15 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     """
     bronze = bronze if bronze is not None else _bronze_for(spark, settings, spec, run_date)
     # flag keeps every bronze row (a projection and a left join to distinct reference keys), so
-    # the checked rows counted below are the bronze rows: no separate count of bronze
-    checked = checked_rows(spark, settings, spec, run_date, bronze).cache()
-    # one Deequ scan judges the rules and sums what the reconciliation needs; one grouping counts
-    # the distinct rows and keys
-    deequ, totals = verify(spark, checked, spec, run_date, tables.deequ_metrics_path(settings, spec.table))
-    kept, quarantined = split(checked, spec)
-    counts = {**totals, **key_counts_by(checked, spec)[()]}
+    # the checked rows counted below are the bronze rows: no separate count of bronze. Ranked by
+    # key before they are cached: one Deequ scan over them judges the rules and counts all the
+    # reconciliation needs, and silver's rows (a key's latest kept version) are a filter of them
+    checked = ranked(checked_rows(spark, settings, spec, run_date, bronze), spec).cache()
+    deequ, counts = verify(spark, checked, spec, run_date, tables.deequ_metrics_path(settings, spec.table))
     outcome = judge(settings, spec, run_date, counts, all_checks(spec, run_date), deequ)
-    return outcome, silver_rows(kept, spec, pii_key), quarantine_rows(quarantined, spec, bronze.columns), checked
+    _, quarantined = split(checked, spec)
+    silver = _named(latest_ranked(checked, spec), spec, pii_key)
+    return outcome, silver, quarantine_rows(quarantined, spec, bronze.columns), checked
 
 
 def judge(settings: Settings, spec: TableRules, run_date: dt.date, counts: dict[str, int], checks: list[tuple],

@@ -293,8 +293,8 @@ def _noop(df) -> None:
     df.write.format("noop").mode("overwrite").save()
 
 
-PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + cache",
-          "deequ": "Deequ suite (rules and the reconciliation's sums)", "counts": "distinct rows and keys (a grouping by key)",
+PHASES = {"annotate": "annotate, no-op write", "cache": "annotate + rank by key + cache",
+          "deequ": "Deequ suite (rules, uniqueness and every count)",
           "latest": "silver rows (latest per key, named)",
           "quarantine": "quarantine rows + JSON"}
 
@@ -303,7 +303,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     """Wall seconds of each step ``validate_table`` takes, run one by one on the same rows."""
     from lakehouse.quality import transform
     from lakehouse.quality.deequ_checks import verify
-    from lakehouse.silver.stage import checked_rows, quarantine_rows, silver_rows
+    from lakehouse.silver.stage import _named, checked_rows, quarantine_rows
 
     out = {}
 
@@ -314,13 +314,12 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
 
     annotated = checked_rows(spark, settings, spec, day, bronze)
     timed("annotate", lambda: _noop(annotated))
-    annotated = annotated.cache()
+    annotated = transform.ranked(annotated, spec).cache()
     try:
         timed("cache", annotated.count)
         timed("deequ", lambda: verify(spark, annotated, spec, day, tables.deequ_metrics_path(settings, spec.table)))
-        timed("counts", lambda: transform.key_counts_by(annotated, spec))
-        kept, quarantined = transform.split(annotated, spec)
-        timed("latest", lambda: _noop(silver_rows(kept, spec, "bench-key")))
+        _, quarantined = transform.split(annotated, spec)
+        timed("latest", lambda: _noop(_named(transform.latest_ranked(annotated, spec), spec, "bench-key")))
         timed("quarantine", lambda: _noop(quarantine_rows(quarantined, spec, bronze.columns)))
     finally:
         annotated.unpersist()

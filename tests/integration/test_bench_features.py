@@ -82,7 +82,7 @@ def test_the_validation_benchmark_times_a_scan_a_load_without_checks_and_validat
     assert len(rows) == 1 and rows.pop() > 1000  # one bronze partition of web events, counted once
     assert all(r["best_s"] > 0 for r in results if r["step"] != "phases")
     phases = [r["phases"] for r in results if r["step"] == "phases"]
-    assert len(phases) == 2 and all(set(p) == {"annotate", "cache", "deequ", "counts", "latest", "quarantine"}
+    assert len(phases) == 2 and all(set(p) == {"annotate", "cache", "deequ", "latest", "quarantine"}
                                     for p in phases)
     text = out_md.read_text()
     assert "## Validation on top of a load without checks" in text

@@ -172,7 +172,7 @@ def test_the_sums_deequ_makes_in_its_scan_equal_an_aggregation_and_each_rule_eva
     rows: the sums of a Spark aggregation (``row_counts``), and each rule's violation SQL evaluated on
     the typed columns rather than read from its bit."""
     from lakehouse.quality.deequ_checks import verify
-    from lakehouse.quality.transform import all_checks, row_counts
+    from lakehouse.quality.transform import all_checks, latest_ranked, ranked, row_counts
     from lakehouse.silver.stage import _bronze_for, checked_rows
 
     settings, dates = lake
@@ -180,11 +180,22 @@ def test_the_sums_deequ_makes_in_its_scan_equal_an_aggregation_and_each_rule_eva
     for name, spec in RULES.items():
         day = dates[1]
         rows = checked_rows(spark, settings, spec, day, _bronze_for(spark, settings, spec, day)).cache()
+        by_key = ranked(rows, spec).cache()
         try:
             checks = all_checks(spec, day)
             outcomes, totals = verify(spark, rows, spec, day, None)
             expected = row_counts(rows, spec, [c[0] for c in checks], day)
             assert totals == {k: v for k, v in expected.items() if k not in ("distinct_rows", "keys")}, name
+            # ranked by key first (as validate_table does), the scan also counts the distinct rows and
+            # keys the grouping counts, and judges uniqueness as Deequ's Uniqueness does
+            ranked_outcomes, ranked_totals = verify(spark, by_key, spec, day, None)
+            assert ranked_totals == expected, name
+            unique = [r.name for r in spec.dataset_rules if r.check == "unique"]
+            assert unique and all({o.rule: (o.status, o.metric) for o in ranked_outcomes}[u] ==
+                                  {o.rule: (o.status, o.metric) for o in outcomes}[u] for u in unique), name
+            kept = split(rows, spec)[0]
+            assert Counter(map(tuple, latest_ranked(by_key, spec).select(*rows.columns).collect())) == \
+                Counter(map(tuple, latest(kept, spec).collect())), name
             again = rows.agg(*[F.count_if(F.expr(sql)).alias(f"r{i}") for i, (_, sql, _, _) in enumerate(checks)]).first()
             assert {c[0]: totals[c[0]] for c in checks} == {c[0]: again[f"r{i}"] for i, c in enumerate(checks)}, name
             by_rule = {o.rule: o for o in outcomes}
@@ -200,6 +211,7 @@ def test_the_sums_deequ_makes_in_its_scan_equal_an_aggregation_and_each_rule_eva
                 seen |= {k for k in ("outside_window", "lookback_days") if late[k]}
         finally:
             rows.unpersist()
+            by_key.unpersist()
     # the simulated faults reach every kind of sum
     assert {"quarantined", "fixed", "outside_window", "lookback_days", "customer_id_complete"} <= seen, seen
 
@@ -280,7 +292,8 @@ def test_an_error_level_fault_fails_the_gate_with_a_clear_message(spark, test_se
 
 def test_duplicates_and_versions_are_counted_in_one_pass(spark):
     """row_counts against counts worked out by hand; latest keeps the newest version per key."""
-    from lakehouse.quality.transform import original_json, row_counts
+    from lakehouse.quality.deequ_checks import verify
+    from lakehouse.quality.transform import latest_ranked, original_json, ranked, row_counts
 
     spec = RULES["web_events"]
     day = dt.date(2026, 1, 2)
@@ -313,6 +326,15 @@ def test_duplicates_and_versions_are_counted_in_one_pass(spark):
     kept, quarantined = split(ann, spec)
     newest = {r["event_id"]: (r["page"], r["_line"]) for r in latest(kept, spec).collect()}
     assert newest == {"e1": ("home", 2), "e2": ("new", 4), "e4": ("home", 7), "e5": (None, 9)}
+    # validation ranks the rows by key once: the same latest rows, and Deequ's scan counts the same
+    # distinct rows and keys (e3, all quarantined, has no silver row)
+    by_key = ranked(ann, spec)
+    assert {r["event_id"]: (r["page"], r["_line"]) for r in latest_ranked(by_key, spec).collect()} == newest
+    assert {r["event_id"]: r["_key_rows"] for r in by_key.where("_rank = 1").collect()} == \
+        {"e1": 2, "e2": 2, "e3": 2, "e4": 1, "e5": 2}
+    totals = verify(spark, by_key, spec, day, None)[1]
+    assert {k: totals[k] for k in ("rows", "quarantined", "distinct_rows", "keys")} == \
+        {"rows": 9, "quarantined": 2, "distinct_rows": 6, "keys": 4}
     original = [json.loads(r[0]) for r in quarantined.select(original_json(bronze.columns)).collect()]
     assert original == [dict(zip(cols, rows[4][:7]))] * 2
 
