@@ -153,7 +153,7 @@ class QualityConfig(_Strict):
     partition_by_key_min_mb: float = Field(default=8.0, ge=0)
     # a date's bronze rows at least this large are checked and written with Spark's code generation
     # even where the overlay runs Spark SQL interpreted (local, test: best for small dates); null: never
-    compile_min_mb: float | None = Field(default=12.0, ge=0)
+    compile_min_mb: float | None = Field(default=6.0, ge=0)
 
 
 class GoldConfig(_Strict):
