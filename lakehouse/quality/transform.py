@@ -354,14 +354,22 @@ def row_counts(annotated: DataFrame, spec: TableRules, rules: list[str],
 def row_counts_by(annotated: DataFrame, spec: TableRules, rules: list[str], by: tuple[str, ...],
                   run_date: dt.date | None = None) -> dict[tuple, dict[str, int]]:
     """``row_counts`` per value of the ``by`` columns (the history load: per arrival date), keyed by
-    the tuple of those values; ``()`` for no columns."""
-    groups = key_counts_by(annotated, spec, by)
+    the tuple of those values; ``()`` for no columns. Of ``ranked`` rows (ranked with the same ``by``)
+    the distinct rows and keys are sums in the same aggregation; else one grouping counts them."""
+    columns = total_columns(spec, rules, run_date)
+    by_key = RANK in annotated.columns
+    if by_key:
+        first = F.col(RANK) == 1
+        columns += [F.sum(F.when(first, F.col(DISTINCT_KEPT))).alias("distinct_rows"),
+                    F.count_if(first & ~quarantined(spec)).alias("keys")]
+    groups = {} if by_key else key_counts_by(annotated, spec, by)
     out = {}
-    for t in annotated.groupBy(*by).agg(*total_columns(spec, rules, run_date)).collect():
+    for t in annotated.groupBy(*by).agg(*columns).collect():
         got, value = t.asDict(), tuple(t[c] for c in by)
-        counts = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window", "lookback_days")
-                  if k in got}
-        counts.update(groups.get(value, {"distinct_rows": 0, "keys": 0}))
+        counts = {k: int(got[k] or 0) for k in ("rows", "quarantined", "fixed", "outside_window", "lookback_days",
+                                                 "distinct_rows", "keys") if k in got}
+        if not by_key:
+            counts.update(groups.get(value, {"distinct_rows": 0, "keys": 0}))
         counts.update({n: int(t[f"_r{i}"] or 0) for i, n in enumerate(rules)})
         out[value] = counts
     return out
@@ -402,7 +410,7 @@ def _digest(spec: TableRules) -> Column:
     return F.xxhash64(*[F.col(f"`{c}`") for c in rest], *nulls) if rest else F.lit(0).cast("long")
 
 
-RANK, KEY_ROWS, DISTINCT_KEPT = "_rank", "_key_rows", "_distinct_kept"
+RANK, KEY_ROWS, DISTINCT_KEPT, EARLIEST_KEPT = "_rank", "_key_rows", "_distinct_kept", "_earliest_kept"
 
 
 def _ties(df: DataFrame) -> list[Column]:
@@ -410,34 +418,46 @@ def _ties(df: DataFrame) -> list[Column]:
     return [F.col(c).desc() for c in ("_line", "_source_file") if c in df.columns]
 
 
-def ranked(flagged: DataFrame, spec: TableRules) -> DataFrame:
-    """``flagged`` rows with what the business key's other rows say about each, from one window over
-    the key (one shuffle and one sort of the rows, no grouping beside it):
+def ranked(flagged: DataFrame, spec: TableRules, by: tuple[str, ...] = (), earliest: str | None = None) -> DataFrame:
+    """``flagged`` rows with what the other rows of their business key (and ``by``: the history load
+    passes the arrival date) say about each, from a window over them (one shuffle on the key and one
+    sort, no grouping beside it):
 
-    - ``_rank``: 1 for the version silver keeps (``latest_ranked``): the key's kept rows come first,
-      in ``latest``'s order (the latest ``order_by``, then the later line), the quarantined after them;
-    - ``_key_rows``: the rows of the key, quarantined or not (Deequ's uniqueness: a key of one row);
-    - ``_distinct_kept``: the key's kept rows once exact duplicates are dropped (``row_counts``'
-      ``distinct_rows``, summed over the keys' first rows).
+    - ``_rank``: 1 for the version silver keeps (``latest_ranked``): the kept rows come first, in
+      ``latest``'s order (the latest ``order_by``, then the later line), the quarantined after them;
+    - ``_distinct_kept``: the kept rows once exact duplicates are dropped (``row_counts``'
+      ``distinct_rows``, summed over the first rows);
+    - ``_key_rows``: the rows of the key over all ``by`` values, quarantined or not (Deequ's
+      uniqueness: a key of one row);
+    - with ``earliest`` (a column), ``_earliest_kept``: the key's lowest value of it among its first
+      kept rows (the history load's insert-only tables keep a key's first arrival).
 
-    Validation caches these rows: Deequ's scan counts what the reconciliation needs from them and the
-    silver and quarantine rows are filters of them."""
+    Validation caches these rows: Deequ's scan counts what the reconciliation needs from them and
+    the silver and quarantine rows are filters of them."""
     from pyspark.sql import Window
 
     bad = quarantined(spec)
-    key = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.key])
-    ordered = key.orderBy(bad.asc(), F.col(spec.order_by).desc_nulls_last(), *_ties(flagged))
-    # (the whole key in the same window as the order: one Window operator, one sort)
+    key = [F.col(f"`{k}`") for k in spec.key]
+    ordered = Window.partitionBy(*by, *key).orderBy(bad.asc(), F.col(spec.order_by).desc_nulls_last(), *_ties(flagged))
+    # (the whole group in the same window as the order: one Window operator, one sort)
     whole = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    return flagged.select("*", F.row_number().over(ordered).alias(RANK),
-                          F.count(F.lit(1)).over(whole).alias(KEY_ROWS),
-                          F.size(F.collect_set(F.when(~bad, _digest(spec))).over(whole)).alias(DISTINCT_KEPT))
+    out = flagged.select("*", F.row_number().over(ordered).alias(RANK),
+                         F.size(F.collect_set(F.when(~bad, _digest(spec))).over(whole)).alias(DISTINCT_KEPT),
+                         *([] if by else [F.count(F.lit(1)).over(whole).alias(KEY_ROWS)]))
+    if not by and not earliest:
+        return out
+    across = Window.partitionBy(*key)  # (over the sort above: key first)
+    first = (F.col(RANK) == 1) & ~bad
+    return out.select("*", *([F.count(F.lit(1)).over(across).alias(KEY_ROWS)] if by else []),
+                      *([F.min(F.when(first, F.col(earliest))).over(across).alias(EARLIEST_KEPT)] if earliest else []))
 
 
-def latest_ranked(rows: DataFrame, spec: TableRules) -> DataFrame:
-    """The rows of a ``ranked`` frame that silver keeps: one per business key that has a kept row, the
-    row ``latest`` picks among the key's kept rows."""
-    return rows.where((F.col(RANK) == 1) & ~quarantined(spec))
+def latest_ranked(rows: DataFrame, spec: TableRules, earliest: str | None = None) -> DataFrame:
+    """The rows of a ``ranked`` frame that silver keeps: per business key (and the ``by`` it was ranked
+    with), the row ``latest`` picks among the kept rows; with ``earliest`` (as ranked), of the key's
+    lowest value of it only (``latest``'s ``earliest``)."""
+    keep = (F.col(RANK) == 1) & ~quarantined(spec)
+    return rows.where(keep & (F.col(earliest) == F.col(EARLIEST_KEPT)) if earliest else keep)
 
 
 def in_dedup_window(spec: TableRules, run_date: dt.date) -> Column:

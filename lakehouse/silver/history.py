@@ -36,15 +36,15 @@ from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import ConstraintOutcome, run_deequ
 from lakehouse.quality.report import write_report
 from lakehouse.quality.rules import TableRules, load_rules
-from lakehouse.quality.transform import ROW_DATE, all_checks, flag, row_counts_by, split
+from lakehouse.quality.transform import ROW_DATE, all_checks, flag, latest_ranked, ranked, row_counts_by, split
 from lakehouse.run_ids import new_run_id
 from lakehouse.silver.stage import (
     QualityGateError,
     SilverResult,
     judge,
+    named,
     quarantine_rows,
     record_metrics,
-    silver_rows,
     table_steps,
 )
 
@@ -105,9 +105,12 @@ def _validate(spark: SparkSession, settings: Settings, spec: TableRules, dates: 
             keys = _valid_keys(spark, settings, rule.table or "", rule.column, first, loaded)
             if keys is not None:
                 refs[rule.name] = keys
-    checked = flag(bronze, spec, ROW_DATE, refs).cache()
+    # ranked by key and arrival date before they are cached (one shuffle and sort): the counts per date
+    # are sums of one aggregation, and the silver rows a filter
+    insert_only = spec.write_mode == "insert_only"
+    checked = ranked(flag(bronze, spec, ROW_DATE, refs), spec, by=(DAY,), earliest=DAY if insert_only else None).cache()
     range_outcomes = run_deequ(spark, checked, spec, ROW_DATE, None)
-    kept, quarantined = split(checked, spec)
+    _, quarantined = split(checked, spec)
     checks = all_checks(spec, ROW_DATE)
     counts = row_counts_by(checked, spec, [c[0] for c in checks], (DAY,))
     empty = {"rows": 0, "quarantined": 0, "fixed": 0, "distinct_rows": 0, "keys": 0, **{c[0]: 0 for c in checks}}
@@ -115,11 +118,14 @@ def _validate(spark: SparkSession, settings: Settings, spec: TableRules, dates: 
     for day in dates:
         c = counts.get((day,), empty)
         outcomes.append(judge(settings, spec, day, c, checks, _deequ_rows(spec, checks, c)))
-    if spec.write_mode == "insert_only":
-        # a key's first arrival (that date's latest version) in one window; written once, so not cached
-        per_day = silver_rows(kept, spec, pii_key, earliest=DAY).withColumn("_run_id", F.lit(run_id))
+    if insert_only:
+        # a key's first arrival (that date's latest version): the row daily insert-only MERGEs keep;
+        # written once, so not cached
+        per_day = named(latest_ranked(checked, spec, earliest=DAY), spec, pii_key, [DAY]).withColumn(
+            "_run_id", F.lit(run_id))
     else:  # the history table keeps each date's rows, and the silver rows are chosen among them
-        per_day = silver_rows(kept, spec, pii_key, by=(DAY,)).withColumn("_run_id", F.lit(run_id)).cache()
+        per_day = named(latest_ranked(checked, spec), spec, pii_key, [DAY]).withColumn(
+            "_run_id", F.lit(run_id)).cache()
     quarantine = quarantine_rows(quarantined, spec, bronze.columns, by=(DAY,)).withColumn("_run_id", F.lit(run_id))
     failed = [o for o in range_outcomes if o.status not in ("Success", "Skipped")]
     log.info("silver.%s %s..%s: %d bronze rows checked once; Deequ over the range: %d constraint(s), %d below "

@@ -40,7 +40,6 @@ from lakehouse.quality.transform import (
     describe,
     flag,
     in_dedup_window,
-    latest,
     latest_ranked,
     original_json,
     pseudonymize,
@@ -124,25 +123,16 @@ def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> di
 def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date,
                  bronze: DataFrame) -> DataFrame:
     """``bronze`` typed and checked (``transform.flag``); from ``quality.partition_by_key_min_mb`` hash-partitioned
-    on the business key first: Deequ's uniqueness, the counts' grouping and the latest-version window
-    all group by the key, and over these rows cached they need no shuffle of their own (one shuffle
-    of bronze instead of three). Smaller dates skip it: there the extra stage costs more than it saves
-    (measured on web_events: -2.3 s at 947k rows, 19.5 MB; +0.2 s at 93k rows, 1.9 MB)."""
+    on the business key first, so that the window over the key (``transform.ranked``) finds the rows
+    partitioned (the shuffle moves bronze's columns, not the wider checked rows). Smaller dates skip it:
+    there the extra stage costs more than it saves (docs/benchmarks.md)."""
     if set(spec.key) <= set(bronze.columns) and \
             estimated_mb(bronze) >= settings.quality.partition_by_key_min_mb:
         bronze = bronze.repartition(*[F.col(f"`{k}`") for k in spec.key])
     return flag(bronze, spec, run_date, _references(spark, settings, spec))
 
 
-def silver_rows(kept: DataFrame, spec: TableRules, pii_key: str, by: tuple[str, ...] = (),
-                earliest: str | None = None) -> DataFrame:
-    """The rows to merge into silver: the latest version per key (and ``by``, kept; ``earliest``, kept:
-    of the key's earliest value of it, ``transform.latest``), personal data hashed, fixes and warnings
-    named."""
-    return _named(latest(kept, spec, by, earliest), spec, pii_key, [*by, *([earliest] if earliest else [])])
-
-
-def _named(rows: DataFrame, spec: TableRules, pii_key: str, kept_columns: list[str] = ()) -> DataFrame:
+def named(rows: DataFrame, spec: TableRules, pii_key: str, kept_columns: list[str] = ()) -> DataFrame:
     """Silver's columns of ``rows``: personal data hashed, fixes and warnings named."""
     return pseudonymize(describe(rows, spec), spec, pii_key).select(*silver_columns(spec), *META, *kept_columns)
 
@@ -174,7 +164,7 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     deequ, counts = verify(spark, checked, spec, run_date, tables.deequ_metrics_path(settings, spec.table))
     outcome = judge(settings, spec, run_date, counts, all_checks(spec, run_date), deequ)
     _, quarantined = split(checked, spec)
-    silver = _named(latest_ranked(checked, spec), spec, pii_key)
+    silver = named(latest_ranked(checked, spec), spec, pii_key)
     return outcome, silver, quarantine_rows(quarantined, spec, bronze.columns), checked
 
 

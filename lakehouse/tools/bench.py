@@ -303,7 +303,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
     """Wall seconds of each step ``validate_table`` takes, run one by one on the same rows."""
     from lakehouse.quality import transform
     from lakehouse.quality.deequ_checks import verify
-    from lakehouse.silver.stage import _named, checked_rows, quarantine_rows
+    from lakehouse.silver.stage import checked_rows, named, quarantine_rows
 
     out = {}
 
@@ -319,7 +319,7 @@ def _validation_phases(spark, settings: Settings, spec, day: dt.date, bronze) ->
         timed("cache", annotated.count)
         timed("deequ", lambda: verify(spark, annotated, spec, day, tables.deequ_metrics_path(settings, spec.table)))
         _, quarantined = transform.split(annotated, spec)
-        timed("latest", lambda: _noop(_named(transform.latest_ranked(annotated, spec), spec, "bench-key")))
+        timed("latest", lambda: _noop(named(transform.latest_ranked(annotated, spec), spec, "bench-key")))
         timed("quarantine", lambda: _noop(quarantine_rows(quarantined, spec, bronze.columns)))
     finally:
         annotated.unpersist()
