@@ -126,10 +126,15 @@ def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_
     on the business key first, so that the window over the key (``transform.ranked``) finds the rows
     partitioned (the shuffle moves bronze's columns, not the wider checked rows). Smaller dates skip it:
     there the extra stage costs more than it saves (docs/benchmarks.md)."""
-    if set(spec.key) <= set(bronze.columns) and \
-            estimated_mb(bronze) >= settings.quality.partition_by_key_min_mb:
+    if _large(settings, spec, bronze):
         bronze = bronze.repartition(*[F.col(f"`{k}`") for k in spec.key])
     return flag(bronze, spec, run_date, _references(spark, settings, spec))
+
+
+def _large(settings: Settings, spec: TableRules, bronze: DataFrame) -> bool:
+    """Whether a date's bronze rows are at least ``quality.partition_by_key_min_mb`` (and keyed)."""
+    return set(spec.key) <= set(bronze.columns) and \
+        estimated_mb(bronze) >= settings.quality.partition_by_key_min_mb
 
 
 def named(rows: DataFrame, spec: TableRules, pii_key: str, kept_columns: list[str] = ()) -> DataFrame:
@@ -165,7 +170,12 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
     outcome = judge(settings, spec, run_date, counts, all_checks(spec, run_date), deequ)
     _, quarantined = split(checked, spec)
     silver = named(latest_ranked(checked, spec), spec, pii_key)
-    return outcome, silver, quarantine_rows(quarantined, spec, bronze.columns), checked
+    quarantine = quarantine_rows(quarantined, spec, bronze.columns)
+    if not _large(settings, spec, bronze):
+        # the cache holds the window's shuffle partitions: a small date's rows are written as one
+        # file each (a filter of the cache, read in one task), as bronze's one file gave them before
+        silver, quarantine = silver.coalesce(1), quarantine.coalesce(1)
+    return outcome, silver, quarantine, checked
 
 
 def judge(settings: Settings, spec: TableRules, run_date: dt.date, counts: dict[str, int], checks: list[tuple],

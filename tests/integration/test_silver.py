@@ -500,6 +500,24 @@ def test_freshness_ignores_quarantined_rows(spark, tmp_path):
     assert outcomes["freshness"].metric == 15 and outcomes["freshness"].status == "Failure"
 
 
+def test_a_small_date_writes_one_file_to_each_history_partition_and_quarantine(spark, lake, validated):
+    """Silver's rows and the quarantine's are filters of rows cached after the window over the key; a
+    date below quality.partition_by_key_min_mb writes them as one file, not one per shuffle partition
+    (small files pile up otherwise: the weekly compaction is not meant to undo every date)."""
+    settings, dates = lake
+    for name in ("customers", "subscriptions", "support_tickets"):
+        rows = delta_io.read(spark, tables.silver_history(name).uri(settings))
+        files = {(r["_ingest_date"], r["f"]) for r in rows.select("_ingest_date", F.input_file_name().alias("f"))
+                 .distinct().collect()}
+        per_date = Counter(d for d, _ in files)
+        assert set(per_date.values()) == {1} and set(per_date) <= set(dates), (name, per_date)  # (no file: no rows)
+    for source in {RULES[t].source for t in RULES}:
+        rows = delta_io.read(spark, tables.quarantine(source).uri(settings))
+        files = Counter((r["_ingest_date"], r["table"]) for r in rows.select(
+            "_ingest_date", "table", F.input_file_name().alias("f")).distinct().collect())
+        assert set(files.values()) <= {1}, (source, files)
+
+
 def test_large_dates_are_partitioned_by_key_and_compiled_with_the_same_outcome_silver_and_quarantine(
         spark, lake, validated):
     """From quality.partition_by_key_min_mb a date's rows are partitioned by key first, and from
