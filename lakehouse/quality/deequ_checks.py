@@ -22,12 +22,13 @@ from pyspark.sql import functions as F
 from lakehouse.quality.rules import TableRules
 from lakehouse.quality.runtime import import_pydeequ
 from lakehouse.quality.transform import (
-    DISTINCT_KEPT,
     KEY_ROWS,
     RANK,
     all_checks,
     check_flags,
+    distinct_at_first,
     fixed,
+    kept_first,
     quarantined,
     window_rows,
 )
@@ -77,9 +78,8 @@ def verify(spark: SparkSession, annotated: DataFrame, spec: TableRules, run_date
     counted = [c for c in COUNTED if windowed or c != "outside_window"]
     by_key = RANK in annotated.columns
     if by_key:  # transform.ranked rows: the keys (silver's rows) and the distinct rows counted here too
-        first = F.col(RANK) == 1
-        data = data.withColumn("_latest", first & ~quarantined(spec)).withColumn(
-            "_distinct_first", F.when(first, F.col(DISTINCT_KEPT)).otherwise(F.lit(0)))
+        data = data.withColumn("_latest", kept_first(spec)).withColumn(
+            "_distinct_first", F.coalesce(distinct_at_first(), F.lit(0)))
         counted.append("latest")
     outcomes, metrics = _run(spark, data, spec, run_date, repository_path, (counted, windowed, by_key))
     rows = int(metrics.get("Size", {}).get("*") or 0)

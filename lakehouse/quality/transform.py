@@ -359,9 +359,7 @@ def row_counts_by(annotated: DataFrame, spec: TableRules, rules: list[str], by: 
     columns = total_columns(spec, rules, run_date)
     by_key = RANK in annotated.columns
     if by_key:
-        first = F.col(RANK) == 1
-        columns += [F.sum(F.when(first, F.col(DISTINCT_KEPT))).alias("distinct_rows"),
-                    F.count_if(first & ~quarantined(spec)).alias("keys")]
+        columns += [F.sum(distinct_at_first()).alias("distinct_rows"), F.count_if(kept_first(spec)).alias("keys")]
     groups = {} if by_key else key_counts_by(annotated, spec, by)
     out = {}
     for t in annotated.groupBy(*by).agg(*columns).collect():
@@ -447,16 +445,27 @@ def ranked(flagged: DataFrame, spec: TableRules, by: tuple[str, ...] = (), earli
     if not by and not earliest:
         return out
     across = Window.partitionBy(*key)  # (over the sort above: key first)
-    first = (F.col(RANK) == 1) & ~bad
+    first = kept_first(spec)
     return out.select("*", *([F.count(F.lit(1)).over(across).alias(KEY_ROWS)] if by else []),
                       *([F.min(F.when(first, F.col(earliest))).over(across).alias(EARLIEST_KEPT)] if earliest else []))
+
+
+def kept_first(spec: TableRules) -> Column:
+    """Of ``ranked`` rows: the row silver keeps for its key (and ``by``), rank 1 and not quarantined."""
+    return (F.col(RANK) == 1) & ~quarantined(spec)
+
+
+def distinct_at_first() -> Column:
+    """Of ``ranked`` rows: the key's distinct kept rows on its rank-1 row, null on the others (a sum of
+    it over the rows is ``row_counts``' ``distinct_rows``)."""
+    return F.when(F.col(RANK) == 1, F.col(DISTINCT_KEPT))
 
 
 def latest_ranked(rows: DataFrame, spec: TableRules, earliest: str | None = None) -> DataFrame:
     """The rows of a ``ranked`` frame that silver keeps: per business key (and the ``by`` it was ranked
     with), the row ``latest`` picks among the kept rows; with ``earliest`` (as ranked), of the key's
     lowest value of it only (``latest``'s ``earliest``)."""
-    keep = (F.col(RANK) == 1) & ~quarantined(spec)
+    keep = kept_first(spec)
     return rows.where(keep & (F.col(earliest) == F.col(EARLIEST_KEPT)) if earliest else keep)
 
 
