@@ -12,7 +12,8 @@ per stage is in ``STAGE_ROWS``), the peak resident memory of the process tree (P
 JVM), the files and bytes the stage added to the lake (raw zone included) and the Delta commits it
 made. At the end of each scale: files per partition of every Delta table (active files from the
 table's snapshot, not the folder, which also holds files earlier versions refer to), and the size of
-the lake. Results: ``bench-results/pipeline.json`` and ``docs/benchmarks-pipeline.md`` with a log-log
+the lake. Results: ``docs/benchmarks-pipeline.json`` (kept in git, so a scale measured alone merges
+with the scales on record) and ``docs/benchmarks-pipeline.md`` with a log-log
 plot of each stage's seconds against customers (``docs/benchmarks-pipeline.png``).
 
 Each scale's results are written as soon as it finishes, so a larger scale that fails or is stopped
