@@ -464,7 +464,7 @@ def run_profile(spark: SparkSession, settings: Settings, profile: Profile, file:
     t = time.perf_counter()
     pii_key = secret(settings.quality.pii_key_env, "quality.pii_key_env")
     outcome, silver, quarantine, annotated = validate_table(spark, settings, spec, run_date, run_id, pii_key,
-                                                            bronze=bronze)
+                                                            bronze=bronze, all_raw=True)  # (findings read them)
     found = findings(annotated, spec, profile, outcome, undeclared)
     meta = delta_io.commit_metadata(run_id, "byod", run_date.isoformat(), profile=profile.name)
     q = quarantine.withColumn("_ingest_date", F.lit(run_date.isoformat()).cast("date")).withColumn("_run_id", F.lit(run_id))

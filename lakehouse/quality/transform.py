@@ -318,6 +318,16 @@ def all_checks(spec: TableRules, run_date: dt.date) -> list[tuple[str, str, str,
             for name, sql, severity, _, _ in _checks(spec, run_date)]
 
 
+def raw_where_broken(flagged: DataFrame, spec: TableRules) -> DataFrame:
+    """``flagged`` with its rows as they came (``_raw_<col>``, ``_raw_record``) kept on the rows that break
+    a rule (quarantined, or kept with a warning) and null on the others: the quarantine and the findings
+    read them, nothing reads them of a clean row. Validation caches the rows after this, so a clean row's
+    text is neither shuffled by the window over the key nor held in the cache."""
+    broken = quarantined(spec) | _any_bit(KEEP_BITS, len(_by_resolution(_checks(spec, None))[KEEP_BITS]))
+    return flagged.select(*[F.when(broken, F.col(f"`{c}`")).alias(c) if c.startswith("_raw_") else F.col(f"`{c}`")
+                            for c in flagged.columns])
+
+
 def split(flagged: DataFrame, spec: TableRules) -> tuple[DataFrame, DataFrame]:
     """(rows to keep, rows to quarantine) of a ``flag``-ed (or annotated) frame."""
     bad = quarantined(spec)

@@ -36,7 +36,16 @@ from lakehouse.parallel import run_parallel
 from lakehouse.quality.deequ_checks import ConstraintOutcome, run_deequ
 from lakehouse.quality.report import write_report
 from lakehouse.quality.rules import TableRules, load_rules
-from lakehouse.quality.transform import ROW_DATE, all_checks, flag, latest_ranked, ranked, row_counts_by, split
+from lakehouse.quality.transform import (
+    ROW_DATE,
+    all_checks,
+    flag,
+    latest_ranked,
+    ranked,
+    raw_where_broken,
+    row_counts_by,
+    split,
+)
 from lakehouse.run_ids import new_run_id
 from lakehouse.silver.stage import (
     QualityGateError,
@@ -108,7 +117,9 @@ def _validate(spark: SparkSession, settings: Settings, spec: TableRules, dates: 
     # ranked by key and arrival date before they are cached (one shuffle and sort): the counts per date
     # are sums of one aggregation, and the silver rows a filter
     insert_only = spec.write_mode == "insert_only"
-    checked = ranked(flag(bronze, spec, ROW_DATE, refs), spec, by=(DAY,), earliest=DAY if insert_only else None).cache()
+    # (the values as they came only on the rows that break a rule, which the quarantine reads)
+    checked = ranked(raw_where_broken(flag(bronze, spec, ROW_DATE, refs), spec), spec, by=(DAY,),
+                     earliest=DAY if insert_only else None).cache()
     range_outcomes = run_deequ(spark, checked, spec, ROW_DATE, None)
     _, quarantined = split(checked, spec)
     checks = all_checks(spec, ROW_DATE)

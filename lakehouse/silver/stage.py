@@ -44,6 +44,7 @@ from lakehouse.quality.transform import (
     original_json,
     pseudonymize,
     ranked,
+    raw_where_broken,
     silver_columns,
     split,
 )
@@ -121,14 +122,17 @@ def _references(spark: SparkSession, settings: Settings, spec: TableRules) -> di
 
 
 def checked_rows(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date,
-                 bronze: DataFrame) -> DataFrame:
+                 bronze: DataFrame, all_raw: bool = False) -> DataFrame:
     """``bronze`` typed and checked (``transform.flag``); from ``quality.partition_by_key_min_mb`` hash-partitioned
     on the business key first, so that the window over the key (``transform.ranked``) finds the rows
     partitioned (the shuffle moves bronze's columns, not the wider checked rows). Smaller dates skip it:
-    there the extra stage costs more than it saves (docs/benchmarks.md)."""
+    there the extra stage costs more than it saves (docs/benchmarks.md). The rows as they came
+    (``_raw_*``) are kept only on rows that break a rule (``transform.raw_where_broken``), unless
+    ``all_raw`` (bring-your-own-data's findings read them on every row)."""
     if _large(settings, spec, bronze):
         bronze = bronze.repartition(*[F.col(f"`{k}`") for k in spec.key])
-    return flag(bronze, spec, run_date, _references(spark, settings, spec))
+    flagged = flag(bronze, spec, run_date, _references(spark, settings, spec))
+    return flagged if all_raw else raw_where_broken(flagged, spec)
 
 
 def _large(settings: Settings, spec: TableRules, bronze: DataFrame) -> bool:
@@ -154,18 +158,21 @@ def quarantine_rows(quarantined: DataFrame, spec: TableRules, bronze_columns: li
 
 
 def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, run_date: dt.date, run_id: str,
-                   pii_key: str, bronze: DataFrame | None = None) -> tuple[TableOutcome, DataFrame, DataFrame, DataFrame]:
+                   pii_key: str, bronze: DataFrame | None = None,
+                   all_raw: bool = False) -> tuple[TableOutcome, DataFrame, DataFrame, DataFrame]:
     """Check one table for one date (its bronze rows of that date, or the given ``bronze`` rows).
 
     Returns (outcome, silver rows to merge, quarantine rows, the cached checked rows they derive
-    from); the caller unpersists the last once it has written the first two.
+    from); the caller unpersists the last once it has written the first two. The cached rows hold
+    the values as they came (``_raw_*``) on the rows that break a rule only, or on every row with
+    ``all_raw`` (``checked_rows``).
     """
     bronze = bronze if bronze is not None else _bronze_for(spark, settings, spec, run_date)
     # flag keeps every bronze row (a projection and a left join to distinct reference keys), so
     # the checked rows counted below are the bronze rows: no separate count of bronze. Ranked by
     # key before they are cached: one Deequ scan over them judges the rules and counts all the
     # reconciliation needs, and silver's rows (a key's latest kept version) are a filter of them
-    checked = ranked(checked_rows(spark, settings, spec, run_date, bronze), spec).cache()
+    checked = ranked(checked_rows(spark, settings, spec, run_date, bronze, all_raw), spec).cache()
     deequ, counts = verify(spark, checked, spec, run_date, tables.deequ_metrics_path(settings, spec.table))
     outcome = judge(settings, spec, run_date, counts, all_checks(spec, run_date), deequ)
     _, quarantined = split(checked, spec)

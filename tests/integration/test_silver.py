@@ -216,6 +216,34 @@ def test_the_sums_deequ_makes_in_its_scan_equal_an_aggregation_and_each_rule_eva
     assert {"quarantined", "fixed", "outside_window", "lookback_days", "customer_id_complete"} <= seen, seen
 
 
+def test_the_checked_rows_keep_the_values_as_they_came_on_the_rows_that_break_a_rule_only(spark, lake, ingested):
+    """What validation caches: ``_raw_*`` as bronze gave them on a row that breaks a rule (the
+    quarantine and the warnings read them), null on a clean row; bring-your-own-data's findings ask
+    for them on every row (``all_raw``)."""
+    from lakehouse.silver.stage import _bronze_for, checked_rows
+
+    settings, dates = lake
+    broken_seen = clean_seen = 0
+    for name, spec in RULES.items():
+        bronze = _bronze_for(spark, settings, spec, dates[1])
+        every = checked_rows(spark, settings, spec, dates[1], bronze, all_raw=True)
+        some = checked_rows(spark, settings, spec, dates[1], bronze)
+        raw = [c for c in every.columns if c.startswith("_raw_")]
+        assert raw and some.columns == every.columns, name
+        bits = [c for c in every.columns if c.startswith(("_quarantine_bits", "_keep_bits"))]
+        broken = " OR ".join(f"`{b}` != 0" for b in bits)
+        key = ["_source_file", "_line"]
+        both = every.select(*key, F.expr(broken).alias("broken"), F.to_json(F.struct(*raw)).alias("every")).join(
+            some.select(*key, F.to_json(F.struct(*raw)).alias("some_set")), key)
+        assert both.count() == bronze.count(), name
+        # a broken row: every value as it came; a clean row: none
+        assert both.where("broken AND every != some_set").count() == 0, name
+        assert both.where("NOT broken AND some_set != '{}'").count() == 0, name
+        broken_seen += both.where("broken").count()
+        clean_seen += both.where("NOT broken").count()
+    assert broken_seen and clean_seen > broken_seen
+
+
 def test_report_files_exist_and_describe_every_rule(lake, validated):
     settings, dates = lake
     storage = storage_for(settings)
