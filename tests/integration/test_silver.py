@@ -218,8 +218,8 @@ def test_the_sums_deequ_makes_in_its_scan_equal_an_aggregation_and_each_rule_eva
 
 def test_the_checked_rows_keep_the_values_as_they_came_on_the_rows_that_break_a_rule_only(spark, lake, ingested):
     """What validation caches: ``_raw_*`` as bronze gave them on a row that breaks a rule (the
-    quarantine and the warnings read them), null on a clean row; bring-your-own-data's findings ask
-    for them on every row (``all_raw``)."""
+    quarantine reads them; a finding about a row kept with a warning may), null on a clean row;
+    bring-your-own-data's findings ask for them on every row (``all_raw``)."""
     from lakehouse.silver.stage import _bronze_for, checked_rows
 
     settings, dates = lake
