@@ -154,6 +154,11 @@ class QualityConfig(_Strict):
     # a date's bronze rows at least this large are checked and written with Spark's code generation
     # even where the overlay runs Spark SQL interpreted (local, test: best for small dates); null: never
     compile_min_mb: float | None = Field(default=6.0, ge=0)
+    # where the history load keeps a table's checked rows of the whole range while it counts and writes
+    # them: "memory" (Spark's cache: memory, spilling what does not fit), "disk" (on local disk only),
+    # "auto" (on disk when the cache, estimated from the bronze files, would fill more than half of the
+    # storage memory; docs/benchmarks.md)
+    history_cache: Literal["auto", "memory", "disk"] = "auto"
 
 
 class GoldConfig(_Strict):

@@ -203,6 +203,44 @@ def estimated_mb(df) -> float:
     return df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes() / 2**20  # (py4j: a Python int)
 
 
+# bytes Spark's columnar cache takes per byte of the Parquet files the rows were read from: 4-11 for
+# the checked rows of the simulator's tables at 100,000 customers, taken high (docs/benchmarks.md)
+CACHE_PER_FILE_BYTE = 12.0
+
+
+def storage_memory_mb(spark) -> float:
+    """The storage memory, in MiB, of the block managers that hold cached blocks: the driver's in
+    local mode, the executors' on a cluster (the driver's while none has registered yet)."""
+    context = spark.sparkContext._jsc.sc()
+    driver = context.env().blockManager().blockManagerId().hostPort()
+    sizes = {}
+    entries = context.getExecutorMemoryStatus().iterator()  # (py4j: a Scala map of host:port -> (max, free))
+    while entries.hasNext():
+        entry = entries.next()
+        sizes[entry._1()] = entry._2()._1()
+    executors = [size for where, size in sizes.items() if where != driver] or list(sizes.values())
+    return sum(executors) / 2**20
+
+
+def cache_level(spark, choice: str, files_mb: float, label: str):
+    """The storage level to cache rows read from ``files_mb`` of Parquet files at: ``choice`` "memory"
+    (what ``DataFrame.cache`` uses: memory, spilling to disk what does not fit) or "disk" (local disk
+    only), or "auto": on disk when the cache, estimated at ``CACHE_PER_FILE_BYTE`` per file byte,
+    would fill more than half of the storage memory. Past that, Spark's cache computes a partition
+    in memory before it finds no room, drops it to disk and evicts other cached blocks on the way."""
+    from pyspark import StorageLevel
+
+    if choice == "auto":
+        cache_mb, room_mb = files_mb * CACHE_PER_FILE_BYTE, storage_memory_mb(spark)
+        choice = "disk" if cache_mb > room_mb / 2 else "memory"
+        log.info("%s: cache of about %.0f MiB (%.1f MiB of files) %s half of %.0f MiB of storage memory: %s",
+                 label, cache_mb, files_mb, "over" if choice == "disk" else "within", room_mb,
+                 "on disk only" if choice == "disk" else "in memory")
+    if choice not in ("memory", "disk"):
+        raise ConfigError(f"a cache is kept in 'memory', on 'disk' or where it fits ('auto'), not {choice!r}")
+    return StorageLevel.DISK_ONLY if choice == "disk" else StorageLevel.MEMORY_AND_DISK_DESER
+
+
 def worth_compiling(spark, settings: Settings, size_mb: float) -> bool:
     """Whether work over ``size_mb`` of data should run with code generation: ``spark`` runs SQL
     interpreted (the local and test overlays, which suit small dates) and ``size_mb`` is at least

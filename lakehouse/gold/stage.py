@@ -135,15 +135,24 @@ def build_labels(spark: SparkSession, settings: Settings, run_date: dt.date) -> 
 
 
 # ---- writes ----
+def _written(spark, uri: str, before: int | None, where: str) -> tuple[int, int | None]:
+    """(rows, version) of the write just made to ``uri`` (latest version ``before`` it): the rows from
+    the commit's metrics, so the rows are computed once and not cached to be counted; a count of
+    ``where`` if the commit has none. An empty write to an empty partition makes no commit: 0 rows."""
+    version, rows = delta_io.last_commit_rows(spark, uri)
+    if version == before:
+        return 0, version
+    if rows is None:
+        rows = delta_io.read(spark, uri).where(where).count()
+    return rows, version
+
+
 def _write(spark, settings, table: Table, df, value, meta, result) -> None:
     uri = table.uri(settings)
-    df = df.cache()
-    try:
-        result.rows[table.name] = df.count()
-        delta_io.replace_partition(df, uri, table.partition, value, meta)
-    finally:
-        df.unpersist()
-    result.versions[table.name] = delta_io.latest_version(spark, uri)
+    before = delta_io.latest_version(spark, uri)
+    delta_io.replace_partition(df, uri, table.partition, value, meta)
+    result.rows[table.name], result.versions[table.name] = _written(spark, uri, before,
+                                                                    f"{table.partition} = '{value}'")
     log.info("%s %s=%s: %d rows (version %s)", table.qualified, table.partition, value, result.rows[table.name],
              result.versions[table.name])
 
@@ -184,13 +193,9 @@ def _between(column: str, first: dt.date, last: dt.date) -> str:
 def _write_range(spark, settings, table: Table, df, first: dt.date, last: dt.date, meta, result) -> None:
     """Replace the partitions ``first..last`` of ``table`` with ``df`` in one commit (a file per partition)."""
     uri = table.uri(settings)
-    df = df.repartition(table.partition).cache()
-    try:
-        result.rows[table.name] = df.count()
-        delta_io.replace_where(df, uri, _between(table.partition, first, last), meta, partition_by=table.partition_by)
-    finally:
-        df.unpersist()
-    result.versions[table.name] = delta_io.latest_version(spark, uri)
+    before, where = delta_io.latest_version(spark, uri), _between(table.partition, first, last)
+    delta_io.replace_where(df.repartition(table.partition), uri, where, meta, partition_by=table.partition_by)
+    result.rows[table.name], result.versions[table.name] = _written(spark, uri, before, where)
     log.info("%s %s=%s..%s: %d rows in one commit (version %s)", table.qualified, table.partition, first, last,
              result.rows[table.name], result.versions[table.name])
 

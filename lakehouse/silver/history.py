@@ -56,6 +56,7 @@ from lakehouse.silver.stage import (
     record_metrics,
     table_steps,
 )
+from lakehouse.spark import cache_level, estimated_mb
 
 log = logging.getLogger(__name__)
 DAY = "_ingest_date"
@@ -118,8 +119,10 @@ def _validate(spark: SparkSession, settings: Settings, spec: TableRules, dates: 
     # are sums of one aggregation, and the silver rows a filter
     insert_only = spec.write_mode == "insert_only"
     # (the values as they came only on the rows that break a rule, which the quarantine reads)
+    level = cache_level(spark, settings.quality.history_cache, estimated_mb(bronze),
+                        f"silver.{spec.table} {first}..{last}")
     checked = ranked(raw_where_broken(flag(bronze, spec, ROW_DATE, refs), spec), spec, by=(DAY,),
-                     earliest=DAY if insert_only else None).cache()
+                     earliest=DAY if insert_only else None).persist(level)
     range_outcomes = run_deequ(spark, checked, spec, ROW_DATE, None)
     _, quarantined = split(checked, spec)
     checks = all_checks(spec, ROW_DATE)
@@ -136,7 +139,7 @@ def _validate(spark: SparkSession, settings: Settings, spec: TableRules, dates: 
             "_run_id", F.lit(run_id))
     else:  # the history table keeps each date's rows, and the silver rows are chosen among them
         per_day = named(latest_ranked(checked, spec), spec, pii_key, [DAY]).withColumn(
-            "_run_id", F.lit(run_id)).cache()
+            "_run_id", F.lit(run_id)).persist(level)
     quarantine = quarantine_rows(quarantined, spec, bronze.columns, by=(DAY,)).withColumn("_run_id", F.lit(run_id))
     failed = [o for o in range_outcomes if o.status not in ("Success", "Skipped")]
     log.info("silver.%s %s..%s: %d bronze rows checked once; Deequ over the range: %d constraint(s), %d below "

@@ -67,8 +67,10 @@ def test_daily_runs_continue_after_a_history_load_and_a_reload_changes_nothing(s
     daily, history, dates, _ = lakes
     before = _checksums(spark, history)
     # an overlapping reload, with Spark's code generation (as a range of quality.compile_min_mb or more
-    # runs where SQL is interpreted): the same tables, and every session interpreted again after it
-    compiled = history.model_copy(update={"quality": history.quality.model_copy(update={"compile_min_mb": 0.0})})
+    # runs where SQL is interpreted) and the range's checked rows cached on disk only (as a range too
+    # large for the storage memory is): the same tables, and every session interpreted again after it
+    compiled = history.model_copy(update={"quality": history.quality.model_copy(
+        update={"compile_min_mb": 0.0, "history_cache": "disk"})})
     assert compile_range(spark, compiled, dates[1], dates[2]) and not compile_range(spark, history, dates[1], dates[2])
     load_history(spark, compiled, dates[1], dates[2], ["silver", "gold"], today=dates[-1])
     sessions = [spark, *spark.__dict__.get("_lakehouse_children", [])]

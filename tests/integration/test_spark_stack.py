@@ -140,3 +140,23 @@ def test_a_name_registered_for_a_lake_deleted_since_moves_to_the_next_lake(spark
     assert spark.table("scratch.moved").count() == 2
     assert (tmp_path / "b" / "scratch" / "moved" / "_delta_log").is_dir()
     spark.sql("DROP TABLE scratch.moved")
+
+
+def test_a_cache_goes_to_disk_only_when_it_would_fill_more_than_half_the_storage_memory(spark):
+    from pyspark import StorageLevel
+
+    from lakehouse.errors import ConfigError
+    from lakehouse.spark import CACHE_PER_FILE_BYTE, cache_level, storage_memory_mb
+
+    room = storage_memory_mb(spark)
+    # the test session's driver holds the cache: its storage memory is a share of its heap
+    heap_mb = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**20
+    assert 0 < room < heap_mb
+    fits, does_not = 0.4 * room / CACHE_PER_FILE_BYTE, 0.6 * room / CACHE_PER_FILE_BYTE
+    assert cache_level(spark, "auto", fits, "small") == StorageLevel.MEMORY_AND_DISK_DESER
+    assert cache_level(spark, "auto", does_not, "large") == StorageLevel.DISK_ONLY
+    # a choice made in the settings is kept whatever the size
+    assert cache_level(spark, "memory", does_not, "large") == StorageLevel.MEMORY_AND_DISK_DESER
+    assert cache_level(spark, "disk", fits, "small") == StorageLevel.DISK_ONLY
+    with pytest.raises(ConfigError, match="'offheap'"):
+        cache_level(spark, "offheap", fits, "small")
