@@ -265,6 +265,14 @@ def last_commit_rows(spark: SparkSession, uri: str) -> tuple[int, int | None]:
     return version, int(written) if written is not None else None
 
 
+def rows_written(spark: SparkSession, uri: str, before: int | None) -> tuple[int | None, int | None]:
+    """(version, rows written) of the write just made to ``uri``, whose latest version was ``before``
+    it: the rows from the commit's metrics (None if it has none). An empty write into an empty
+    partition makes no commit: (``before``, 0)."""
+    version, written = last_commit_rows(spark, uri)
+    return (before, 0) if version == before else (version, written)
+
+
 def read(spark: SparkSession, uri: str, version: int | None = None) -> DataFrame:
     reader = spark.read.format("delta")
     if version is not None:

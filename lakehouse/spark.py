@@ -203,8 +203,8 @@ def estimated_mb(df) -> float:
     return df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes() / 2**20  # (py4j: a Python int)
 
 
-# bytes Spark's columnar cache takes per byte of the Parquet files the rows were read from: 4-11 for
-# the checked rows of the simulator's tables at 100,000 customers, taken high (docs/benchmarks.md)
+# bytes Spark's columnar cache takes per byte of the Parquet files the rows were read from: 10.9 for the
+# web events' checked rows at 100,000 customers, 6.5-14 over the simulator's tables (docs/benchmarks.md)
 CACHE_PER_FILE_BYTE = 12.0
 
 

@@ -138,10 +138,8 @@ def build_labels(spark: SparkSession, settings: Settings, run_date: dt.date) -> 
 def _written(spark, uri: str, before: int | None, where: str) -> tuple[int, int | None]:
     """(rows, version) of the write just made to ``uri`` (latest version ``before`` it): the rows from
     the commit's metrics, so the rows are computed once and not cached to be counted; a count of
-    ``where`` if the commit has none. An empty write to an empty partition makes no commit: 0 rows."""
-    version, rows = delta_io.last_commit_rows(spark, uri)
-    if version == before:
-        return 0, version
+    ``where`` if the commit has none."""
+    version, rows = delta_io.rows_written(spark, uri, before)
     if rows is None:
         rows = delta_io.read(spark, uri).where(where).count()
     return rows, version

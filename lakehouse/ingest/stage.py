@@ -177,9 +177,7 @@ def ingest_source(spark: SparkSession, settings: Settings, source: str, run_date
         before = delta_io.latest_version(spark, uri)
         delta_io.replace_partition(df, uri, table.partition, run_date.isoformat(), meta, merge_schema=bool(extra))
         parsed.unpersist()
-        version, written = delta_io.last_commit_rows(spark, uri)
-        if version == before:  # an empty batch into an empty partition: Delta makes no commit
-            written = 0
+        version, written = delta_io.rows_written(spark, uri, before)
         if written is not None and written != n_rows:
             raise LakehouseError(f"{source}/{type_} {run_date}: parsed {n_rows} rows but the Delta commit "
                                  f"v{version} wrote {written}")
