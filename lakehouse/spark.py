@@ -77,16 +77,18 @@ SHORT_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
 
 def driver_launch_conf(settings) -> dict[str, str]:
-    """What spark-submit must give a job's driver JVM for ``settings`` (as the Airflow DAG does): the
-    environment's driver memory (unless ``auto``: spark-submit's own then) and options that map the
-    class archive, if one was built."""
-    conf = {}
-    memory = settings.spark.conf.get("spark.driver.memory")
-    if memory and memory != AUTO:
-        conf["spark.driver.memory"] = memory
+    """What spark-submit must give a job's driver JVM for ``settings`` (as the Airflow DAG does): every
+    ``LAUNCH_ONLY_CONF`` key the environment's ``spark.conf`` sets (the driver memory unless ``auto``:
+    spark-submit's own then), with options that map the class archive, if one was built, ahead of the
+    environment's own JVM options."""
+    wanted = settings.spark.conf
+    conf = {key: str(wanted[key]) for key in LAUNCH_ONLY_CONF if wanted.get(key) is not None}
+    if conf.get("spark.driver.memory") == AUTO:
+        del conf["spark.driver.memory"]
     archive = archive_path(settings)
     if archive:
-        conf["spark.driver.extraJavaOptions"] = java_options(archive)
+        options = " ".join(filter(None, [java_options(archive), conf.get("spark.driver.extraJavaOptions")]))
+        conf["spark.driver.extraJavaOptions"] = options
     return conf
 
 

@@ -103,7 +103,7 @@ def train_all(settings: Settings, profile: Profile, train: DataFrame, evaluation
               categorical: list[str], train_rows: int, train_rate: float, plot_dir: Path) -> tuple[dict, dict, dict]:
     """Tuned, plain and prior, inside the caller's MLflow parent run. Returns (metrics by name, fitted
     models by name, notes: the threshold's source, skipped algorithms, which large candidates joined)."""
-    from lakehouse.ml.train import fit_algorithms
+    from lakehouse.ml.train import cv_sample, fit_algorithms
 
     spec = profile.training
     costs, rate, source = business(settings, profile)
@@ -113,6 +113,10 @@ def train_all(settings: Settings, profile: Profile, train: DataFrame, evaluation
     results: dict[str, dict] = {}
     models: dict = {}
     skipped: list[str] = []
+    # beyond model.max_cv_rows, candidates are compared on a stratified sample and the chosen one is
+    # fitted on every training row, as the pipeline's training does
+    cv_rows_info = {"train": train_rows}
+    cv_rows = cv_sample(train, cv_rows_info, settings.model.max_cv_rows, profile.evaluation.seed)
     for algo in spec.algorithms:
         if deadline is not None and results and time.perf_counter() > deadline:
             skipped.append(algo)
@@ -121,7 +125,7 @@ def train_all(settings: Settings, profile: Profile, train: DataFrame, evaluation
             continue
         r, mdl = fit_algorithms(train, evaluation, numeric, categorical, [algo], spec.cv_folds, profile.evaluation.seed,
                                 costs, plot_dir, settings.model.sizes, settings.model.grid,
-                                settings.model.cv_parallelism, extra, rate)
+                                settings.model.cv_parallelism, extra, rate, cv_rows)
         results.update(r)
         models.update(mdl)
     for algo in spec.algorithms:
@@ -130,9 +134,13 @@ def train_all(settings: Settings, profile: Profile, train: DataFrame, evaluation
         results[plain_name(algo)] = m
         models[plain_name(algo)] = mdl
     results[PRIOR] = prior(train_rate, evaluation, costs, rate, profile.evaluation.seed)
+    if cv_rows is not None:
+        cv_rows.unpersist()
     notes = {"threshold_source": source, "skipped": skipped,
              "large_candidates": sorted(extra) if large else ["logistic_regression"],
-             "large_candidates_max_rows": spec.large_candidates_max_rows}
+             "large_candidates_max_rows": spec.large_candidates_max_rows,
+             "cv_rows": cv_rows_info.get("cv_sampled"), "cv_fraction": cv_rows_info.get("cv_fraction"),
+             "max_cv_rows": settings.model.max_cv_rows}
     return results, models, notes
 
 

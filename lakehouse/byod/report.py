@@ -116,7 +116,11 @@ def write_model_report(out_dir: Path, profile: Profile, result, numeric: list[st
                 f"{notes.get('large_candidates_max_rows')} training rows" if notes else "")
              + "), each algorithm's plain baseline (fixed settings, untuned) and the prior (every row scored "
              "with the training churn rate). ROC AUC is computed from probabilities on the evaluation rows, "
-             "with a 95% bootstrap interval (500 resamples of those rows).", "",
+             "with a 95% bootstrap interval (500 resamples of those rows)."
+             + (f" Cross-validation compared the candidates on {notes['cv_rows']} of the {r['train']} training rows "
+                f"(a sample stratified by label, fraction {notes['cv_fraction']}; `model.max_cv_rows` is "
+                f"{notes['max_cv_rows']}); the chosen candidate was then fitted on every training row."
+                if notes.get("cv_rows") else ""), "",
              *comparison(result.metrics, result.best), "",
              *tuned_vs_plain(result.metrics), "",
              f"Registered: **{result.best}** (ROC AUC {best['roc_auc']:.4f}) in MLflow as `{profile.table}` version "

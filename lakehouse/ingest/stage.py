@@ -346,9 +346,10 @@ def bronze_range(spark: SparkSession, settings: Settings, landed: Landed) -> Ran
         meta = delta_io.commit_metadata(run_id, f"ingest_{source}", last.isoformat(), first_date=first.isoformat(),
                                         rows=fetched_rows[type_], new_columns=extra)
         where = f"_ingest_date >= '{first.isoformat()}' AND _ingest_date <= '{last.isoformat()}'"
+        before = delta_io.latest_version(spark, uri)
         delta_io.replace_where(df, uri, where, meta, partition_by=table.partition_by, merge_schema=bool(extra))
         parsed.unpersist()
-        version, written = delta_io.last_commit_rows(spark, uri)
+        version, written = delta_io.rows_written(spark, uri, before)
         if written is not None and written != n_rows:
             raise LakehouseError(f"{source}/{type_} {first}..{last}: parsed {n_rows} rows but the Delta commit "
                                  f"v{version} wrote {written}")

@@ -59,3 +59,26 @@ def test_dag_files_import_neither_pyspark_nor_lakehouse():
         text = path.read_text()
         assert "import pyspark" not in text and "from pyspark" not in text, path
         assert "import lakehouse" not in text and "from lakehouse" not in text, path
+
+
+def test_the_dags_default_driver_options_are_the_ones_the_project_builds(monkeypatch, tmp_path):
+    """The DAG may not import the project, so its Jinja default for ``churn_driver_java_options`` spells
+    out ``lakehouse.spark.java_options`` of the class archive ``make setup`` builds: the two must agree."""
+    monkeypatch.syspath_prepend(str(DAGS))
+    from types import SimpleNamespace
+
+    import churn_pipeline
+    from jinja2 import Template
+
+    from lakehouse.config import load_settings
+    from lakehouse.spark import java_options
+
+    def render(template: str, variables: dict) -> str:
+        # Airflow's template context exposes Variables as ``var.value.get(name, default)``
+        var = SimpleNamespace(value=SimpleNamespace(get=lambda name, default=None: variables.get(name, default)))
+        return Template(template).render(var=var)
+
+    archive = load_settings("test").spark.class_archive
+    assert render(churn_pipeline.JAVA_OPTIONS, {"churn_project_dir": str(tmp_path)}) == java_options(tmp_path / archive)
+    assert render(churn_pipeline.JAVA_OPTIONS, {}) == java_options(Path("/opt/churn") / archive)
+    assert render(churn_pipeline.JAVA_OPTIONS, {"churn_driver_java_options": "-Xss4m"}) == "-Xss4m"

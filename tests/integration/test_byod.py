@@ -55,7 +55,12 @@ def events_run(spark, byod):
 
     profile = _fast(load_profile(ROOT / "conf/base/byod/acme_orders.yaml"), ["logistic_regression"])
     profile = profile.model_copy(update={"business": BusinessSpec(target_contact_rate=0.2)})
+    # candidates compared on a sample of the training rows, as on a file too large to cross-validate whole
+    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"max_cv_rows": CV_ROWS})})
     return run_profile(spark, settings, profile, tmp / "files/acme_orders.txt", RUN_DATE, tmp / "out-events")
+
+
+CV_ROWS = 500
 
 
 def _finding(result, column, problem_start):
@@ -196,8 +201,13 @@ def test_event_log_profile_derives_labels_point_in_time(spark, byod, events_run)
     assert r.metrics[r.best]["roc_auc"] >= 0.7, r.metrics
     m = r.metrics[r.best]
     assert 0.2 * m["rows"] <= m["contacted"] <= 0.25 * m["rows"], m
-    assert "target contact rate 20%" in (Path(r.out_dir) / "model_report.md").read_text()
-    assert (Path(r.out_dir) / "model_report.md").exists()
+    report = (Path(r.out_dir) / "model_report.md").read_text()
+    assert "target contact rate 20%" in report
+    # beyond model.max_cv_rows the candidates were compared on a stratified sample, and the report says so
+    notes, train_rows = r.split["modeling"], r.split["rows"]["train"]
+    assert train_rows > 2 * CV_ROWS, train_rows
+    assert abs(notes["cv_rows"] - CV_ROWS) < 0.2 * CV_ROWS and notes["cv_fraction"] == round(CV_ROWS / train_rows, 6)
+    assert f"on {notes['cv_rows']} of the {train_rows} training rows" in report
 
 
 def test_an_event_log_can_keep_identical_lines_as_genuine_repeats(spark, byod, tmp_path):

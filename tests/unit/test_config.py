@@ -154,3 +154,23 @@ def test_auto_driver_memory_is_a_third_of_the_machine_within_bounds():
     assert auto_driver_memory(4 * gib) == "2g"  # never below 2g
     assert auto_driver_memory(256 * gib) == "16g"  # nor above 16g
     assert load_settings("local").spark.conf["spark.driver.memory"] == "auto"
+
+
+def test_spark_submit_gets_every_launch_setting_the_environment_sets(tmp_path):
+    """``driver_launch_conf`` hands spark-submit each ``LAUNCH_ONLY_CONF`` key of ``spark.conf``, so that a
+    submitted job's driver never starts without one (``ignored_launch_conf`` then finds nothing to warn of)."""
+    from lakehouse import spark
+    from lakehouse.config import load_settings
+
+    archive = tmp_path / "a.jsa"
+    conf = {"spark.driver.memory": "3g", "spark.driver.extraJavaOptions": "-Xss4m",
+            "spark.driver.extraClassPath": "/opt/extra.jar", "spark.sql.shuffle.partitions": "4"}
+    settings = load_settings("test", overrides={"spark": {"class_archive": str(archive), "conf": conf}})
+    assert spark.driver_launch_conf(settings) == {"spark.driver.memory": "3g", "spark.driver.extraJavaOptions": "-Xss4m",
+                                                  "spark.driver.extraClassPath": "/opt/extra.jar"}
+    archive.write_bytes(b"x")  # built: its options first, the environment's own after them
+    launch = spark.driver_launch_conf(settings)
+    assert launch["spark.driver.extraJavaOptions"] == f"{spark.java_options(archive)} -Xss4m"
+    assert spark.ignored_launch_conf(settings.spark.conf, launch) == []
+    auto = load_settings("test", overrides={"spark": {"class_archive": None, "conf": {"spark.driver.memory": "auto"}}})
+    assert "spark.driver.memory" not in spark.driver_launch_conf(auto)  # spark-submit's own memory then
