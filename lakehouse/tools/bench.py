@@ -225,6 +225,11 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                     runs = [_validation_phases(spark, run, spec, day, bronze) for _ in range(repeats + 1)][1:]
                 results.append({"scale": scale, "table": table, "rows": rows, "mode": mode, "step": "phases",
                                 "phases": {k: round(sorted(r[k] for r in runs)[len(runs) // 2], 3) for k in runs[0]}})
+            with session_conf(spark, SQL_MODES["code generation"]):
+                for step, fn, restore in _written_steps(spark, run, spec, sim.start_date, day, root):
+                    results.append({"scale": scale, "table": table, "rows": rows, "mode": "code generation",
+                                    "step": step, **repeat_timed(fn, repeats, before=restore)})
+                    log.info("bench validation x%g written: %s", scale, results[-1])
     finally:
         if own and spark is not None:
             from lakehouse.quality.runtime import shutdown_deequ
@@ -268,6 +273,19 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
             scan, load, full = med["plain scan"], med[TYPED_LOAD], med["validation (Deequ + row rules + dedup)"]
             lines.append(f"| x{scale:g} | {mode} | {scan} | {load} | {full} | {full - load:.2f} | "
                          f"{(full - load) / scan:.1f}x |")
+    lines += ["", "## With the writes", "",
+              "The same date written, as a job would, into tables that hold the first date (restored before each "
+              f"run, untimed), with code generation (how the silver job runs a date from `quality.compile_min_mb`). "
+              f"*{LOAD_WRITTEN}*: the typed load above merged insert-only on the key into a table of its own. "
+              f"*{SILVER_WRITTEN}*: `run_silver` for the table alone: validation, the insert-only MERGE into silver, "
+              "the quarantine's rows and the quality metrics and reconciliation (the quality report is not written).",
+              "", "| scale | rows | load without checks, written s | silver job s | silver job / load |",
+              "| --- | --- | --- | --- | --- |"]
+    for scale in scales:
+        med = {r["step"]: r for r in results if r["scale"] == scale and r["step"] in (LOAD_WRITTEN, SILVER_WRITTEN)}
+        if len(med) == 2:
+            load, job = med[LOAD_WRITTEN]["median_s"], med[SILVER_WRITTEN]["median_s"]
+            lines.append(f"| x{scale:g} | {med[LOAD_WRITTEN]['rows']} | {load} | {job} | {job / load:.2f}x |")
     phase_rows = [r for r in results if r["step"] == "phases"]
     names = list(phase_rows[0]["phases"]) if phase_rows else []
     lines += ["", "## Where the time goes", "",
@@ -286,6 +304,55 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
 
 
 TYPED_LOAD = "typed load, no checks (type, latest per key, hash)"
+LOAD_WRITTEN = "typed load, no checks, written (insert-only MERGE)"
+SILVER_WRITTEN = "silver job for the table (validation, MERGE, quarantine, metrics)"
+
+
+def _written_steps(spark, settings: Settings, spec, first_day: dt.date, day: dt.date, root: Path):
+    """(step, timed call, untimed restore) of the date ``day`` written both ways: the typed load merged
+    insert-only into a table of its own, and the silver job for ``spec``'s table alone. Both tables first
+    get ``first_day`` the same way; the lake's tables other than bronze are kept as they are then and
+    put back before each run, so every run writes into the same state."""
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.ingest.stage import ingest_source
+    from lakehouse.quality import transform
+    from lakehouse.silver.stage import run_silver
+
+    bronze_uri = tables.bronze(spec.bronze).uri(settings)
+    load_uri = f"{settings.lake_uri}/bench_load/{spec.table}"
+
+    def typed(date: dt.date):
+        rows = delta_io.read(spark, bronze_uri).where(F.col("_ingest_date") == F.lit(date.isoformat()).cast("date"))
+        return transform.pseudonymize(transform.latest(transform.conformed(rows, spec), spec), spec, "bench-key") \
+            .withColumn("_ingest_date", F.lit(date.isoformat()).cast("date"))
+
+    ingest_source(spark, settings, spec.source, first_day)
+    run_silver(spark, settings, first_day, tables=[spec.table])
+    delta_io.merge_insert_only(spark, load_uri, typed(first_day), spec.key, "bench")
+    lake, saved, inputs = Path(settings.path(settings.lake.root)), root / "lake-first-date", {"bronze", "raw"}
+    shutil.copytree(lake, saved, ignore=lambda folder, names: inputs if Path(folder) == lake else [])
+
+    def restore():
+        spark.catalog.clearCache()
+        spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # snapshots of the replaced tables
+        for child in lake.iterdir():
+            if child.name not in inputs:
+                shutil.rmtree(child)
+        for child in saved.iterdir():
+            shutil.copytree(child, lake / child.name)
+
+    def load():
+        if not delta_io.merge_insert_only(spark, load_uri, typed(day), spec.key, "bench"):
+            raise LakehouseError(f"bench: the load of {day} inserted nothing: its table was not restored")
+
+    def job():
+        outcome = run_silver(spark, settings, day, tables=[spec.table]).tables[0]
+        if outcome.silver_rows - outcome.already_stored <= 0:
+            raise LakehouseError(f"bench: silver.{spec.table} {day} inserted nothing: its table was not restored")
+
+    return [(LOAD_WRITTEN, load, restore), (SILVER_WRITTEN, job, restore)]
 
 
 def _noop(df) -> None:

@@ -92,6 +92,15 @@ def test_the_validation_benchmark_times_a_scan_a_load_without_checks_and_validat
     for r in rows:  # validation - typed load, from the medians in the results
         med = {x["step"]: x["median_s"] for x in results if x["mode"] == r[1] and x["step"] != "phases"}
         assert float(r[5]) == round(med["validation (Deequ + row rules + dedup)"] - med[TYPED_LOAD], 2)
+    # the date written both ways into tables restored to the first date before each run (a run that
+    # inserted nothing raises): one row of the with-writes table, its ratio from the medians
+    from lakehouse.tools.bench import LOAD_WRITTEN, SILVER_WRITTEN
+
+    written = {r["step"]: r["median_s"] for r in results if r["step"] in (LOAD_WRITTEN, SILVER_WRITTEN)}
+    assert set(written) == {LOAD_WRITTEN, SILVER_WRITTEN} and all(v > 0 for v in written.values())
+    section = text.split("## With the writes")[1].split("\n## ")[0]
+    row = [line.split(" | ") for line in section.splitlines() if line.startswith("| x1 | ")]
+    assert len(row) == 1 and row[0][4] == f"{written[SILVER_WRITTEN] / written[LOAD_WRITTEN]:.2f}x |"
     assert json.loads(out_json.read_text())["results"] == results
     assert {k: spark.conf.get(k, None) for k in keys} == before
     assert not spark.sparkContext._jsc.sc().isStopped()
