@@ -162,7 +162,6 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
 
     from lakehouse import delta_io
     from lakehouse.ingest.stage import ingest_source
-    from lakehouse.quality import transform
     from lakehouse.quality.rules import load_rules
     from lakehouse.silver.stage import compiled_if_large, validate_table
     from lakehouse.simulator.systems import generate_sources
@@ -197,8 +196,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
             def typed_load():
                 # what silver needs with no check at all: every column typed, the latest version per key,
                 # personal data hashed (written nowhere, every column computed)
-                _noop(transform.pseudonymize(transform.latest(transform.conformed(bronze, spec), spec), spec,
-                                             "bench-key"))
+                _noop(_typed_rows(bronze, spec))
 
             def validation():
                 outcome, silver, quarantine, checked = validate_table(spark, run, spec, day, "bench", "bench-key")
@@ -304,6 +302,16 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
 
 
 TYPED_LOAD = "typed load, no checks (type, latest per key, hash)"
+
+
+def _typed_rows(bronze, spec):
+    """What silver needs of ``bronze`` with no check at all: every column typed, the latest version per
+    key, personal data hashed (``TYPED_LOAD``)."""
+    from lakehouse.quality import transform
+
+    return transform.pseudonymize(transform.latest(transform.conformed(bronze, spec), spec), spec, "bench-key")
+
+
 LOAD_WRITTEN = "typed load, no checks, written (insert-only MERGE)"
 SILVER_WRITTEN = "silver job for the table (validation, MERGE, quarantine, metrics)"
 
@@ -317,7 +325,6 @@ def _written_steps(spark, settings: Settings, spec, first_day: dt.date, day: dt.
 
     from lakehouse import delta_io
     from lakehouse.ingest.stage import ingest_source
-    from lakehouse.quality import transform
     from lakehouse.silver.stage import run_silver
 
     bronze_uri = tables.bronze(spec.bronze).uri(settings)
@@ -325,8 +332,7 @@ def _written_steps(spark, settings: Settings, spec, first_day: dt.date, day: dt.
 
     def typed(date: dt.date):
         rows = delta_io.read(spark, bronze_uri).where(F.col("_ingest_date") == F.lit(date.isoformat()).cast("date"))
-        return transform.pseudonymize(transform.latest(transform.conformed(rows, spec), spec), spec, "bench-key") \
-            .withColumn("_ingest_date", F.lit(date.isoformat()).cast("date"))
+        return _typed_rows(rows, spec).withColumn("_ingest_date", F.lit(date.isoformat()).cast("date"))
 
     ingest_source(spark, settings, spec.source, first_day)
     run_silver(spark, settings, first_day, tables=[spec.table])
