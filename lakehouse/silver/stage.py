@@ -182,6 +182,10 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
         # the cache holds the window's shuffle partitions: a small date's rows are written as one
         # file each (a filter of the cache, read in one task), as bronze's one file gave them before
         silver, quarantine = silver.coalesce(1), quarantine.coalesce(1)
+    else:
+        # a large date's quarantine is a small share of it (the table's gate caps it): its rows are
+        # found in parallel over the cache and shuffled into one file, not one small file per partition
+        quarantine = quarantine.repartition(1)
     return outcome, silver, quarantine, checked
 
 
@@ -250,7 +254,9 @@ def judge(settings: Settings, spec: TableRules, run_date: dt.date, counts: dict[
 
 def record_metrics(spark: SparkSession, settings: Settings, outcomes: list[TableOutcome], run_id: str,
                     meta: str) -> None:
-    """Quality metrics and reconciliation of every table of the run, one Delta commit each."""
+    """Quality metrics and reconciliation of every table of the run, one Delta commit each, the two side
+    by side (``settings.parallelism``): each is a short chain of small Spark jobs and a commit, whose
+    latency overlaps."""
     schema = T.StructType([T.StructField(n, t) for n, t in [
         ("table", T.StringType()), ("run_date", T.DateType()), ("rule", T.StringType()), ("kind", T.StringType()),
         ("severity", T.StringType()), ("status", T.StringType()), ("metric", T.DoubleType()),
@@ -259,21 +265,24 @@ def record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Table
     if not outcomes:
         return
     days = sorted({o.run_date for o in outcomes})
-    rows = [(o.table, dt.date.fromisoformat(o.run_date), r["rule"], r["kind"], r["severity"], r["status"],
-             float(r["metric"]) if r["metric"] is not None else None, r["threshold"], int(r["failing_rows"]),
-             r["resolution"], run_id) for o in outcomes for r in o.rule_rows]
-    df = spark.createDataFrame(rows, schema)
+    metrics = [(o.table, dt.date.fromisoformat(o.run_date), r["rule"], r["kind"], r["severity"], r["status"],
+                float(r["metric"]) if r["metric"] is not None else None, r["threshold"], int(r["failing_rows"]),
+                r["resolution"], run_id) for o in outcomes for r in o.rule_rows]
+    recon = [(o.table, dt.date.fromisoformat(o.run_date), o.bronze_rows, o.silver_rows, o.quarantined,
+              o.duplicates_removed, o.superseded, o.fixed_rows, o.balanced, o.passed, run_id) for o in outcomes]
+    recon_schema = "table string, run_date date, bronze_rows long, silver_rows long, quarantined long, " \
+                   "duplicates_removed long, superseded long, fixed_rows long, balanced boolean, passed boolean, " \
+                   "run_id string"
     names = ", ".join(f"'{t}'" for t in sorted({o.table for o in outcomes}))
     dates = f"run_date = '{days[0]}'" if len(days) == 1 else f"run_date >= '{days[0]}' AND run_date <= '{days[-1]}'"
     where = f"{dates} AND table IN ({names})"
-    delta_io.replace_where(df, tables.QUALITY_METRICS.uri(settings), where, meta)
-    recon = spark.createDataFrame([(o.table, dt.date.fromisoformat(o.run_date), o.bronze_rows, o.silver_rows, o.quarantined,
-                                    o.duplicates_removed, o.superseded, o.fixed_rows,
-                                    o.balanced, o.passed, run_id) for o in outcomes],
-                                  "table string, run_date date, bronze_rows long, silver_rows long, quarantined long, "
-                                  "duplicates_removed long, superseded long, fixed_rows long, balanced boolean, "
-                                  "passed boolean, run_id string")
-    delta_io.replace_where(recon, tables.RECONCILIATION.uri(settings), where, meta)
+    writes = [(tables.QUALITY_METRICS, metrics, schema), (tables.RECONCILIATION, recon, recon_schema)]
+
+    def write(session: SparkSession, item) -> None:
+        table, rows, rows_schema = item
+        delta_io.replace_where(session.createDataFrame(rows, rows_schema), table.uri(settings), where, meta)
+
+    run_parallel(spark, writes, write, settings.parallelism, name=lambda item: f"{item[0].name} {where}")
 
 
 def table_steps(specs: dict[str, TableRules]) -> list[list[str]]:
