@@ -183,8 +183,9 @@ def validate_table(spark: SparkSession, settings: Settings, spec: TableRules, ru
         # file each (a filter of the cache, read in one task), as bronze's one file gave them before
         silver, quarantine = silver.coalesce(1), quarantine.coalesce(1)
     else:
-        # a large date's quarantine is a small share of it (the table's gate caps it): its rows are
-        # found in parallel over the cache and shuffled into one file, not one small file per partition
+        # a large date's quarantine is a small share of it (capped where the table has a
+        # max_quarantine_rate gate): its rows are found in parallel over the cache and shuffled into
+        # one file, not one small file per partition
         quarantine = quarantine.repartition(1)
     return outcome, silver, quarantine, checked
 
@@ -257,7 +258,7 @@ def record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Table
     """Quality metrics and reconciliation of every table of the run, one Delta commit each, the two side
     by side (``settings.parallelism``): each is a short chain of small Spark jobs and a commit, whose
     latency overlaps."""
-    schema = T.StructType([T.StructField(n, t) for n, t in [
+    metrics_schema = T.StructType([T.StructField(n, t) for n, t in [
         ("table", T.StringType()), ("run_date", T.DateType()), ("rule", T.StringType()), ("kind", T.StringType()),
         ("severity", T.StringType()), ("status", T.StringType()), ("metric", T.DoubleType()),
         ("threshold", T.StringType()), ("failing_rows", T.LongType()), ("resolution", T.StringType()),
@@ -276,7 +277,7 @@ def record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Table
     names = ", ".join(f"'{t}'" for t in sorted({o.table for o in outcomes}))
     dates = f"run_date = '{days[0]}'" if len(days) == 1 else f"run_date >= '{days[0]}' AND run_date <= '{days[-1]}'"
     where = f"{dates} AND table IN ({names})"
-    writes = [(tables.QUALITY_METRICS, metrics, schema), (tables.RECONCILIATION, recon, recon_schema)]
+    writes = [(tables.QUALITY_METRICS, metrics, metrics_schema), (tables.RECONCILIATION, recon, recon_schema)]
 
     def write(session: SparkSession, item) -> None:
         table, rows, rows_schema = item
