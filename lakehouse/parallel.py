@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Callable, Iterable, TypeVar
 
@@ -45,11 +45,33 @@ def _child_sessions(spark: SparkSession, n: int) -> list[SparkSession]:
 
 
 def run_parallel(spark: SparkSession, items: Iterable[T], task: Callable[[SparkSession, T], R],
-                 workers: int, name: Callable[[T], str] = str) -> list[R]:
-    """``task(session, item)`` for every item, at most ``workers`` at a time; results in item order."""
+                 workers: int, name: Callable[[T], str] = str,
+                 after: Callable[[T], Iterable[T]] | None = None) -> list[R]:
+    """``task(session, item)`` for every item, at most ``workers`` at a time; results in item order.
+
+    ``after(item)``: the items of ``items`` that must have finished before ``item`` starts. An item
+    waits for those only, not for a step of them all, so a long item does not hold back work that does
+    not depend on it; of the items ready, the first in ``items`` starts first (one at a time, in that
+    order, when ``workers`` is 1). An item whose predecessor failed does not run; the others do.
+    """
     items = list(items)
+    waits = [{j for j, other in enumerate(items) if j != i and other in list(after(item))} if after else set()
+             for i, item in enumerate(items)]
+    results: dict[int, R] = {}
+    errors: dict[int, BaseException] = {}
     if workers <= 1 or len(items) <= 1:
-        return [task(spark, item) for item in items]
+        for i in _in_dependency_order(waits):
+            if not waits[i] <= set(results):  # a predecessor failed (or did not run)
+                continue
+            try:
+                results[i] = task(spark, items[i])
+            except Exception as exc:  # noqa: BLE001 - the first is re-raised below, as from the threads
+                if not after:
+                    raise
+                errors[i] = exc
+        if errors:
+            raise errors[min(errors)]
+        return [results[i] for i in range(len(items))]
     n = min(workers, len(items))
     sessions = _child_sessions(spark, n)
     free: queue.SimpleQueue = queue.SimpleQueue()
@@ -63,19 +85,39 @@ def run_parallel(spark: SparkSession, items: Iterable[T], task: Callable[[SparkS
         finally:
             free.put(session)
 
+    pending = list(_in_dependency_order(waits))
+    running: dict[Future, int] = {}
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="lakehouse") as pool:
-        futures = [pool.submit(run, item) for item in items]
-        errors = []
-        results = []
-        for item, fut in zip(items, futures):
-            try:
-                results.append(fut.result())
-            except Exception as exc:  # noqa: BLE001 - collected, the first is re-raised below
-                log.error("%s failed: %s", name(item), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                errors.append(exc)
+        while pending or running:
+            for i in [i for i in pending if waits[i] <= set(results)][:n - len(running)]:
+                pending.remove(i)
+                running[pool.submit(run, items[i])] = i
+            pending = [i for i in pending if not waits[i] & set(errors)]  # a predecessor failed: never runs
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i = running.pop(fut)
+                try:
+                    results[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - collected, the first is re-raised below
+                    log.error("%s failed: %s", name(items[i]), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    errors[i] = exc
     if errors:
-        raise errors[0]
-    return results
+        raise errors[min(errors)]
+    return [results[i] for i in range(len(items))]
+
+
+def _in_dependency_order(waits: list[set[int]]) -> list[int]:
+    """Indices such that each comes after those it waits for, else in their own order; a ValueError
+    for items that wait for each other."""
+    order: list[int] = []
+    while len(order) < len(waits):
+        ready = next((i for i in range(len(waits)) if i not in order and waits[i] <= set(order)), None)
+        if ready is None:
+            raise ValueError(f"items wait for each other in a cycle: {sorted(set(range(len(waits))) - set(order))}")
+        order.append(ready)
+    return order
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from lakehouse import catalog, delta_io, tables
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.gold import activity, entities, entity_store, features, labels
+from lakehouse.parallel import run_parallel
 from lakehouse.run_ids import new_run_id
 from lakehouse.tables import Table
 
@@ -156,29 +157,50 @@ def _write(spark, settings, table: Table, df, value, meta, result) -> None:
 
 
 def build_gold(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None) -> GoldResult:
+    """Gold for ``run_date`` in two steps of independent parts, each step's parts side by side
+    (``settings.parallelism``; a small date's parts are chains of short jobs and commits whose latency
+    overlaps): the activity slice then the lifetime state, beside the entity checkpoints; then the
+    feature snapshot (which reads all three) beside the labels of the snapshot ``label_horizon_days``
+    back (stored by an earlier date's run: the horizon is at least a day). Each table gets the one
+    commit it got one part after the other, with the same rows."""
     started = time.perf_counter()
     run_id = run_id or new_run_id("gold", run_date)
     result = GoldResult(run_date.isoformat(), run_id)
     catalog.register(spark, settings)
     meta = delta_io.commit_metadata(run_id, "gold", run_date.isoformat())
     day = run_date.isoformat()
-    _write(spark, settings, tables.ACTIVITY, build_activity(spark, settings, run_date), day, meta, result)
-    state, how = build_state(spark, settings, run_date)
-    _write(spark, settings, tables.LIFETIME_STATE, state, day, meta, result)
-    log.info("%s %s: %s", tables.LIFETIME_STATE.qualified, day, how)
-    result.rows.update(entity_store.write_checkpoints(
-        spark, settings, [run_date, features.price_reference_day(run_date)], meta))
-    _write(spark, settings, tables.FEATURES, build_snapshot(spark, settings, run_date), day, meta, result)
-    lab = build_labels(spark, settings, run_date)
-    snap = labels.label_snapshot_date(settings.gold.label_horizon_days, run_date).isoformat()
-    if lab is None:
-        log.info("%s: no snapshot for %s yet (horizon %d days); nothing to label", tables.LABELS.qualified, snap,
-                 settings.gold.label_horizon_days)
-    else:
-        _write(spark, settings, tables.LABELS, lab, snap, meta, result)
-        result.label_snapshot = snap
-        result.churned = delta_io.read(spark, tables.LABELS.uri(settings)) \
-            .where(f"snapshot_date = '{snap}'").where("churned = 1").count()
+    snap_day = labels.label_snapshot_date(settings.gold.label_horizon_days, run_date)
+
+    def activity_and_state(session: SparkSession) -> None:
+        _write(session, settings, tables.ACTIVITY, build_activity(session, settings, run_date), day, meta, result)
+        state, how = build_state(session, settings, run_date)
+        _write(session, settings, tables.LIFETIME_STATE, state, day, meta, result)
+        log.info("%s %s: %s", tables.LIFETIME_STATE.qualified, day, how)
+
+    def checkpoints(session: SparkSession) -> None:
+        result.rows.update(entity_store.write_checkpoints(
+            session, settings, [run_date, features.price_reference_day(run_date)], meta))
+
+    def snapshot(session: SparkSession) -> None:
+        _write(session, settings, tables.FEATURES, build_snapshot(session, settings, run_date), day, meta, result)
+
+    def matured_labels(session: SparkSession) -> None:
+        lab = build_labels(session, settings, run_date)
+        if lab is None:
+            log.info("%s: no snapshot for %s yet (horizon %d days); nothing to label", tables.LABELS.qualified,
+                     snap_day, settings.gold.label_horizon_days)
+            return
+        _write(session, settings, tables.LABELS, lab, snap_day.isoformat(), meta, result)
+        result.label_snapshot = snap_day.isoformat()
+        result.churned = delta_io.read(session, tables.LABELS.uri(settings)) \
+            .where(f"snapshot_date = '{snap_day}'").where("churned = 1").count()
+
+    for step in ([activity_and_state, checkpoints], [snapshot, matured_labels]):
+        run_parallel(spark, step, lambda session, part: part(session), settings.parallelism,
+                     name=lambda part: f"gold {part.__name__} {day}")
+    # the rows by table in the order the parts' tables depend on each other (the parts ran side by side)
+    order = [tables.ACTIVITY.name, tables.LIFETIME_STATE.name, tables.FEATURES.name, tables.LABELS.name]
+    result.rows = dict(sorted(result.rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 1.5))
     result.seconds = round(time.perf_counter() - started, 2)
     return result
 

@@ -54,6 +54,7 @@ from lakehouse.silver.stage import (
     named,
     quarantine_rows,
     record_metrics,
+    table_references,
     table_steps,
 )
 from lakehouse.spark import cache_level, estimated_mb
@@ -183,13 +184,14 @@ def load_silver_range(spark: SparkSession, settings: Settings, first: dt.date, l
     loaded: dict[str, DataFrame] = {}
     done: dict[str, tuple] = {}
     try:
-        for step in table_steps(rules):  # the tables of a step side by side, as a daily run takes them
-            for name, checked in zip(step, run_parallel(
-                    spark, step, lambda session, n: _validate(session, settings, rules[n], dates, run_id, pii_key,
-                                                              loaded),
-                    settings.parallelism, name=lambda n: f"silver.{n} {first}..{last}")):
-                done[name] = checked
-                loaded[name] = checked[1]
+        refs = table_references(rules)
+
+        def validate(session, name):  # as a daily run takes them: each once the tables it references are done
+            done[name] = _validate(session, settings, rules[name], dates, run_id, pii_key, loaded)
+            loaded[name] = done[name][1]
+
+        run_parallel(spark, [n for step in table_steps(rules) for n in step], validate, settings.parallelism,
+                     name=lambda n: f"silver.{n} {first}..{last}", after=lambda n: refs[n])
         by_date = {day.isoformat(): [] for day in dates}
         for name in rules:
             for o in done[name][0]:

@@ -286,18 +286,24 @@ def record_metrics(spark: SparkSession, settings: Settings, outcomes: list[Table
     run_parallel(spark, writes, write, settings.parallelism, name=lambda item: f"{item[0].name} {where}")
 
 
+def table_references(specs: dict[str, TableRules]) -> dict[str, set[str]]:
+    """For each table, the other tables of ``specs`` whose silver its rules read (``references``)."""
+    return {name: {r.table for r in spec.rules if r.check == "references" and r.table in specs and r.table != name}
+            for name, spec in specs.items()}
+
+
 def table_steps(specs: dict[str, TableRules]) -> list[list[str]]:
     """Tables in steps: a table whose rules reference another table's silver (``references``) comes
-    in a later step than that table; the tables of one step are independent and run side by side
+    in a later step than that table; the tables of one step are independent and can run side by side
     (two of one source share its quarantine table: a rare conflicting commit there is retried)."""
+    refs = table_references(specs)
     level: dict[str, int] = {}
 
     def depth(name: str, seen: tuple = ()) -> int:
         if name not in level:
             if name in seen:
                 raise LakehouseError(f"silver rules reference each other in a cycle: {' -> '.join(seen + (name,))}")
-            refs = {r.table for r in specs[name].rules if r.check == "references" and r.table in specs and r.table != name}
-            level[name] = 1 + max((depth(t, seen + (name,)) for t in refs), default=-1)
+            level[name] = 1 + max((depth(t, seen + (name,)) for t in refs[name]), default=-1)
         return level[name]
 
     for name in specs:
@@ -417,15 +423,15 @@ def run_silver(spark: SparkSession, settings: Settings, run_date: dt.date, table
         raise LakehouseError(f"unknown silver table(s) {sorted(unknown)} (known: {', '.join(rules)})")
     pii_key = secret(settings.quality.pii_key_env, "quality.pii_key_env")
     selected = {name: spec for name, spec in rules.items() if not tables or name in tables}
-    steps = table_steps(selected)
-    log.info("silver %s: %d table(s) in %d step(s), up to %d at a time: %s", run_date, len(selected), len(steps),
-             settings.parallelism, " then ".join("+".join(step) for step in steps))
-    done: dict[str, TableOutcome] = {}
-    for step in steps:
-        for outcome in run_parallel(spark, step, lambda session, n: _load_table(session, settings, selected[n],
-                                                                                run_date, run_id, pii_key),
-                                    settings.parallelism, name=lambda n: f"silver.{n} {run_date}"):
-            done[outcome.table] = outcome
+    steps, refs = table_steps(selected), table_references(selected)
+    log.info("silver %s: %d table(s), up to %d at a time, each once the tables it references are written: %s",
+             run_date, len(selected), settings.parallelism, " then ".join("+".join(step) for step in steps))
+    # a table starts when the tables it references are done, not when a whole step is: the small
+    # tables that check customer ids run beside a large date's web events
+    ordered = [name for step in steps for name in step]
+    done = dict(zip(ordered, run_parallel(
+        spark, ordered, lambda session, n: _load_table(session, settings, selected[n], run_date, run_id, pii_key),
+        settings.parallelism, name=lambda n: f"silver.{n} {run_date}", after=lambda n: refs[n])))
     outcomes = [done[name] for name in selected]
     record_metrics(spark, settings, outcomes, run_id,
                     delta_io.commit_metadata(run_id, "silver", run_date.isoformat()))
