@@ -55,8 +55,8 @@ def run_parallel(spark: SparkSession, items: Iterable[T], task: Callable[[SparkS
     order, when ``workers`` is 1). An item whose predecessor failed does not run; the others do.
     """
     items = list(items)
-    waits = [{j for j, other in enumerate(items) if j != i and other in list(after(item))} if after else set()
-             for i, item in enumerate(items)]
+    needs = [list(after(item)) if after else [] for item in items]
+    waits = [{j for j, other in enumerate(items) if j != i and other in needs[i]} for i in range(len(items))]
     results: dict[int, R] = {}
     errors: dict[int, BaseException] = {}
     if workers <= 1 or len(items) <= 1:
