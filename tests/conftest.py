@@ -53,18 +53,20 @@ def make_settings(tmp: Path, sources_dir: Path | None = None, **overrides):
 # in the order of the collected tests. Files that build on the same session fixture's state form one
 # group, so one worker builds it once and runs them in the order a single process does (the DAG's runs
 # score with the champion the model tests train; silver validates the lake the ingest and fault tests
-# ingest); any other file is a group of its own. The groups known to run longest come first, so that
-# neither worker is left alone with a long file at the end while the other idles (docs/benchmarks.md,
-# the suite's row); any other file follows in collection order. (xdist's own ``loadgroup`` reads groups
-# from test ids it rewrites, which pytest 9.2 no longer lets it do: pytest-dev/pytest-xdist#1386.)
+# ingest; gold's tests and the history-load test copy one daily lake); any other file is a group of its
+# own. The groups known to run longest come first, so that neither worker is left alone with a long file
+# at the end while the other idles (docs/benchmarks.md, the suite's row); any other file follows in
+# collection order. (xdist's own ``loadgroup`` reads groups from test ids it rewrites, which pytest 9.2
+# no longer lets it do: pytest-dev/pytest-xdist#1386.)
 SHARED_STATE = [
     ("tests/dags/test_dag_run.py", "tests/integration/test_models.py"),  # trained_model
     ("tests/integration/test_faults.py", "tests/integration/test_ingest.py", "tests/integration/test_silver.py"),  # ingested
+    ("tests/integration/test_gold.py", "tests/integration/test_history_load.py"),  # daily_lake
 ]
 LONGEST_FIRST = ["tests/dags/test_dag_run.py", "tests/integration/test_faults.py", "tests/integration/test_gold.py",
-                 "tests/integration/test_history_load.py", "tests/integration/test_cluster.py",
-                 "tests/integration/test_byod.py", "tests/integration/test_bench_features.py",
-                 "tests/integration/test_reliability.py", "tests/integration/test_hdfs_lake.py"]
+                 "tests/integration/test_cluster.py", "tests/integration/test_byod.py",
+                 "tests/integration/test_bench_features.py", "tests/integration/test_reliability.py",
+                 "tests/integration/test_hdfs_lake.py"]
 
 
 def group_of(nodeid: str) -> str:
@@ -176,6 +178,63 @@ def ingested(spark, lake):
     return {(s, d): ingest_source(spark, settings, s, d) for d in dates for s in SOURCES}
 
 
+
+
+DAILY_DAYS = 5
+DAILY_STAGES = ["ingest", "silver", "gold", "materialize"]
+
+
+@pytest.fixture(scope="session")
+def daily_lake(spark, tmp_path_factory, generated_sources, api):
+    """The first ``DAILY_DAYS`` simulated dates run one by one (``run_range``, what a daily schedule does)
+    through ingest, silver (PyDeequ), gold (label horizon 2 days, entity checkpoints whatever their size)
+    and the online store: the lake gold's tests and the history-load test compare against. Built once per
+    worker; a module that writes to it works on its own copy (``copy_lake``). Also returns the
+    content checksum of each date's feature snapshot as it was when that date was first written."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io, tables
+    from lakehouse.pipeline import run_range
+
+    out, summary = generated_sources
+    settings = make_settings(tmp_path_factory.mktemp("daily"), sources_dir=out,
+                             sources={"support_api": {"base_url": api.url}},
+                             gold={"label_horizon_days": 2, "entity_checkpoint_min_mb": 0})
+    start = dt.date.fromisoformat(summary["start_date"])
+    dates = [start + dt.timedelta(days=i) for i in range(DAILY_DAYS)]
+    first_written = {}
+
+    def remember(day, _timings):
+        snapshot = delta_io.read(spark, tables.FEATURES.uri(settings)).where(F.col("snapshot_date") == F.lit(day.isoformat()))
+        first_written[day] = delta_io.content_checksum(snapshot)
+
+    run_range(spark, settings, dates, DAILY_STAGES, on_date=remember)
+    return settings, dates, first_written
+
+
+def relocate(settings, dest: Path):
+    """``settings`` with the lake, the online store and the logs under ``dest`` (sources and every other
+    setting as they were)."""
+    online = Path(settings.feature_store.online_path).name
+    return settings.model_copy(update={
+        "lake": settings.lake.model_copy(update={"root": str(dest / "lake")}),
+        "feature_store": settings.feature_store.model_copy(update={"online_path": str(dest / "online" / online)}),
+        "logs_dir": str(dest / "logs")})
+
+
+def copy_lake(settings, dest: Path):
+    """A copy of the lake and online store of ``settings`` under ``dest``, and settings that point at it."""
+    import shutil
+
+    copy = relocate(settings, dest)
+    shutil.copytree(settings.path(settings.lake.root), copy.path(copy.lake.root))
+    online = settings.path(settings.feature_store.online_path)
+    if online.exists():
+        copy.path(copy.feature_store.online_path).parent.mkdir(parents=True)
+        shutil.copy(online, copy.path(copy.feature_store.online_path))
+    return copy
 
 
 ML_DAYS = 8

@@ -13,28 +13,17 @@ from pyspark.sql import functions as F
 from lakehouse import catalog, delta_io, tables
 from lakehouse.gold import entities, entity_store, features, stage
 from lakehouse.gold.stage import build_gold
-from lakehouse.pipeline import run_range
-from tests.conftest import make_settings
+from tests.conftest import copy_lake, make_settings
 
-HORIZON = 2
+HORIZON = 2  # conftest's daily_lake
 
 
 @pytest.fixture(scope="module")
-def gold_lake(spark, tmp_path_factory, generated_sources, api):
-    out, summary = generated_sources
-    settings = make_settings(tmp_path_factory.mktemp("gold"), sources_dir=out,
-                             sources={"support_api": {"base_url": api.url}},
-                             gold={"label_horizon_days": HORIZON, "entity_checkpoint_min_mb": 0})  # checkpoints too
-    start = dt.date.fromisoformat(summary["start_date"])
-    dates = [start + dt.timedelta(days=i) for i in range(5)]
-    seen = {}
-
-    def remember(day, _timings):  # the snapshot of dates[1] as it was when first written
-        if day == dates[1]:
-            seen["snapshot"] = delta_io.content_checksum(_partition(spark, settings, tables.FEATURES, "snapshot_date", day))
-
-    run_range(spark, settings, dates, ["ingest", "silver", "gold", "materialize"], on_date=remember)
-    return settings, dates, seen, out
+def gold_lake(daily_lake, tmp_path_factory, generated_sources):
+    """A copy of the session's daily lake (five dates): these tests write to it."""
+    settings, dates, first_written = daily_lake
+    assert settings.gold.label_horizon_days == HORIZON and settings.gold.entity_checkpoint_min_mb == 0
+    return copy_lake(settings, tmp_path_factory.mktemp("gold")), dates, first_written, generated_sources[0]
 
 
 def _partition(spark, settings, table, col, day):
@@ -42,11 +31,13 @@ def _partition(spark, settings, table, col, day):
 
 
 def test_snapshot_is_unchanged_by_data_that_arrived_later(spark, gold_lake):
-    settings, dates, seen, _ = gold_lake
-    stored = delta_io.content_checksum(_partition(spark, settings, tables.FEATURES, "snapshot_date", dates[1]))
+    settings, dates, first_written, _ = gold_lake
+    for day in dates:  # later dates landed after each was written
+        assert delta_io.content_checksum(_partition(spark, settings, tables.FEATURES, "snapshot_date", day)) == \
+            first_written[day], day
     recomputed = delta_io.content_checksum(stage.build_snapshot(spark, settings, dates[1]))
-    assert seen["snapshot"][0] > 150
-    assert stored == seen["snapshot"] == recomputed  # three more dates landed in between
+    assert first_written[dates[1]][0] > 150
+    assert recomputed == first_written[dates[1]]  # three more dates landed in between
 
 
 def test_incremental_snapshots_equal_a_full_recompute_from_silver(spark, gold_lake):
@@ -261,24 +252,21 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
     active customer, then look for the id everywhere: every file's bytes, every Parquet value (data
     files referenced or not, checkpoints), every readable table version, the raw zone, SQLite."""
     import hashlib
-    import shutil
     import sqlite3
     from pathlib import Path
 
     from lakehouse.erasure import erase_customer, find_traces
 
     settings, dates, _, _ = gold_lake
-    shutil.copytree(settings.path(settings.lake.root), tmp_path / "lake")
-    shutil.copy(settings.path(settings.feature_store.online_path), tmp_path / "features.sqlite")
-    copy = make_settings(tmp_path, lake={"root": str(tmp_path / "lake")},
-                         feature_store={"online_path": str(tmp_path / "features.sqlite")}, gold=settings.gold.model_dump())
+    copy = copy_lake(settings, tmp_path)
+    online = copy.path(copy.feature_store.online_path)
     web_uri = tables.silver("web_events").uri(copy)
     web = delta_io.read(spark, web_uri)
     cid = web.groupBy("customer_id").count().orderBy(F.col("count").desc(), "customer_id").first()["customer_id"]
     others_before = delta_io.content_checksum(web.where(F.col("customer_id") != cid))
     before = find_traces(copy, cid)
     places = {p.split("/lake/", 1)[-1].split("/")[0] for p in before}
-    assert {"raw", "bronze", "silver", "gold"} <= places and str(tmp_path / "features.sqlite") in before
+    assert {"raw", "bronze", "silver", "gold"} <= places and str(online) in before
 
     result = erase_customer(spark, copy, cid, dt.date(2026, 11, 26))
 
@@ -304,7 +292,7 @@ def test_erasure_removes_a_customer_from_every_layer_version_and_the_online_stor
         entry = next(f for f in manifest["files"] if f["name"] == file)
         assert entry["sha256"] == hashlib.sha256((tmp_path / "lake" / name).read_bytes()).hexdigest()
         assert manifest["erasures"][-1]["erasure_id"] == result.erasure_id
-    with sqlite3.connect(tmp_path / "features.sqlite") as con:
+    with sqlite3.connect(online) as con:
         assert con.execute("SELECT COUNT(*) FROM customer_daily WHERE customer_id = ?", (cid,)).fetchone()[0] == 0
         assert con.execute("SELECT COUNT(*) FROM customer_daily").fetchone()[0] > 100
     record = delta_io.read(spark, tables.ERASURES.uri(copy)).collect()

@@ -1,9 +1,9 @@
 """The history load (``pipeline.load_history``) against daily runs of the same dates, table by table.
 
-Two lakes from one set of simulated sources: one fed date by date (``run_range``, what a daily schedule
-does), one by a single history load of the same range (silver and gold set-based). Every bronze,
-silver and gold table must hold the same rows (run ids and load timestamps aside), and the next date's
-daily run must leave both lakes equal again.
+Two lakes from one set of simulated sources: one fed date by date (conftest's ``daily_lake``: ``run_range``,
+what a daily schedule does), one by a single history load of the same range (silver and gold set-based).
+Every bronze, silver and gold table must hold the same rows (run ids and load timestamps aside), and the
+next date's daily run must leave both lakes equal again.
 """
 
 import datetime as dt
@@ -15,10 +15,9 @@ from lakehouse.pipeline import compile_range, load_history, run_range
 from lakehouse.storage import storage_for
 from lakehouse.tools.backfill_check import RUN_COLUMNS
 from lakehouse.versioning import lake_tables
-from tests.conftest import make_settings
+from tests.conftest import copy_lake, make_settings, relocate
 
-DAYS = 4
-STAGES = ["ingest", "silver", "gold"]
+STAGES = ["ingest", "silver", "gold"]  # what the daily lake ran, the online store aside
 
 
 def _checksums(spark, settings) -> dict:
@@ -32,24 +31,19 @@ def _checksums(spark, settings) -> dict:
 
 
 @pytest.fixture(scope="module")
-def lakes(spark, tmp_path_factory, generated_sources, api):
-    out, summary = generated_sources
-    start = dt.date.fromisoformat(summary["start_date"])
-    dates = [start + dt.timedelta(days=i) for i in range(DAYS)]
-
-    def settings(name):
-        return make_settings(tmp_path_factory.mktemp(name), sources_dir=out, sources={"support_api": {"base_url": api.url}},
-                             gold={"label_horizon_days": 2, "entity_checkpoint_min_mb": 0})
-
-    daily, history = settings("daily"), settings("history")
-    run_range(spark, daily, dates, STAGES)
+def lakes(spark, daily_lake, tmp_path_factory):
+    """The session's daily lake (a copy: the next date is run on it here) and a history load of its dates
+    into a new lake with the same settings."""
+    built, dates, _ = daily_lake
+    daily = copy_lake(built, tmp_path_factory.mktemp("daily"))
+    history = relocate(built, tmp_path_factory.mktemp("history"))
     loaded = load_history(spark, history, dates[0], dates[-1], STAGES, today=dates[-1])
     return daily, history, dates, loaded
 
 
 def test_a_history_load_leaves_the_tables_daily_runs_leave(spark, lakes):
     daily, history, dates, loaded = lakes
-    assert loaded["dates"] == DAYS and set(loaded["seconds"]) == {*STAGES, "total"}
+    assert loaded["dates"] == len(dates) and set(loaded["seconds"]) == {*STAGES, "total"}
     assert loaded["rows"]["silver"] > 1000 and loaded["rows"][tables.LABELS.name] > 100
     a, b = _checksums(spark, daily), _checksums(spark, history)
     assert set(a) == set(b)
