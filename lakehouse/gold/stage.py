@@ -146,14 +146,15 @@ def _written(spark, uri: str, before: int | None, where: str) -> tuple[int, int 
     return rows, version
 
 
-def _write(spark, settings, table: Table, df, value, meta, result) -> None:
+def _write(spark, settings, table: Table, df, value, meta, result) -> dict[str, int]:
+    """Replace ``table``'s partition ``value`` with ``df``; the version in ``result``, the rows returned."""
     uri = table.uri(settings)
     before = delta_io.latest_version(spark, uri)
     delta_io.replace_partition(df, uri, table.partition, value, meta)
-    result.rows[table.name], result.versions[table.name] = _written(spark, uri, before,
-                                                                    f"{table.partition} = '{value}'")
-    log.info("%s %s=%s: %d rows (version %s)", table.qualified, table.partition, value, result.rows[table.name],
+    rows, result.versions[table.name] = _written(spark, uri, before, f"{table.partition} = '{value}'")
+    log.info("%s %s=%s: %d rows (version %s)", table.qualified, table.partition, value, rows,
              result.versions[table.name])
+    return {table.name: rows}
 
 
 def build_gold(spark: SparkSession, settings: Settings, run_date: dt.date, run_id: str | None = None) -> GoldResult:
@@ -171,36 +172,36 @@ def build_gold(spark: SparkSession, settings: Settings, run_date: dt.date, run_i
     day = run_date.isoformat()
     snap_day = labels.label_snapshot_date(settings.gold.label_horizon_days, run_date)
 
-    def activity_and_state(session: SparkSession) -> None:
-        _write(session, settings, tables.ACTIVITY, build_activity(session, settings, run_date), day, meta, result)
+    # each part returns the rows it wrote by table
+    def activity_and_state(session: SparkSession) -> dict[str, int]:
+        rows = _write(session, settings, tables.ACTIVITY, build_activity(session, settings, run_date), day, meta, result)
         state, how = build_state(session, settings, run_date)
-        _write(session, settings, tables.LIFETIME_STATE, state, day, meta, result)
+        rows |= _write(session, settings, tables.LIFETIME_STATE, state, day, meta, result)
         log.info("%s %s: %s", tables.LIFETIME_STATE.qualified, day, how)
+        return rows
 
-    def checkpoints(session: SparkSession) -> None:
-        result.rows.update(entity_store.write_checkpoints(
-            session, settings, [run_date, features.price_reference_day(run_date)], meta))
+    def checkpoints(session: SparkSession) -> dict[str, int]:
+        return entity_store.write_checkpoints(session, settings, [run_date, features.price_reference_day(run_date)], meta)
 
-    def snapshot(session: SparkSession) -> None:
-        _write(session, settings, tables.FEATURES, build_snapshot(session, settings, run_date), day, meta, result)
+    def snapshot(session: SparkSession) -> dict[str, int]:
+        return _write(session, settings, tables.FEATURES, build_snapshot(session, settings, run_date), day, meta, result)
 
-    def matured_labels(session: SparkSession) -> None:
+    def matured_labels(session: SparkSession) -> dict[str, int]:
         lab = build_labels(session, settings, run_date)
         if lab is None:
             log.info("%s: no snapshot for %s yet (horizon %d days); nothing to label", tables.LABELS.qualified,
                      snap_day, settings.gold.label_horizon_days)
-            return
-        _write(session, settings, tables.LABELS, lab, snap_day.isoformat(), meta, result)
+            return {}
+        rows = _write(session, settings, tables.LABELS, lab, snap_day.isoformat(), meta, result)
         result.label_snapshot = snap_day.isoformat()
         result.churned = delta_io.read(session, tables.LABELS.uri(settings)) \
             .where(f"snapshot_date = '{snap_day}'").where("churned = 1").count()
+        return rows
 
     for step in ([activity_and_state, checkpoints], [snapshot, matured_labels]):
-        run_parallel(spark, step, lambda session, part: part(session), settings.parallelism,
-                     name=lambda part: f"gold {part.__name__} {day}")
-    # the rows by table in the order the parts' tables depend on each other (the parts ran side by side)
-    order = [tables.ACTIVITY.name, tables.LIFETIME_STATE.name, tables.FEATURES.name, tables.LABELS.name]
-    result.rows = dict(sorted(result.rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 1.5))
+        for rows in run_parallel(spark, step, lambda session, part: part(session), settings.parallelism,
+                                 name=lambda part: f"gold {part.__name__} {day}"):
+            result.rows.update(rows)  # in the parts' order, whichever finished first
     result.seconds = round(time.perf_counter() - started, 2)
     return result
 

@@ -194,9 +194,7 @@ def bench_validation(settings: Settings, scales: list[float], out_json: Path, ou
                 bronze.agg(*[F.max(F.length(c)) for c in bronze.columns if c != "_ingest_date"]).collect()
 
             def typed_load():
-                # what silver needs with no check at all: every column typed, the latest version per key,
-                # personal data hashed (written nowhere, every column computed)
-                _noop(_typed_rows(bronze, spec))
+                _noop(_typed_rows(bronze, spec))  # written nowhere, every column computed
 
             def validation():
                 outcome, silver, quarantine, checked = validate_table(spark, run, spec, day, "bench", "bench-key")
