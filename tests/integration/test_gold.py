@@ -65,10 +65,8 @@ def test_the_history_load_of_gold_equals_the_dates_run_one_by_one(spark, gold_la
     import shutil
 
     settings, dates, _, _ = gold_lake
-    lake = tmp_path / "lake"
-    shutil.copytree(settings.lake_uri.removeprefix("file://"), lake)
-    shutil.rmtree(lake / "gold")
-    copy = settings.model_copy(update={"lake": settings.lake.model_copy(update={"root": str(lake)})})
+    copy = copy_lake(settings, tmp_path)
+    shutil.rmtree(copy.path(copy.lake.root) / "gold")
     assert copy.lake_uri != settings.lake_uri
     result = stage.build_gold_range(spark, copy, dates[0], dates[-1])
     assert result.rows[tables.FEATURES.name] > 500 and result.rows[tables.LABELS.name] > 300
