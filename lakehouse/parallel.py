@@ -92,8 +92,7 @@ def run_parallel(spark: SparkSession, items: Iterable[T], task: Callable[[SparkS
             for i in [i for i in pending if waits[i] <= set(results)][:n - len(running)]:
                 pending.remove(i)
                 running[pool.submit(run, items[i])] = i
-            pending = [i for i in pending if not waits[i] & set(errors)]  # a predecessor failed: never runs
-            if not running:
+            if not running:  # what is still pending waits for an item that failed or did not run
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
